@@ -1,0 +1,98 @@
+"""The frozen configuration of one training run: every option, resolved.
+
+Click builds it at the edge (``steps``); ``core`` only reads it. Field names are
+the CLI option names with ``_`` for ``-`` (``lambda`` is ``lam`` here, since
+``lambda`` is a Python keyword); :meth:`TrainConfig.params` gives them back under
+their CLI names for logging.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from . import optimizers
+
+# The options each optimizer reads (everything else is data, model or loop).
+OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    dataset: str = "seed"
+    target: str = "y"
+    n_samples: int = 200
+    n_features: int = 10
+    n_informative: int = 3
+    noise: float = 0.1
+    data_seed: int = 0
+    validation_fraction: float = 0.0
+    # model
+    model: str = "relu"
+    fit_intercept: bool = False
+    init: str = "seed"
+    # loop
+    epochs: int = 100
+    batch_size: int = 0
+    learning_rate: float = 0.01
+    lr_schedule: str = "constant"
+    lr_step_size: int = 30
+    lr_gamma: float = 0.1
+    lr_power: float = 0.25
+    patience: int = 0
+    log_every: int = 1
+    seed: int = 0
+    # optimizer (None: torch.optim's default for the chosen optimizer)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    dampening: float | None = None
+    nesterov: bool | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    epsilon: float | None = None
+    amsgrad: bool | None = None
+    weight_decay: float | None = None
+    alpha: float | None = None
+    centered: bool | None = None
+    lr_decay: float | None = None
+    # penalty
+    penalty: str = "none"
+    lam: float = 0.0
+    l1_ratio: float = 0.5
+    l1_method: str = "prox"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{f.name} must be a finite number, got {v}")
+        if self.optimizer not in optimizers.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}")
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be > 0")
+        if self.log_every < 1:
+            raise ValueError("log_every must be >= 1")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError("validation_fraction must be in [0, 1)")
+        if self.patience and self.validation_fraction == 0:
+            raise ValueError("patience (early stopping) needs a validation split: set validation_fraction > 0")
+
+    def optimizer_hyper(self) -> dict:
+        """The chosen optimizer's hyperparameters, torch's defaults filled in."""
+        defaults = optimizers.DEFAULTS[self.optimizer]
+        return {k: (d if getattr(self, k) is None else getattr(self, k)) for k, d in defaults.items()}
+
+    def params(self) -> dict:
+        """Every resolved option under its CLI name (with ``_``), for logging.
+
+        Optimizer options that the chosen optimizer does not read are left out.
+        """
+        out = asdict(self)
+        out["lambda"] = out.pop("lam")
+        for name in {k for opts in OPTIMIZER_OPTIONS.values() for k in opts}:
+            out.pop(name, None)
+        out.update(self.optimizer_hyper())
+        return out

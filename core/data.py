@@ -1,0 +1,126 @@
+"""Data: the lesson's 2x2 set, a seeded synthetic regression problem, CSV loading.
+
+Every loader returns float64 features ``X`` (n, d) in Fortran order (column-major:
+both ``X @ w`` and ``X.T @ r`` then stream X contiguously), a target ``y`` (n,)
+and the feature names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The lesson's toy problem, exactly as printed there.
+SEED_X = ((0.1, 0.2), (0.4, 0.5))
+SEED_Y = (0.3, 0.9)
+
+
+class DataError(ValueError):
+    """The user's data cannot be used; the message says which file, column or row."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Training (and optional validation) arrays plus the feature names."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    feature_names: tuple[str, ...]
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+
+def seed_data() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The lesson's X = [[0.1, 0.2], [0.4, 0.5]], y = [0.3, 0.9]."""
+    X = np.asfortranarray(np.array(SEED_X, dtype=np.float64))
+    return X, np.array(SEED_Y, dtype=np.float64), ("x0", "x1")
+
+
+def synthetic(
+    n_samples: int = 200,
+    n_features: int = 10,
+    n_informative: int = 3,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """A seeded linear regression problem with a sparse true weight vector.
+
+    ``X ~ N(0, 1)``; the first ``n_informative`` true weights are drawn from
+    U(0.5, 2) (the rest are exactly zero, so L1's sparsity can be seen);
+    ``y = X w_true + noise * N(0, 1)``. Returns ``(X, y, names, w_true)``.
+    """
+    if n_samples < 1 or n_features < 1:
+        raise DataError("synthetic data needs n_samples >= 1 and n_features >= 1")
+    if not 0 <= n_informative <= n_features:
+        raise DataError(f"n_informative must be between 0 and n_features ({n_features})")
+    rng = np.random.default_rng(seed)
+    X = np.asfortranarray(rng.standard_normal((n_samples, n_features)))
+    w_true = np.zeros(n_features)
+    w_true[:n_informative] = rng.uniform(0.5, 2.0, n_informative)
+    y = X @ w_true + noise * rng.standard_normal(n_samples)
+    names = tuple(f"x{i}" for i in range(n_features))
+    return X, y, names, w_true
+
+
+def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Read a CSV file (local path or URI pandas can open) as data only.
+
+    ``target`` names the column to predict; every other column is a feature and
+    must be numeric. Missing values, non-numeric cells and empty files are refused
+    with a :class:`DataError` naming the column and row.
+    """
+    import pandas as pd  # pandas is only needed for CSV input
+
+    try:
+        frame = pd.read_csv(source)
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{source}: not a readable CSV file ({first})") from None
+    if target not in frame.columns:
+        cols = ", ".join(map(str, frame.columns[:20]))
+        raise DataError(f"{source}: no target column {target!r} (columns: {cols})")
+    if len(frame) == 0:
+        raise DataError(f"{source}: the file has a header but no rows")
+    features = [c for c in frame.columns if c != target]
+    if not features:
+        raise DataError(f"{source}: no feature columns besides the target {target!r}")
+    for col in frame.columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            cell = frame[col].iloc[row]
+            what = "a missing value" if pd.isna(cell) else f"the non-numeric or non-finite value {cell!r}"
+            # Row numbers as a spreadsheet shows them: the header is line 1.
+            raise DataError(f"{source}: column {col!r} has {what} on line {row + 2}")
+        frame[col] = values
+    X = np.asfortranarray(frame[features].to_numpy(dtype=np.float64))
+    y = frame[target].to_numpy(dtype=np.float64)
+    return X, y, tuple(map(str, features))
+
+
+def split(
+    X: np.ndarray, y: np.ndarray, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Seeded shuffle split; ``validation_fraction == 0`` keeps every row for training."""
+    if validation_fraction == 0:
+        return X, y, None, None
+    n = len(y)
+    n_val = int(round(n * validation_fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise DataError(
+            f"validation fraction {validation_fraction} of {n} rows leaves "
+            f"{n - n_val} training and {n_val} validation rows; both need at least one"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return np.asfortranarray(X[tr]), y[tr], np.asfortranarray(X[val]), y[val]

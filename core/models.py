@@ -1,0 +1,89 @@
+"""Models: the lesson's ReLU neuron and a linear model, with an optional bias.
+
+Parameters travel as one 1-D vector ``theta``: the weights ``w`` (d values),
+then the bias ``b`` when ``fit_intercept`` is set. Only ``theta[:d]`` is ever
+penalized or decayed.
+
+Forward and backward sit side by side (micrograd style). With
+``z = X w + b`` and ``f(z)`` the activation, the loss and its gradient are
+
+    L(theta) = mean((f(z) - y)^2)
+    dL/dw    = (2/n) X^T (f'(z) * (f(z) - y))
+    dL/db    = (2/n) sum(f'(z) * (f(z) - y))
+
+For ReLU we take f'(0) = 0, as torch does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MODELS = ("relu", "linear")
+INITS = ("seed", "zeros", "normal")
+
+
+@dataclass(frozen=True)
+class Model:
+    kind: str = "relu"
+    n_features: int = 2
+    fit_intercept: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODELS:
+            raise ValueError(f"unknown model {self.kind!r}; choose from {', '.join(MODELS)}")
+
+    @property
+    def n_params(self) -> int:
+        return self.n_features + int(self.fit_intercept)
+
+    def init(self, how: str = "seed", seed: int = 0) -> np.ndarray:
+        """Initial parameters: ``seed`` is the lesson's w_i = 0.1 * (i + 1); the bias starts at 0."""
+        d = self.n_features
+        theta = np.zeros(self.n_params)
+        if how == "seed":
+            theta[:d] = 0.1 * np.arange(1, d + 1)
+        elif how == "normal":
+            theta[:d] = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(d), d)
+        elif how != "zeros":
+            raise ValueError(f"unknown init {how!r}; choose from {', '.join(INITS)}")
+        return theta
+
+    def split(self, theta: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """``(weights, bias)``; bias is None without an intercept."""
+        d = self.n_features
+        return theta[:d], (float(theta[d]) if self.fit_intercept else None)
+
+    def _z(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        d = self.n_features
+        z = X @ theta[:d]
+        if self.fit_intercept:
+            z += theta[d]
+        return z
+
+    def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        z = self._z(theta, X)
+        return np.maximum(z, 0.0) if self.kind == "relu" else z
+
+    def loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+        r = self.predict(theta, X) - y
+        return float(r @ r) / len(y)
+
+    def loss_and_grad(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """MSE and its exact gradient, sharing one forward pass."""
+        n, d = len(y), self.n_features
+        z = self._z(theta, X)
+        if self.kind == "relu":
+            active = z > 0
+            r = np.where(active, z, 0.0) - y  # f(z) - y
+            loss = float(r @ r) / n
+            r *= active  # f'(z) * (f(z) - y)
+        else:
+            r = z - y
+            loss = float(r @ r) / n
+        grad = np.empty(self.n_params)
+        grad[:d] = (2.0 / n) * (X.T @ r)
+        if self.fit_intercept:
+            grad[d] = (2.0 / n) * r.sum()
+        return loss, grad

@@ -1,0 +1,159 @@
+"""The training loop: full batch (the lesson) or seeded mini-batches.
+
+Per epoch e (0-based): the learning rate comes from the schedule; the loss
+reported for step e is the training MSE of the weights at the *start* of epoch e
+(as the lesson logs it), ``objective`` adds lambda * R(w), ``val_loss`` is the
+validation MSE. The caller receives them through ``callback(epoch, metrics,
+theta)`` every ``log_every`` epochs and at the last one. Each optimizer step is
+
+    grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
+    theta = theta - optimizer step
+    w     = prox(w)            (L1 with the proximal method)
+
+The loop times itself, callbacks excluded: ``train_time_s`` is the optimization alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import data as data_mod
+from . import optimizers, schedules
+from .config import TrainConfig
+from .models import Model
+from .penalties import Penalty
+
+Callback = Callable[[int, dict, np.ndarray], None]
+
+
+class DivergenceError(ArithmeticError):
+    """The loss or the parameters became non-finite; ``epoch`` says when."""
+
+    def __init__(self, epoch: int, what: str):
+        self.epoch = epoch
+        super().__init__(
+            f"training diverged at epoch {epoch}: {what} is not finite; "
+            "try a smaller learning rate (or a different optimizer / schedule)"
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    theta: np.ndarray
+    weights: list[float]
+    bias: float | None
+    epochs_run: int
+    steps: int
+    train_time_s: float
+    stopped_early: bool
+    final: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_time_s if self.train_time_s > 0 else float("inf")
+
+
+def load_data(cfg: TrainConfig) -> data_mod.Dataset:
+    """Build the dataset the config names (raises :class:`core.data.DataError`)."""
+    if cfg.dataset == "seed":
+        X, y, names = data_mod.seed_data()
+    elif cfg.dataset == "synthetic":
+        X, y, names, _ = data_mod.synthetic(cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed)
+    else:
+        X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
+    Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
+    return data_mod.Dataset(Xt, yt, Xv, yv, names)
+
+
+def build(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:
+    model = Model(cfg.model, n_features, cfg.fit_intercept)
+    opt = optimizers.build(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, n_features))
+    penalty = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
+    return model, opt, penalty
+
+
+def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = None) -> TrainResult:
+    model, opt, penalty = build(cfg, data.n_features)
+    d = model.n_features
+    theta = model.init(cfg.init, cfg.seed)
+    state = opt.init(theta)
+    lr_at = schedules.make(
+        cfg.lr_schedule, cfg.learning_rate, epochs=cfg.epochs,
+        step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, power=cfg.lr_power,
+    )
+    X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
+    n = len(y)
+    batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
+    rng = np.random.default_rng(cfg.seed)
+    has_val = Xv is not None
+
+    best_val, since_best, stopped_early = math.inf, 0, False
+    steps, epoch, callback_time = 0, 0, 0.0
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        lr = lr_at(epoch)
+        report = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
+        loss = None
+        if batch == n:
+            loss, grad = model.loss_and_grad(theta, X, y)
+        elif report:
+            loss = model.loss(theta, X, y)
+        if loss is not None and not math.isfinite(loss):
+            raise DivergenceError(epoch, "the training loss")
+        val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience) else None
+        if report:
+            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d])}
+            if val is not None:
+                metrics["val_loss"] = val
+            if callback is not None:
+                c0 = time.perf_counter()
+                callback(epoch, metrics, theta)
+                callback_time += time.perf_counter() - c0
+        if cfg.patience:
+            if val < best_val:
+                best_val, since_best = val, 0
+            else:
+                since_best += 1
+                if since_best >= cfg.patience:
+                    stopped_early = True
+                    break
+        if batch == n:
+            theta, state = _step(opt, penalty, grad, state, theta, lr, d)
+            steps += 1
+        else:
+            order = rng.permutation(n)
+            for start in range(0, n, batch):
+                idx = order[start : start + batch]
+                _, grad = model.loss_and_grad(theta, X[idx], y[idx])
+                theta, state = _step(opt, penalty, grad, state, theta, lr, d)
+                steps += 1
+            if not np.isfinite(theta).all():
+                raise DivergenceError(epoch, "a parameter")
+    else:
+        epoch = cfg.epochs
+    train_time = time.perf_counter() - t0 - callback_time
+
+    final_loss = model.loss(theta, X, y)
+    if not math.isfinite(final_loss):
+        raise DivergenceError(epoch, "the training loss")
+    final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[:d])}
+    if has_val:
+        final["final_val_loss"] = model.loss(theta, Xv, yv)
+    weights, bias = model.split(theta)
+    return TrainResult(
+        theta=theta, weights=weights.tolist(), bias=bias, epochs_run=epoch, steps=steps,
+        train_time_s=train_time, stopped_early=stopped_early, final=final,
+    )
+
+
+def _step(opt, penalty, grad, state, theta, lr, d):
+    penalty.add_grad(grad[:d], theta[:d])
+    step, state = opt.update(grad, state, theta, lr)
+    theta = theta - step
+    penalty.prox(theta[:d], lr)
+    return theta, state
