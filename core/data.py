@@ -115,7 +115,7 @@ def split(
     if validation_fraction == 0:
         return X, y, None, None
     n = len(y)
-    n_val = int(round(n * validation_fraction))
+    n_val = round(n * validation_fraction)
     if n_val < 1 or n - n_val < 1:
         raise DataError(
             f"validation fraction {validation_fraction} of {n} rows leaves "

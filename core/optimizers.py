@@ -172,7 +172,9 @@ def adamw(
     mask: slice | None = None,
 ) -> Optimizer:
     """torch.optim.AdamW: Adam plus decoupled weight decay (torch's default 0.01)."""
-    return add_decayed_weights(scale_by_adam(beta1=beta1, beta2=beta2, eps=epsilon, amsgrad=amsgrad), weight_decay, mask)
+    return add_decayed_weights(
+        scale_by_adam(beta1=beta1, beta2=beta2, eps=epsilon, amsgrad=amsgrad), weight_decay, mask
+    )
 
 
 class RmspropState(NamedTuple):

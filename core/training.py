@@ -83,8 +83,12 @@ def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = No
     theta = model.init(cfg.init, cfg.seed)
     state = opt.init(theta)
     lr_at = schedules.make(
-        cfg.lr_schedule, cfg.learning_rate, epochs=cfg.epochs,
-        step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, power=cfg.lr_power,
+        cfg.lr_schedule,
+        cfg.learning_rate,
+        epochs=cfg.epochs,
+        step_size=cfg.lr_step_size,
+        gamma=cfg.lr_gamma,
+        power=cfg.lr_power,
     )
     X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
     n = len(y)
@@ -146,8 +150,14 @@ def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = No
         final["final_val_loss"] = model.loss(theta, Xv, yv)
     weights, bias = model.split(theta)
     return TrainResult(
-        theta=theta, weights=weights.tolist(), bias=bias, epochs_run=epoch, steps=steps,
-        train_time_s=train_time, stopped_early=stopped_early, final=final,
+        theta=theta,
+        weights=weights.tolist(),
+        bias=bias,
+        epochs_run=epoch,
+        steps=steps,
+        train_time_s=train_time,
+        stopped_early=stopped_early,
+        final=final,
     )
 
 

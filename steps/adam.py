@@ -1,0 +1,20 @@
+"""`adam`: the lesson's Adam script, torch.optim.Adam's rule (AMSGrad optional)."""
+
+import click
+
+from .options import COMMON, apply
+from .runner import execute, make_config
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@apply([*COMMON, "beta1", "beta2", "epsilon", "amsgrad"])
+def adam(**options):
+    """Adam on the MSE, with torch's defaults (betas 0.9, 0.999; eps 1e-8 after the sqrt).
+
+    With the defaults this is the lesson: final weights [0.823853144243253, 0.9236083308245637].
+    """
+    execute(make_config("adam", optimizer="adam", **options), "adam")
+
+
+if __name__ == "__main__":
+    adam()

@@ -1,0 +1,21 @@
+"""`l1`: SGD on MSE + lambda * sum|w| (the lesson's L1 script, with the penalty in the update)."""
+
+import click
+
+from .options import COMMON, apply
+from .runner import execute, make_config
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@apply([*COMMON, "lambda", "l1-method"], {"lambda": {"default": 0.01}})
+def l1(**options):
+    """SGD with an L1 penalty. The default proximal step soft-thresholds the weights
+    after each update, so small weights become exactly 0.
+
+    The lesson only added the penalty to the logged loss; here it changes the weights.
+    """
+    execute(make_config("l1", optimizer="sgd", penalty="l1", **options), "l1")
+
+
+if __name__ == "__main__":
+    l1()

@@ -1,0 +1,20 @@
+"""`l2`: SGD on MSE + lambda * sum w^2 (the lesson's L2 script, with the penalty in the update)."""
+
+import click
+
+from .options import COMMON, apply
+from .runner import execute, make_config
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@apply([*COMMON, "lambda"], {"lambda": {"default": 0.01}})
+def l2(**options):
+    """SGD with an L2 penalty: the gradient gains 2 * lambda * w, shrinking every weight.
+
+    The lesson only added the penalty to the logged loss; here it changes the weights.
+    """
+    execute(make_config("l2", optimizer="sgd", penalty="l2", **options), "l2")
+
+
+if __name__ == "__main__":
+    l2()

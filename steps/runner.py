@@ -1,0 +1,186 @@
+"""Run one training configuration as an MLflow run (shared by every training entry point).
+
+Order matters for "nothing lost": everything the user can get wrong (options,
+data) is checked *before* a run starts; once it has started, metrics are
+buffered and flushed at the end, on divergence and on Ctrl-C / SIGTERM, and the
+run ends FINISHED, FAILED or KILLED, never left RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from core.config import OPTIMIZER_OPTIONS, TrainConfig
+from core.data import DataError
+from core.training import DivergenceError, build, fit, load_data
+
+from .options import OPTIONS
+
+# Trajectories (the weight path) are recorded for models this small.
+MAX_TRAJECTORY_PARAMS = 10
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so the run can be closed cleanly."""
+
+
+def make_config(technique: str, **kwargs) -> TrainConfig:
+    """Build and check the config; option combinations that cannot work are refused here."""
+    optimizer = kwargs.get("optimizer", "sgd")
+    if technique == "train":
+        fits = set(OPTIMIZER_OPTIONS[optimizer])
+        for name, value in kwargs.items():
+            flag = name.replace("_", "-")
+            spec = OPTIONS.get(flag)
+            owners = [o for o, opts in OPTIMIZER_OPTIONS.items() if name in opts]
+            if owners and name not in fits and value is not None and value != spec.default:
+                raise click.UsageError(
+                    f"--{flag} {value} does not apply to --optimizer {optimizer} "
+                    f"(it is an option of {', '.join(owners)})"
+                )
+        penalty = kwargs.get("penalty", "none")
+        if penalty == "none" and kwargs.get("lam", 0.0) > 0:
+            raise click.UsageError("--lambda needs a --penalty (l1, l2 or elasticnet)")
+        if penalty != "elasticnet" and kwargs.get("l1_ratio", 0.5) != OPTIONS["l1-ratio"].default:
+            raise click.UsageError("--l1-ratio applies to --penalty elasticnet only")
+        if penalty not in ("l1", "elasticnet") and kwargs.get("l1_method", "prox") != "prox":
+            raise click.UsageError("--l1-method applies to --penalty l1 or elasticnet only")
+    try:
+        cfg = TrainConfig(**kwargs)
+        build(cfg, 1)  # validates the optimizer's and penalty's hyperparameters
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return cfg
+
+
+def execute(cfg: TrainConfig, technique: str) -> None:
+    """Load the data, then train and log one run; exits non-zero on failure."""
+    try:
+        data = load_data(cfg)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--dataset'") from None
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from . import tracking
+
+    client = MlflowClient()
+    run = mlflow.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
+    run_id = run.info.run_id
+    buffer = tracking.MetricBuffer(client, run_id)
+    record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
+    path: list[tuple[int, list[float], float]] = []
+    bar = _progress(cfg.epochs)
+    shown = 0
+
+    def callback(epoch: int, metrics: dict, theta) -> None:
+        nonlocal shown
+        buffer.add(metrics, epoch)
+        if record:
+            path.append((epoch, theta.tolist(), metrics["loss"]))
+        if bar is not None:
+            bar.update(epoch + 1 - shown)
+            shown = epoch + 1
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    status, reason = "FAILED", None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        try:
+            tracking.log_params(client, run_id, cfg.params())
+            tracking.set_tags(
+                client, run_id, {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+            )
+            result = fit(cfg, data, callback)
+            if bar is not None:
+                bar.render_finish()
+            buffer.add(
+                {
+                    **result.final,
+                    "zero_weights": sum(w == 0.0 for w in result.weights),
+                    "train_time_s": result.train_time_s,
+                    "steps_per_s": result.steps_per_s,
+                    "epochs_run": result.epochs_run,
+                },
+                result.epochs_run,
+            )
+            buffer.flush()
+            _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
+            weights = tmpdir / "weights.json"
+            weights.write_text(json.dumps({"weights": result.weights, "bias": result.bias}, indent=2))
+            spec = tmpdir / "model_spec.json"
+            spec.write_text(
+                json.dumps(
+                    {
+                        "weights": result.weights,
+                        "bias": result.bias,
+                        "model": cfg.model,
+                        "features": list(data.feature_names),
+                    }
+                )
+            )
+            mlflow.log_artifacts(str(tmpdir))
+            tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
+            if result.stopped_early:
+                tracking.set_tags(client, run_id, {"stopped_early": f"epoch {result.epochs_run}"})
+            status = "FINISHED"
+        except DivergenceError as exc:
+            reason = str(exc)
+        except (KeyboardInterrupt, Terminated) as exc:
+            status = "KILLED"
+            reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if status != "FINISHED":
+                _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
+            mlflow.end_run(status=status)
+    if status == "KILLED":
+        click.echo(f"Run {run_id} {reason}: stopped, metrics so far are saved.", err=True)
+        sys.exit(130)
+    if status != "FINISHED":
+        raise click.ClickException(f"{reason} (run {run_id} marked FAILED)")
+    print(f"Final weights: {result.weights}")
+    if result.bias is not None:
+        print(f"Final bias: {result.bias}")
+
+
+def _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status) -> None:
+    """Save what a failed or interrupted run has: the buffered metrics, the weight path, why."""
+    from . import tracking
+
+    try:
+        buffer.flush()
+        tracking.set_tags(client, run_id, {"failure_reason": reason or status.lower()})
+        if path:
+            import mlflow
+
+            _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
+            mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
+    except Exception as exc:  # report, but still end the run
+        click.echo(f"warning: could not save everything of run {run_id}: {exc}", err=True)
+
+
+def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> None:
+    if not path:
+        return
+    cols = [f"w_{i}" for i in range(n_features)] + (["bias"] if fit_intercept else [])
+    lines = [",".join(["epoch", *cols, "loss"])]
+    lines += [",".join([str(e), *map(repr, theta), repr(loss)]) for e, theta, loss in path]
+    (tmpdir / "trajectory.csv").write_text("\n".join(lines) + "\n")
+
+
+def _progress(epochs: int):
+    """A progress bar on an interactive terminal (stderr), else nothing."""
+    if not sys.stderr.isatty():
+        return None
+    return click.progressbar(length=epochs, label="training", file=sys.stderr, show_pos=True)

@@ -1,0 +1,20 @@
+"""`sgd`: plain gradient descent, the lesson's first script (momentum and Nesterov optional)."""
+
+import click
+
+from .options import COMMON, apply
+from .runner import execute, make_config
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@apply([*COMMON, "momentum", "dampening", "nesterov"])
+def sgd(**options):
+    """Gradient descent on the MSE: w <- w - lr * grad (torch.optim.SGD's rule).
+
+    With the defaults this is the lesson: final weights [0.3644996182867053, 0.5455535728846579].
+    """
+    execute(make_config("sgd", optimizer="sgd", **options), "sgd")
+
+
+if __name__ == "__main__":
+    sgd()

@@ -1,0 +1,97 @@
+"""MLflow side of a training run: batched metrics, conflict-free params, the model.
+
+``import mlflow`` costs about 2 s, so it happens here and never in ``core``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+# MLflow's log_batch takes at most 1,000 metrics a call.
+MAX_BATCH = 1000
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class MetricBuffer:
+    """Collects metrics and writes them with ``log_batch``: in chunks of at most
+    1,000, every ``flush_every_s`` seconds (so the UI shows live curves), and on
+    :meth:`flush` (call it at the end and on failure)."""
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0):
+        self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
+        self.pending: list[Metric] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, metrics: dict[str, float], step: int) -> None:
+        ts = int(time.time() * 1000)
+        self.pending.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
+        if len(self.pending) >= MAX_BATCH or time.monotonic() - self.last_flush > self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            chunk, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+        self.last_flush = time.monotonic()
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    """Log every param the run does not have yet.
+
+    ``mlflow run -P learning_rate=1e-2`` has already logged the string it was
+    given; logging ``0.01`` again would raise "Changing param values is not
+    allowed", so present keys are kept as they are (their value is what the
+    command received).
+    """
+    existing = client.get_run(run_id).data.params
+    new = [Param(k, _fmt(v)) for k, v in params.items() if k not in existing]
+    for i in range(0, len(new), 100):
+        client.log_batch(run_id, params=new[i : i + 100], synchronous=True)
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, _fmt(v)) for k, v in tags.items()], synchronous=True)
+
+
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def log_model(run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
+    """Save the MLflow model (models-from-code: no pickled Python) and log it as ``model/``.
+
+    ``spec_file`` holds {"weights", "bias", "model", "features"}; the model code
+    (``pyfunc_model.py``) reads it back at load time.
+    """
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
+    spec = json.loads(spec_file.read_text())
+    z = example.to_numpy() @ np.asarray(spec["weights"]) + (spec["bias"] or 0.0)
+    pred = np.maximum(z, 0.0) if spec["model"] == "relu" else z
+    target = run_dir / "model"
+    with warnings.catch_warnings():
+        # MLflow asks for type hints on predict(); the explicit signature does that job.
+        warnings.filterwarnings("ignore", message=".*type hints.*")
+        mlflow.pyfunc.save_model(
+            path=str(target),
+            python_model=str(MODEL_CODE),
+            artifacts={"weights": str(spec_file)},
+            signature=infer_signature(example, pred),
+            input_example=example,
+            pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
+        )
+    mlflow.log_artifacts(str(target), "model")
