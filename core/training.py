@@ -78,6 +78,12 @@ def build(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimize
 
 
 def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = None) -> TrainResult:
+    # Overflow is expected when a run diverges; it is detected and reported, not warned about.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _fit(cfg, data, callback)
+
+
+def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) -> TrainResult:
     model, opt, penalty = build(cfg, data.n_features)
     d = model.n_features
     theta = model.init(cfg.init, cfg.seed)

@@ -13,7 +13,7 @@ def adam(**options):
 
     With the defaults this is the lesson: final weights [0.823853144243253, 0.9236083308245637].
     """
-    execute(make_config("adam", optimizer="adam", **options), "adam")
+    execute(make_config("adam", **options), "adam")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def l1(**options):
 
     The lesson only added the penalty to the logged loss; here it changes the weights.
     """
-    execute(make_config("l1", optimizer="sgd", penalty="l1", **options), "l1")
+    execute(make_config("l1", **options), "l1")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ def l2(**options):
 
     The lesson only added the penalty to the logged loss; here it changes the weights.
     """
-    execute(make_config("l2", optimizer="sgd", penalty="l2", **options), "l2")
+    execute(make_config("l2", **options), "l2")
 
 
 if __name__ == "__main__":

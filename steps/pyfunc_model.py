@@ -21,11 +21,9 @@ class NeuronModel(PythonModel):
         self.relu = spec["model"] == "relu"
         self.features = list(spec["features"])
 
-    def predict(self, context, model_input, params=None):
-        if isinstance(model_input, pd.DataFrame):
-            X = model_input[self.features].to_numpy(dtype=np.float64)
-        else:
-            X = np.asarray(model_input, dtype=np.float64)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        # The DataFrame type hint tells MLflow to validate against the logged signature.
+        X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
         z = X @ self.weights + self.bias
         return np.maximum(z, 0.0) if self.relu else z
 

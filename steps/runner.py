@@ -20,6 +20,7 @@ from core.config import OPTIMIZER_OPTIONS, TrainConfig
 from core.data import DataError
 from core.training import DivergenceError, build, fit, load_data
 
+from . import fingerprint
 from .options import OPTIONS
 
 # Trajectories (the weight path) are recorded for models this small.
@@ -30,8 +31,22 @@ class Terminated(BaseException):
     """SIGTERM, turned into an exception so the run can be closed cleanly."""
 
 
+# What each entry point fixes; `train` fixes nothing.
+PRESETS = {
+    "sgd": {"optimizer": "sgd"},
+    "adam": {"optimizer": "adam"},
+    "l1": {"optimizer": "sgd", "penalty": "l1"},
+    "l2": {"optimizer": "sgd", "penalty": "l2"},
+    "train": {},
+}
+
+
 def make_config(technique: str, **kwargs) -> TrainConfig:
-    """Build and check the config; option combinations that cannot work are refused here."""
+    """Build and check the config of entry point ``technique`` from its options.
+
+    Option combinations that cannot work are refused here, before any run starts.
+    """
+    kwargs = {**kwargs, **PRESETS[technique]}
     optimizer = kwargs.get("optimizer", "sgd")
     if technique == "train":
         fits = set(OPTIMIZER_OPTIONS[optimizer])
@@ -99,7 +114,14 @@ def execute(cfg: TrainConfig, technique: str) -> None:
         try:
             tracking.log_params(client, run_id, cfg.params())
             tracking.set_tags(
-                client, run_id, {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+                client,
+                run_id,
+                {
+                    "technique": technique,
+                    "optimizer": cfg.optimizer,
+                    "penalty": cfg.penalty,
+                    **fingerprint.tags(cfg, data),
+                },
             )
             result = fit(cfg, data, callback)
             if bar is not None:

@@ -13,7 +13,7 @@ def sgd(**options):
 
     With the defaults this is the lesson: final weights [0.3644996182867053, 0.5455535728846579].
     """
-    execute(make_config("sgd", optimizer="sgd", **options), "sgd")
+    execute(make_config("sgd", **options), "sgd")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -83,15 +82,12 @@ def log_model(run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
     z = example.to_numpy() @ np.asarray(spec["weights"]) + (spec["bias"] or 0.0)
     pred = np.maximum(z, 0.0) if spec["model"] == "relu" else z
     target = run_dir / "model"
-    with warnings.catch_warnings():
-        # MLflow asks for type hints on predict(); the explicit signature does that job.
-        warnings.filterwarnings("ignore", message=".*type hints.*")
-        mlflow.pyfunc.save_model(
-            path=str(target),
-            python_model=str(MODEL_CODE),
-            artifacts={"weights": str(spec_file)},
-            signature=infer_signature(example, pred),
-            input_example=example,
-            pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
-        )
+    mlflow.pyfunc.save_model(
+        path=str(target),
+        python_model=str(MODEL_CODE),
+        artifacts={"weights": str(spec_file)},
+        signature=infer_signature(example, pred),
+        input_example=example,
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
+    )
     mlflow.log_artifacts(str(target), "model")

@@ -1,0 +1,56 @@
+"""Shared fixtures. Tests never write into the checkout: every MLflow store and
+artifact root lives under pytest's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """An initialized, empty sqlite store: creating one runs MLflow's migrations (~1.5 s),
+    so each test gets a copy of this file instead."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch, empty_store):
+    """A fresh sqlite tracking store and artifact root under tmp_path, made current.
+
+    Sets MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID (inherited by subprocesses,
+    e.g. ``mlflow run``) and changes into tmp_path so nothing lands in the checkout.
+    """
+    import mlflow
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("gdlab-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    yield SimpleNamespace(uri=uri, experiment_id=experiment_id, root=tmp_path, client=mlflow.MlflowClient(uri))
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def project_env(tracking):
+    """Environment for subprocesses that run the project (``python -m steps.x``, ``mlflow run``)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHON"] = sys.executable
+    return env

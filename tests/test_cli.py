@@ -1,0 +1,246 @@
+"""The Click entry points, in process (CliRunner), against a temporary tracking store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from steps import mlproject
+from steps.adam import adam
+from steps.l1 import l1
+from steps.l2 import l2
+from steps.main import main
+from steps.sgd import sgd
+from steps.train import train
+
+SGD_WEIGHTS = [0.3644996182867053, 0.5455535728846579]
+ADAM_WEIGHTS = [0.823853144243253, 0.9236083308245637]
+COMMANDS = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2, "train": train}
+
+
+def invoke(command, args=()):
+    return CliRunner().invoke(command, list(args), catch_exceptions=False)
+
+
+def only_run(tracking):
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert len(runs) == 1
+    return runs[0]
+
+
+def artifact_json(tracking, run_id, path):
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(tracking.root / "dl"))
+    with open(local) as fh:
+        return json.load(fh)
+
+
+def test_sgd_defaults_reproduce_the_lesson_and_log_the_contract(tracking):
+    result = invoke(sgd)
+    assert result.exit_code == 0, result.output
+    assert f"Final weights: {SGD_WEIGHTS}" in result.output
+    run = only_run(tracking)
+    assert run.info.status == "FINISHED"
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    assert (tags["technique"], tags["optimizer"], tags["penalty"]) == ("sgd", "sgd", "none")
+    assert params["learning_rate"] == "0.01"
+    assert params["epochs"] == "100"
+    assert params["nesterov"] == "false"
+    for key in ("final_loss", "final_objective", "zero_weights", "train_time_s", "steps_per_s"):
+        assert key in metrics
+    assert metrics["final_loss"] == metrics["final_objective"]
+    history = tracking.client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == list(range(100))
+    assert artifact_json(tracking, run.info.run_id, "weights.json") == {"weights": SGD_WEIGHTS, "bias": None}
+
+
+def test_adam_defaults_reproduce_the_lesson(tracking):
+    result = invoke(adam)
+    assert result.exit_code == 0, result.output
+    run = only_run(tracking)
+    weights = artifact_json(tracking, run.info.run_id, "weights.json")["weights"]
+    np.testing.assert_allclose(weights, ADAM_WEIGHTS, rtol=1e-14)
+    assert run.data.params["beta2"] == "0.999"
+
+
+@pytest.mark.parametrize("command", [l1, l2], ids=["l1", "l2"])
+def test_penalty_entry_points_change_the_weights_unlike_the_lesson(tracking, command):
+    result = invoke(command)
+    assert result.exit_code == 0, result.output
+    run = only_run(tracking)
+    weights = artifact_json(tracking, run.info.run_id, "weights.json")["weights"]
+    assert all(w < s for w, s in zip(weights, SGD_WEIGHTS, strict=True))  # shrunk towards 0
+    assert run.data.metrics["final_objective"] > run.data.metrics["final_loss"]
+    assert run.data.params["lambda"] == "0.01"
+
+
+def test_logged_model_loads_and_predicts_on_a_dataframe(tracking):
+    invoke(train, ["--fit-intercept", "true", "--model", "linear"])
+    run = only_run(tracking)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    spec = artifact_json(tracking, run.info.run_id, "weights.json")
+    frame = pd.DataFrame({"x0": [0.1, 0.4, -1.0], "x1": [0.2, 0.5, 2.0]})
+    expected = frame.to_numpy() @ np.array(spec["weights"]) + spec["bias"]
+    np.testing.assert_allclose(np.asarray(model.predict(frame)), expected)
+    assert model.metadata.signature is not None
+    mlmodel = (tracking.root / "dl").parent
+    assert mlmodel.exists()
+
+
+def test_logged_model_contains_no_pickle(tracking):
+    invoke(sgd)
+    run = only_run(tracking)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="model", dst_path=str(tracking.root / "m")
+    )
+    names = [p.name for p in __import__("pathlib").Path(local).rglob("*")]
+    assert "MLmodel" in names
+    assert not [n for n in names if n.endswith((".pkl", ".pickle", ".cloudpickle"))]
+
+
+def test_trajectory_artifact_records_the_weight_path(tracking):
+    invoke(sgd, ["--epochs", "5"])
+    run = only_run(tracking)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="trajectory.csv", dst_path=str(tracking.root / "t")
+    )
+    frame = pd.read_csv(local)
+    assert list(frame.columns) == ["epoch", "w_0", "w_1", "loss"]
+    assert frame["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert frame.loc[0, ["w_0", "w_1"]].tolist() == [0.1, 0.2]
+
+
+def test_log_every_thins_metrics_but_keeps_the_last_epoch(tracking):
+    invoke(sgd, ["--epochs", "10", "--log-every", "4"])
+    run = only_run(tracking)
+    steps = [m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")]
+    assert steps == [0, 4, 8, 9]
+
+
+def test_validation_split_logs_val_loss(tracking):
+    invoke(train, ["--dataset", "synthetic", "--validation-fraction", "0.25", "--model", "linear", "--epochs", "20"])
+    run = only_run(tracking)
+    assert "val_loss" in run.data.metrics
+    assert "final_val_loss" in run.data.metrics
+
+
+def test_every_option_has_help_text():
+    for name, command in COMMANDS.items():
+        for p in command.params:
+            if isinstance(p, click.Option) and p.name != "help":
+                assert p.help, f"{name} --{p.name} has no help"
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "needle"),
+    [
+        (sgd, ["--learning-rate", "nan"], "--learning-rate"),
+        (sgd, ["--learning-rate", "-1"], "--learning-rate"),
+        (sgd, ["--learning-rate", "inf"], "--learning-rate"),
+        (adam, ["--beta1", "1"], "--beta1"),
+        (adam, ["--beta2", "1.5"], "--beta2"),
+        (l1, ["--lambda", "-0.1"], "--lambda"),
+        (train, ["--optimizer", "lbfgs"], "--optimizer"),
+        (sgd, ["--epochs", "0"], "--epochs"),
+        (sgd, ["--model", "tanh"], "--model"),
+        (sgd, ["--nesterov", "maybe"], "--nesterov"),
+        (sgd, ["--nesterov", "true"], "Nesterov"),
+        (train, ["--optimizer", "sgd", "--beta1", "0.5"], "--beta1"),
+        (train, ["--optimizer", "adam", "--weight-decay", "0.1"], "--weight-decay"),
+        (train, ["--lambda", "0.1"], "--penalty"),
+        (train, ["--penalty", "l2", "--l1-ratio", "0.3"], "--l1-ratio"),
+        (train, ["--patience", "3"], "validation"),
+        (sgd, ["--dataset", "no/such/file.csv"], "no such file"),
+        (sgd, ["--validation-fraction", "0.9"], "validation"),
+    ],
+)
+def test_bad_options_are_refused_before_a_run_starts(tracking, command, args, needle):
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_bad_csv_names_column_and_line(tracking, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,y\n1,2,3\n4,oops,6\n")
+    result = CliRunner().invoke(sgd, ["--dataset", str(path)])
+    assert result.exit_code == 2
+    assert "'b'" in result.output
+    assert "line 3" in result.output
+
+
+def test_csv_dataset_trains_on_its_columns(tracking, tmp_path):
+    path = tmp_path / "data.csv"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "target": X @ [1.0, 0.0, -2.0]}).to_csv(path, index=False)
+    result = invoke(
+        train,
+        [
+            "--dataset",
+            str(path),
+            "--target",
+            "target",
+            "--model",
+            "linear",
+            "--epochs",
+            "300",
+            "--learning-rate",
+            "0.1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = only_run(tracking)
+    weights = artifact_json(tracking, run.info.run_id, "weights.json")["weights"]
+    np.testing.assert_allclose(weights, [1.0, 0.0, -2.0], atol=1e-3)
+
+
+def test_divergence_ends_the_run_failed_with_a_reason_and_keeps_metrics(tracking):
+    result = CliRunner().invoke(train, ["--learning-rate", "1e6", "--model", "linear"])
+    assert result.exit_code == 1
+    assert "diverged at epoch" in result.output
+    assert "Traceback" not in result.output
+    run = only_run(tracking)
+    assert run.info.status == "FAILED"
+    assert "diverged at epoch" in run.data.tags["failure_reason"]
+    steps = [m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")]
+    assert steps == list(range(len(steps)))
+    assert steps
+
+
+def test_params_already_logged_by_mlflow_run_do_not_conflict(tracking, monkeypatch):
+    # `mlflow run -P learning_rate=1e-2` logs the string first, then starts the entry point.
+    run = tracking.client.create_run(tracking.experiment_id)
+    tracking.client.log_param(run.info.run_id, "learning_rate", "1e-2")
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    result = invoke(sgd, ["--learning-rate", "1e-2"])
+    assert result.exit_code == 0, result.output
+    got = tracking.client.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.params["learning_rate"] == "1e-2"
+    assert got.data.params["epochs"] == "100"
+
+
+def test_mlproject_is_current_with_the_click_options():
+    assert (mlproject.ROOT_FILE.read_text()) == mlproject.render()
+
+
+def test_mlproject_declares_every_option_with_its_default():
+    import yaml
+
+    spec = yaml.safe_load(mlproject.ROOT_FILE.read_text())
+    for name, command in {**COMMANDS, "main": main}.items():
+        declared = spec["entry_points"][name]["parameters"]
+        for p in command.params:
+            if not isinstance(p, click.Option) or p.name == "help" or p.default is None:
+                continue
+            key = p.opts[0].lstrip("-").replace("-", "_")
+            assert key in declared, f"{name}: {key} not declared"
+            assert f"{p.opts[0]} {{{key}}}" in spec["entry_points"][name]["command"]
