@@ -52,5 +52,6 @@ def project_env(tracking):
     """Environment for subprocesses that run the project (``python -m steps.x``, ``mlflow run``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHON"] = sys.executable
+    # `mlflow run --env-manager local` runs `python -m steps...`: make that this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env

@@ -1,0 +1,144 @@
+"""End to end: `mlflow run` of the project, from its folder and from a Git URL.
+
+These start real processes (`mlflow run` imports MLflow and builds or reuses an
+environment), so they take seconds each; the default virtualenv manager, which
+builds a whole environment the first time, is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = {
+    "sgd": [0.3644996182867053, 0.5455535728846579],
+    "adam": [0.823853144243253, 0.9236083308245637],
+}
+
+
+def mlflow_run(env, *args, timeout=600):
+    cmd = [sys.executable, "-m", "mlflow", "run", *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def runs(tracking):
+    return tracking.client.search_runs([tracking.experiment_id], order_by=["start_time ASC"])
+
+
+def weights_of(tracking, run):
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="weights.json", dst_path=str(tracking.root / run.info.run_id)
+    )
+    return json.loads(Path(path).read_text())["weights"]
+
+
+@pytest.mark.parametrize("entry_point", ["sgd", "adam", "l1", "l2"])
+def test_mlflow_run_local_env_logs_the_lessons_weights(tracking, project_env, entry_point):
+    proc = mlflow_run(project_env, ROOT, "-e", entry_point, "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(tracking)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["technique"] == entry_point
+    assert run.data.tags["mlflow.project.entryPoint"] == entry_point
+    weights = weights_of(tracking, run)
+    if entry_point in LESSON:
+        np.testing.assert_allclose(weights, LESSON[entry_point], rtol=1e-14)
+    else:  # the penalty acts on the update: the weights differ from plain SGD's
+        assert all(w < s for w, s in zip(weights, LESSON["sgd"], strict=True))
+    assert f"Final weights: {weights}" in proc.stdout
+
+
+def test_mlflow_run_with_another_spelling_of_a_param_does_not_conflict(tracking, project_env):
+    proc = mlflow_run(project_env, ROOT, "-e", "sgd", "--env-manager", "local", "-P", "learning_rate=1e-2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(tracking)
+    assert run.data.params["learning_rate"] == "1e-2"
+    np.testing.assert_allclose(weights_of(tracking, run), LESSON["sgd"], rtol=1e-15)
+
+
+def test_mlflow_run_with_a_bad_param_fails_cleanly(tracking, project_env):
+    proc = mlflow_run(project_env, ROOT, "-e", "adam", "--env-manager", "local", "-P", "beta1=1")
+    assert proc.returncode != 0
+    assert "Invalid value for '--beta1'" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("Invalid value")[0][-500:]
+    (run,) = runs(tracking)
+    assert run.info.status == "FAILED"  # not left RUNNING
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def git_daemon(tmp_path):
+    """The checkout's HEAD as a bare repo served by `git daemon` on 127.0.0.1."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    base = tmp_path / "served"
+    base.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(ROOT), str(base / "gdlab.git")], check=True)
+    port = _free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}/gdlab.git", sha.stdout.strip()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_mlflow_run_from_a_git_url_at_a_commit(tracking, project_env, git_daemon):
+    url, sha = git_daemon
+    proc = mlflow_run(project_env, url, "-e", "adam", "--version", sha, "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(tracking)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.source.git.commit"] == sha
+    np.testing.assert_allclose(weights_of(tracking, run), LESSON["adam"], rtol=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_manager", ["virtualenv", "uv"])
+def test_mlflow_run_builds_its_own_environment(tracking, project_env, env_manager):
+    """python_env.yaml pins the Python patch (3.11.7) so no download is needed."""
+    if env_manager == "uv" and shutil.which("uv") is None:
+        pytest.skip("uv is not installed")
+    env = dict(project_env)
+    env.pop("PYTHONPATH", None)  # the built environment must stand on its own
+    env["UV_COMPILE_BYTECODE"] = "1"
+    proc = mlflow_run(env, ROOT, "-e", "sgd", "--env-manager", env_manager, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(tracking)
+    np.testing.assert_allclose(weights_of(tracking, run), LESSON["sgd"], rtol=1e-15)
