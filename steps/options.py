@@ -21,7 +21,7 @@ from core import models, optimizers, penalties, schedules
 class FiniteFloat(click.FloatRange):
     """A float in a range that also refuses ``nan`` and ``inf``."""
 
-    name = "finite float"
+    name = "float"
 
     def convert(self, value, param, ctx):
         rv = super().convert(value, param, ctx)
