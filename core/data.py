@@ -74,38 +74,60 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
     must be numeric. Missing values, non-numeric cells and empty files are refused
     with a :class:`DataError` naming the column and row.
     """
+    import warnings
+
     import pandas as pd  # pandas is only needed for CSV input
 
     try:
-        frame = pd.read_csv(source)
+        with warnings.catch_warnings():
+            # index_col=False: a row with more fields than the header is an error, not an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # Blank lines are kept (and dropped below) so reported line numbers are the file's.
+            frame = pd.read_csv(source, index_col=False, skip_blank_lines=False)
     except FileNotFoundError:
         raise DataError(f"{source}: no such file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"{source}: some rows have more fields than the header") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: not a readable CSV file ({first})") from None
     if target not in frame.columns:
         cols = ", ".join(map(str, frame.columns[:20]))
         raise DataError(f"{source}: no target column {target!r} (columns: {cols})")
+    line = np.arange(len(frame)) + 2  # as an editor shows it: the header is line 1
+    keep = ~frame.isna().all(axis=1).to_numpy()
+    frame, line = frame[keep], line[keep]
     if len(frame) == 0:
         raise DataError(f"{source}: the file has a header but no rows")
     features = [c for c in frame.columns if c != target]
     if not features:
         raise DataError(f"{source}: no feature columns besides the target {target!r}")
+    columns = {}
     for col in frame.columns:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        else:  # text, or numbers too large for float64: convert cell by cell
+            values = np.array([_to_float(v) for v in frame[col]], dtype=np.float64)
+        bad = ~np.isfinite(values)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             cell = frame[col].iloc[row]
-            what = "a missing value" if pd.isna(cell) else f"the non-numeric or non-finite value {cell!r}"
-            # Row numbers as a spreadsheet shows them: the header is line 1.
-            raise DataError(f"{source}: column {col!r} has {what} on line {row + 2}")
-        frame[col] = values
-    X = np.asfortranarray(frame[features].to_numpy(dtype=np.float64))
-    y = frame[target].to_numpy(dtype=np.float64)
+            what = "a missing value" if pd.isna(cell) else f"the non-numeric or non-finite value {str(cell)!r}"
+            raise DataError(f"{source}: column {col!r} has {what} on line {line[row]}")
+        columns[col] = values
+    X = np.asfortranarray(np.column_stack([columns[c] for c in features]))
+    y = columns[target]
     return X, y, tuple(map(str, features))
+
+
+def _to_float(value) -> float:
+    """A cell as a float; anything that is not a number becomes nan (reported by the caller)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
 
 
 def split(

@@ -84,3 +84,4 @@ class Penalty:
         if self.uses_prox:
             threshold = lr * self.l1_weight
             np.copysign(np.maximum(np.abs(w) - threshold, 0.0), w, out=w)
+            w += 0.0  # -0.0 -> 0.0: a zeroed weight prints and serializes as 0.0

@@ -142,8 +142,9 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 _, grad = model.loss_and_grad(theta, X[idx], y[idx])
                 theta, state = _step(opt, penalty, grad, state, theta, lr, d)
                 steps += 1
-            if not np.isfinite(theta).all():
-                raise DivergenceError(epoch, "a parameter")
+        # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
+        if not np.isfinite(theta).all():
+            raise DivergenceError(epoch, "a parameter")
     else:
         epoch = cfg.epochs
     train_time = time.perf_counter() - t0 - callback_time

@@ -6,12 +6,21 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis keeps a folder of its own; keep it out of the checkout too.
+try:
+    from hypothesis import configuration as _hypothesis_configuration
+
+    _hypothesis_configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="gdlab-hypothesis-"))
+except ImportError:  # pragma: no cover
+    pass
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,144 @@
+"""TrainConfig: refusing bad values, torch defaults per optimizer, and the params it logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from core import optimizers, training
+from core.config import OPTIMIZER_OPTIONS, TrainConfig
+
+ALL_OPTIMIZER_OPTIONS = {k for opts in OPTIMIZER_OPTIONS.values() for k in opts}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("learning_rate", math.nan),
+        ("learning_rate", math.inf),
+        ("lam", math.inf),
+        ("lam", math.nan),
+        ("noise", -math.inf),
+        ("momentum", math.nan),
+        ("epsilon", math.inf),
+        ("weight_decay", math.nan),
+        ("lr_gamma", math.nan),
+        ("validation_fraction", math.nan),
+    ],
+)
+def test_config_refuses_nan_and_inf_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be a finite number, got {value}$"):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+        ({"optimizer": "SGD"}, "unknown optimizer 'SGD'"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+        ({"learning_rate": -0.01}, "learning_rate must be > 0"),
+        ({"log_every": 0}, "log_every must be >= 1"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must be in \[0, 1\)"),
+        ({"validation_fraction": -0.1}, r"validation_fraction must be in \[0, 1\)"),
+        ({"patience": 5}, "patience .* needs a validation split"),
+    ],
+)
+def test_config_refuses_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_config_is_frozen():
+    cfg = TrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.learning_rate = 1.0  # type: ignore[misc]
+
+
+def test_defaults_are_the_lessons():
+    cfg = TrainConfig()
+    assert (cfg.dataset, cfg.model, cfg.init, cfg.fit_intercept) == ("seed", "relu", "seed", False)
+    assert (cfg.optimizer, cfg.learning_rate, cfg.epochs, cfg.batch_size) == ("sgd", 0.01, 100, 0)
+    assert (cfg.penalty, cfg.lam, cfg.l1_method, cfg.log_every) == ("none", 0.0, "prox", 1)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [
+        ("sgd", {"momentum": 0.0, "dampening": 0.0, "nesterov": False}),
+        ("adam", {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "amsgrad": False}),
+        ("adamw", {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "amsgrad": False, "weight_decay": 0.01}),
+        ("rmsprop", {"alpha": 0.99, "epsilon": 1e-8, "momentum": 0.0, "centered": False}),
+        ("adagrad", {"lr_decay": 0.0, "epsilon": 1e-10}),
+    ],
+)
+def test_optimizer_hyper_fills_torchs_defaults(optimizer, expected):
+    assert TrainConfig(optimizer=optimizer).optimizer_hyper() == expected
+
+
+def test_optimizer_hyper_keeps_what_the_user_set_and_ignores_other_optimizers_options():
+    cfg = TrainConfig(optimizer="adagrad", epsilon=1e-6, beta1=0.5, momentum=0.9)
+    assert cfg.optimizer_hyper() == {"lr_decay": 0.0, "epsilon": 1e-6}
+    cfg = TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True)
+    assert cfg.optimizer_hyper() == {"momentum": 0.9, "dampening": 0.0, "nesterov": True}
+
+
+def test_params_use_lambda_not_lam():
+    params = TrainConfig(penalty="l2", lam=0.01).params()
+    assert params["lambda"] == 0.01
+    assert "lam" not in params
+
+
+@pytest.mark.parametrize("optimizer", optimizers.OPTIMIZERS)
+def test_params_keep_only_the_options_the_optimizer_reads_resolved(optimizer):
+    params = TrainConfig(optimizer=optimizer).params()
+    read = set(OPTIMIZER_OPTIONS[optimizer])
+    assert set(params) & ALL_OPTIMIZER_OPTIONS == read
+    assert all(params[k] is not None for k in read)
+    assert params["optimizer"] == optimizer
+
+
+def test_params_hold_every_other_field_under_its_cli_name():
+    cfg = TrainConfig(optimizer="adam", beta2=0.99)
+    params = cfg.params()
+    other = {f.name for f in dataclasses.fields(cfg)} - ALL_OPTIMIZER_OPTIONS - {"lam"}
+    assert set(params) == other | {"lambda"} | set(OPTIMIZER_OPTIONS["adam"])
+    assert params["beta2"] == 0.99
+    assert params["epsilon"] == 1e-8
+    assert params["learning_rate"] == 0.01
+    assert "momentum" not in params
+    assert "weight_decay" not in params
+
+
+def test_options_table_matches_the_optimizer_defaults():
+    assert set(OPTIMIZER_OPTIONS) == set(optimizers.OPTIMIZERS)
+    for name, opts in OPTIMIZER_OPTIONS.items():
+        assert opts == tuple(optimizers.DEFAULTS[name])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "sigmoid"}, "unknown model 'sigmoid'"),
+        ({"init": "ones"}, "unknown init 'ones'"),
+        ({"penalty": "l3", "lam": 0.1}, "unknown penalty 'l3'"),
+        ({"penalty": "l1", "lam": -0.1}, "lambda must be a finite number >= 0"),
+        ({"penalty": "l1", "lam": 0.1, "l1_method": "ista"}, "unknown l1 method 'ista'"),
+        ({"lr_schedule": "linear"}, "unknown schedule 'linear'"),
+        ({"optimizer": "adam", "beta1": 1.0}, "Invalid beta parameter at index 0"),
+    ],
+)
+def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwargs, message):
+    # Today TrainConfig leaves these to the builders fit calls; either place is fine, as long as no step is taken.
+    steps = []
+
+    def start():
+        cfg = TrainConfig(**kwargs)
+        training.fit(cfg, training.load_data(cfg), callback=lambda *a: steps.append(a))
+
+    with pytest.raises(ValueError, match=message):
+        start()
+    assert steps == []

@@ -1,0 +1,287 @@
+"""Data: the lesson's set, seeded synthetic data, CSV loading (and refusing bad CSVs), splits."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+from core import data, training
+from core.config import TrainConfig
+from core.data import DataError
+
+# --- the lesson's data and synthetic data ----------------------------------------------------
+
+
+def test_seed_data_is_the_lessons_exactly():
+    X, y, names = data.seed_data()
+    assert_array_equal(X, [[0.1, 0.2], [0.4, 0.5]])
+    assert_array_equal(y, [0.3, 0.9])
+    assert names == ("x0", "x1")
+    assert X.dtype == y.dtype == np.float64
+    assert X.flags.f_contiguous
+    assert y.shape == (2,)
+
+
+def test_synthetic_data_is_seeded():
+    a, b, c = data.synthetic(seed=5), data.synthetic(seed=5), data.synthetic(seed=6)
+    for x, z in zip(a, b, strict=True):
+        assert_array_equal(x, z)
+    assert not np.array_equal(a[0], c[0])
+    assert not np.array_equal(a[3], c[3])
+
+
+@pytest.mark.parametrize(("n_features", "n_informative"), [(10, 3), (5, 5), (4, 0), (1, 1)])
+def test_synthetic_has_exactly_n_informative_nonzero_true_weights(n_features, n_informative):
+    X, y, names, w = data.synthetic(30, n_features, n_informative, 0.1, 0)
+    assert np.count_nonzero(w) == n_informative
+    assert np.all(w[:n_informative] >= 0.5)
+    assert np.all(w[:n_informative] <= 2.0)
+    assert_array_equal(w[n_informative:], 0.0)
+    assert X.shape == (30, n_features)
+    assert y.shape == (30,)
+    assert names == tuple(f"x{i}" for i in range(n_features))
+
+
+def test_synthetic_X_is_fortran_ordered_float64():
+    X, y, _, _ = data.synthetic(20, 3)
+    assert X.flags.f_contiguous
+    assert not X.flags.c_contiguous
+    assert X.dtype == y.dtype == np.float64
+
+
+def test_synthetic_without_noise_is_exactly_linear():
+    X, y, _, w = data.synthetic(25, 4, 2, noise=0.0, seed=1)
+    assert_array_equal(y, X @ w)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_samples": 0}, "n_samples >= 1"),
+        ({"n_features": 0}, "n_features >= 1"),
+        ({"n_features": 3, "n_informative": 4}, r"n_informative must be between 0 and n_features \(3\)"),
+        ({"n_informative": -1}, "n_informative must be between"),
+    ],
+)
+def test_synthetic_refuses_impossible_shapes(kwargs, message):
+    with pytest.raises(DataError, match=message):
+        data.synthetic(**kwargs)
+
+
+# --- CSV files ---------------------------------------------------------------------------------
+
+
+def write(tmp_path, text: str | bytes, name: str = "data.csv") -> str:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+def test_load_csv_reads_features_and_target_in_file_order(tmp_path):
+    path = write(tmp_path, "a,y,b\n1,2,3\n4.5,-5,6e-1\n")
+    X, y, names = data.load_csv(path)
+    assert names == ("a", "b")
+    assert_array_equal(X, [[1.0, 3.0], [4.5, 0.6]])
+    assert_array_equal(y, [2.0, -5.0])
+    assert X.dtype == y.dtype == np.float64
+    assert X.flags.f_contiguous
+
+
+def test_load_csv_takes_any_target_column(tmp_path):
+    path = write(tmp_path, "price,size,rooms\n100,50,2\n200,90,4\n")
+    X, y, names = data.load_csv(path, target="price")
+    assert names == ("size", "rooms")
+    assert_array_equal(y, [100.0, 200.0])
+    assert_array_equal(X, [[50.0, 2.0], [90.0, 4.0]])
+
+
+def test_load_csv_accepts_crlf_bom_and_no_final_newline(tmp_path):
+    path = write(tmp_path, b"\xef\xbb\xbfa,y\r\n1,2\r\n3,4")
+    X, y, names = data.load_csv(path)
+    assert names == ("a",)
+    assert_array_equal(X, [[1.0], [3.0]])
+    assert_array_equal(y, [2.0, 4.0])
+
+
+def test_a_csv_dataset_trains_through_the_config(tmp_path):
+    path = write(tmp_path, "x0,x1,y\n0.1,0.2,0.3\n0.4,0.5,0.9\n")
+    cfg = TrainConfig(dataset=path)
+    assert training.fit(cfg, training.load_data(cfg)).weights == [0.3644996182867053, 0.5455535728846579]
+
+
+def test_missing_file_is_a_data_error_naming_the_file(tmp_path):
+    path = str(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match=re.escape(f"{path}: no such file")):
+        data.load_csv(path)
+
+
+def test_directory_is_a_data_error_naming_it(tmp_path):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: not a readable CSV file")):
+        data.load_csv(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty"),
+        ("\n\n", "the file is empty"),
+        ("a,y\n", "the file has a header but no rows"),
+        ("a,b\n1,2\n", "no target column 'y' (columns: a, b)"),
+        ("y\n1\n2\n", "no feature columns besides the target 'y'"),
+        ("a,y\n1,2\nx,3\n", "column 'a' has the non-numeric or non-finite value 'x' on line 3"),
+        ("a,y\n1,2\n3,4\n5,oops\n", "column 'y' has the non-numeric or non-finite value 'oops' on line 4"),
+        ("a,y\n1,2\n,3\n", "column 'a' has a missing value on line 3"),
+        ("a,y\n1\n", "column 'y' has a missing value on line 2"),
+        ("a,y\n1,NA\n", "column 'y' has a missing value on line 2"),
+        ("a,y\n1e400,2\n", "column 'a' has the non-numeric or non-finite value"),
+        ("a,y\n1,2\n4,5,6\n", "not a readable CSV file (Error tokenizing data. C error: Expected 2 fields in line 3"),
+        ('a,y\n"1,2\n', "not a readable CSV file"),
+    ],
+    ids=[
+        "empty",
+        "blank_lines",
+        "header_only",
+        "missing_target",
+        "only_target",
+        "non_numeric",
+        "non_numeric_target",
+        "missing_value",
+        "short_row",
+        "NA",
+        "overflow_to_inf",
+        "ragged_long_row",
+        "unclosed_quote",
+    ],
+)
+def test_bad_csv_is_a_data_error_naming_file_column_and_line(tmp_path, content, message):
+    path = write(tmp_path, content)
+    with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+        data.load_csv(path)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00\x01\xff\xfe\x89PNG\r\n\x1a\n", bytes(range(256)), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 8],
+    ids=["binary", "all_bytes", "png"],
+)
+def test_binary_garbage_is_a_data_error_naming_the_file(tmp_path, garbage):
+    path = write(tmp_path, garbage, "garbage.csv")
+    with pytest.raises(DataError, match=re.escape(path)):
+        data.load_csv(path)
+
+
+def test_config_with_a_bad_csv_fails_in_load_data(tmp_path):
+    path = write(tmp_path, "a,b\n1,2\n")
+    with pytest.raises(DataError, match="no target column 'y'"):
+        training.load_data(TrainConfig(dataset=path))
+
+
+def test_integer_too_large_for_a_float_is_a_data_error(tmp_path):
+    # pandas keeps a 310-digit integer as a Python int; pd.to_numeric(errors="coerce") then raises.
+    path = write(tmp_path, "a,y\n1" + "0" * 309 + ",2\n")
+    with pytest.raises(DataError, match="column 'a'"):
+        data.load_csv(path)
+
+
+def test_every_row_one_field_longer_than_the_header_is_refused(tmp_path):
+    # read_csv treats the extra leading field as the row index: a=[2, 5], y=[3, 6] load silently.
+    path = write(tmp_path, "a,y\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataError):
+        data.load_csv(path)
+
+
+def test_line_number_in_the_message_counts_blank_lines(tmp_path):
+    path = write(tmp_path, "a,y\n\n1,2\nx,3\n")  # 'x' is on line 4 of the file
+    with pytest.raises(DataError, match="on line 4"):
+        data.load_csv(path)
+
+
+CSV_CHARS = st.sampled_from([*"0123456789.,-+eEyaxnNIinf\"' \t\n\r#;", "\x00", "é", "\ufeff"])
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.one_of(
+        st.text(CSV_CHARS, max_size=40),
+        st.text(max_size=30),
+        st.builds(lambda rows: "a,y\n" + "\n".join(rows), st.lists(st.text(CSV_CHARS, max_size=8), max_size=5)),
+    )
+)
+def test_any_small_csv_text_either_loads_or_raises_data_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "f.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    loaded, refusal = None, None
+    try:
+        loaded = data.load_csv(str(path))
+    except DataError as exc:  # any other exception fails the test
+        refusal = str(exc)
+    if loaded is None:
+        assert str(path) in refusal
+        return
+    X, y, names = loaded
+    assert X.shape == (len(y), len(names))
+    assert len(y) >= 1
+    assert len(names) >= 1
+    assert np.isfinite(X).all()
+    assert np.isfinite(y).all()
+
+
+# --- train / validation split -----------------------------------------------------------------
+
+
+def test_zero_validation_fraction_keeps_every_row_for_training():
+    X, y, _ = data.seed_data()
+    Xt, yt, Xv, yv = data.split(X, y, 0.0, seed=0)
+    assert Xt is X
+    assert yt is y
+    assert Xv is None
+    assert yv is None
+
+
+def test_split_is_seeded_disjoint_complete_and_keeps_row_order():
+    X = np.asfortranarray(np.arange(20.0).reshape(10, 2))
+    y = np.arange(10.0)
+    Xt, yt, Xv, yv = data.split(X, y, 0.3, seed=1)
+    assert (len(yt), len(yv)) == (7, 3)
+    assert sorted([*yt, *yv]) == list(range(10))
+    assert list(yt) == sorted(yt)
+    assert list(yv) == sorted(yv)
+    assert_array_equal(Xt[:, 0], 2 * yt)  # rows stay together
+    assert_array_equal(Xv[:, 0], 2 * yv)
+    assert Xt.flags.f_contiguous
+    assert Xv.flags.f_contiguous
+    again = data.split(X, y, 0.3, seed=1)
+    assert_array_equal(again[3], yv)
+    others = [data.split(X, y, 0.3, seed=s)[3] for s in range(2, 8)]
+    assert any(not np.array_equal(o, yv) for o in others)
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "n_train", "n_val"),
+    [(2, 0.1, 2, 0), (2, 0.9, 0, 2), (1, 0.5, 1, 0), (10, 0.04, 10, 0), (10, 0.96, 0, 10)],
+)
+def test_split_leaving_a_side_with_zero_rows_is_a_data_error(n, fraction, n_train, n_val):
+    X, y = np.ones((n, 1)), np.ones(n)
+    with pytest.raises(DataError, match=f"leaves {n_train} training and {n_val} validation rows"):
+        data.split(X, y, fraction, seed=0)
+
+
+def test_split_of_two_rows_in_half_gives_one_each():
+    X, y, _ = data.seed_data()
+    Xt, yt, Xv, yv = data.split(X, y, 0.5, seed=0)
+    assert (Xt.shape, Xv.shape) == ((1, 2), (1, 2))
+    assert (len(yt), len(yv)) == (1, 1)
+    assert sorted([*yt, *yv]) == [0.3, 0.9]
+
+
+def test_seed_data_with_a_too_small_validation_fraction_fails_in_load_data():
+    with pytest.raises(DataError, match=re.escape("validation fraction 0.1 of 2 rows")):
+        training.load_data(TrainConfig(validation_fraction=0.1))

@@ -1,0 +1,277 @@
+"""The training loop: what is logged when, mini-batches, early stopping, divergence, timing."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from core import data, training
+from core.config import TrainConfig
+from core.models import Model
+
+
+def fit(callback=None, **overrides) -> training.TrainResult:
+    cfg = TrainConfig(**overrides)
+    return training.fit(cfg, training.load_data(cfg), callback)
+
+
+class Recorder:
+    def __init__(self):
+        self.epochs, self.metrics, self.thetas = [], [], []
+
+    def __call__(self, epoch, metrics, theta):
+        self.epochs.append(epoch)
+        self.metrics.append(dict(metrics))
+        self.thetas.append(theta)
+
+
+# --- what is reported ------------------------------------------------------------------------
+
+
+def test_callback_gets_epoch_zero_with_the_initial_weights_and_their_loss():
+    rec = Recorder()
+    fit(rec)
+    assert rec.epochs[0] == 0
+    assert_array_equal(rec.thetas[0], [0.1, 0.2])
+    assert rec.metrics[0]["loss"] == pytest.approx(0.32005, rel=1e-15)
+
+
+def test_loss_logged_at_step_e_is_the_loss_at_the_start_of_epoch_e():
+    # Replay plain SGD by hand: theta_e is the parameter vector after e steps.
+    X, y, _ = data.seed_data()
+    model = Model("relu", 2)
+    theta, expected = model.init("seed"), []
+    for _ in range(100):
+        loss, grad = model.loss_and_grad(theta, X, y)
+        expected.append((loss, theta))
+        theta = theta - 0.01 * grad
+    rec = Recorder()
+    result = fit(rec)
+    assert rec.epochs == list(range(100))
+    for (loss, theta_e), metrics, seen in zip(expected, rec.metrics, rec.thetas, strict=True):
+        assert metrics["loss"] == loss
+        assert_array_equal(seen, theta_e)
+    # the final loss is that of the weights after the last epoch, never reported as a step
+    assert result.final["final_loss"] == model.loss(theta, X, y)
+    assert result.final["final_loss"] < rec.metrics[-1]["loss"]
+
+
+def test_callback_theta_snapshots_are_not_changed_by_later_epochs():
+    rec = Recorder()
+    fit(rec, epochs=3, penalty="l1", lam=0.01)  # prox works in place: it must not touch what was handed out
+    copies = [t.copy() for t in rec.thetas]
+    assert not np.array_equal(copies[0], copies[1])
+    for kept, copy in zip(rec.thetas, copies, strict=True):
+        assert_array_equal(kept, copy)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "log_every", "expected"),
+    [
+        (100, 30, [0, 30, 60, 90, 99]),
+        (100, 25, [0, 25, 50, 75, 99]),
+        (10, 5, [0, 5, 9]),
+        (10, 1, list(range(10))),
+        (10, 100, [0, 9]),
+        (1, 7, [0]),
+        (31, 30, [0, 30]),
+    ],
+)
+def test_log_every_thins_the_reports_and_always_reports_the_last_epoch(epochs, log_every, expected):
+    rec = Recorder()
+    fit(rec, epochs=epochs, log_every=log_every)
+    assert rec.epochs == expected
+
+
+def test_log_every_does_not_change_the_training():
+    assert fit(log_every=7).weights == fit().weights
+
+
+@pytest.mark.parametrize("batch_size", [0, 1], ids=["full_batch", "mini_batch"])
+def test_objective_is_loss_plus_penalty(batch_size):
+    rec = Recorder()
+    result = fit(rec, penalty="elasticnet", lam=0.05, l1_ratio=0.3, batch_size=batch_size, epochs=5)
+    for metrics, theta in zip(rec.metrics, rec.thetas, strict=True):
+        w = theta[:2]
+        penalty = 0.05 * (0.3 * np.abs(w).sum() + 0.7 * (w @ w))
+        assert metrics["objective"] == pytest.approx(metrics["loss"] + penalty, rel=1e-14)
+    w = np.array(result.weights)
+    expected = result.final["final_loss"] + 0.05 * (0.3 * np.abs(w).sum() + 0.7 * (w @ w))
+    assert result.final["final_objective"] == pytest.approx(expected, rel=1e-14)
+
+
+def test_without_penalty_objective_equals_loss():
+    rec = Recorder()
+    result = fit(rec, epochs=3)
+    assert all(m["objective"] == m["loss"] for m in rec.metrics)
+    assert set(rec.metrics[0]) == {"loss", "objective"}
+    assert result.final["final_objective"] == result.final["final_loss"]
+    assert "final_val_loss" not in result.final
+
+
+def test_validation_split_reports_val_loss_each_step_and_at_the_end():
+    rec = Recorder()
+    cfg = TrainConfig(dataset="synthetic", n_samples=40, n_features=3, validation_fraction=0.25, epochs=4)
+    ds = training.load_data(cfg)
+    assert (len(ds.y_train), len(ds.y_val)) == (30, 10)
+    result = training.fit(cfg, ds, rec)
+    model = Model("relu", 3)
+    for metrics, theta in zip(rec.metrics, rec.thetas, strict=True):
+        assert metrics["val_loss"] == model.loss(theta, ds.X_val, ds.y_val)
+    assert result.final["final_val_loss"] == model.loss(result.theta, ds.X_val, ds.y_val)
+
+
+def test_result_carries_weights_as_floats_and_the_bias():
+    result = fit(model="linear", fit_intercept=True, epochs=3)
+    assert len(result.weights) == 2
+    assert all(type(w) is float for w in result.weights)
+    assert isinstance(result.bias, float)
+    assert result.bias != 0.0
+    assert_array_equal(result.theta, [*result.weights, result.bias])
+
+
+# --- mini-batches, steps, timing ---------------------------------------------------------------
+
+SYNTH = {"dataset": "synthetic", "n_samples": 50, "n_features": 4, "model": "linear", "epochs": 10}
+
+
+def test_mini_batch_training_is_reproducible_for_a_seed():
+    assert fit(**SYNTH, batch_size=8, seed=3).weights == fit(**SYNTH, batch_size=8, seed=3).weights
+
+
+def test_mini_batch_training_differs_by_seed_and_from_full_batch():
+    a = fit(**SYNTH, batch_size=8, seed=3).weights
+    assert a != fit(**SYNTH, batch_size=8, seed=4).weights
+    assert a != fit(**SYNTH, seed=3).weights
+
+
+def test_full_batch_training_does_not_depend_on_the_seed():
+    assert fit(**SYNTH, seed=1).weights == fit(**SYNTH, seed=2).weights
+
+
+@pytest.mark.parametrize(("batch_size", "steps_per_epoch"), [(0, 1), (8, 7), (10, 5), (1, 50), (49, 2), (50, 1)])
+def test_steps_are_epochs_times_batches_per_epoch(batch_size, steps_per_epoch):
+    # n = 50: ceil(50 / batch) optimizer steps per epoch; full batch (0) is one.
+    result = fit(**SYNTH, batch_size=batch_size)
+    assert steps_per_epoch == (1 if batch_size == 0 else math.ceil(50 / batch_size))
+    assert result.steps == 10 * steps_per_epoch
+    assert result.epochs_run == 10
+
+
+def test_batch_size_at_least_n_is_full_batch():
+    assert fit(**SYNTH, batch_size=50).weights == fit(**SYNTH).weights
+    assert fit(**SYNTH, batch_size=500).weights == fit(**SYNTH).weights
+
+
+def test_train_time_is_positive_and_steps_per_s_follows():
+    result = fit()
+    assert result.train_time_s > 0
+    assert result.steps_per_s == pytest.approx(result.steps / result.train_time_s)
+
+
+def test_train_time_excludes_the_callbacks():
+    start = time.perf_counter()
+    result = fit(lambda *_: time.sleep(0.02), epochs=5)
+    assert time.perf_counter() - start >= 0.1
+    assert result.train_time_s < 0.05
+
+
+# --- early stopping ----------------------------------------------------------------------------
+
+
+def opposed_data() -> data.Dataset:
+    """Training wants w = +1, validation wants w = -1: every training step makes val_loss worse."""
+    X = np.asfortranarray(np.array([[1.0], [2.0], [3.0]]))
+    return data.Dataset(X, X[:, 0].copy(), X.copy(order="F"), -X[:, 0], ("x",))
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    cfg = TrainConfig(model="linear", validation_fraction=0.5, patience=3, epochs=50, learning_rate=0.01)
+    rec = Recorder()
+    result = training.fit(cfg, opposed_data(), rec)
+    # epoch 0 sets the best val_loss; epochs 1, 2, 3 are worse: stop at the start of epoch 3.
+    assert result.stopped_early
+    assert result.epochs_run == 3
+    assert result.steps == 3
+    assert rec.epochs == [0, 1, 2, 3]
+    vals = [m["val_loss"] for m in rec.metrics]
+    assert vals == sorted(vals)
+    assert "final_val_loss" in result.final
+
+
+def test_early_stopping_uses_val_loss_even_on_epochs_that_are_not_logged():
+    cfg = TrainConfig(model="linear", validation_fraction=0.5, patience=3, epochs=50, log_every=10)
+    rec = Recorder()
+    result = training.fit(cfg, opposed_data(), rec)
+    assert (result.stopped_early, result.epochs_run) == (True, 3)
+    assert rec.epochs == [0]
+
+
+def test_patience_does_not_stop_while_val_loss_improves():
+    X = np.asfortranarray(np.array([[1.0], [2.0], [3.0]]))
+    ds = data.Dataset(X, X[:, 0].copy(), X.copy(order="F"), X[:, 0].copy(), ("x",))
+    cfg = TrainConfig(model="linear", validation_fraction=0.5, patience=2, epochs=20)
+    result = training.fit(cfg, ds)
+    assert not result.stopped_early
+    assert (result.epochs_run, result.steps) == (20, 20)
+
+
+# --- divergence ----------------------------------------------------------------------------------
+
+
+def test_huge_learning_rate_raises_divergence_error_naming_the_first_bad_epoch():
+    # Epoch 0 starts from finite weights; one step of lr 1e300 makes the loss at the start of epoch 1 overflow.
+    rec = Recorder()
+    with pytest.raises(training.DivergenceError, match=r"diverged at epoch 1: the training loss") as info:
+        fit(rec, model="linear", learning_rate=1e300)
+    assert info.value.epoch == 1
+    assert rec.epochs == [0]
+    assert isinstance(info.value, ArithmeticError)
+    assert "smaller learning rate" in str(info.value)
+
+
+def test_gradual_divergence_is_reported_at_the_epoch_it_happens():
+    rec = Recorder()
+    with pytest.raises(training.DivergenceError) as info:
+        fit(rec, model="linear", learning_rate=1000.0)
+    assert 1 < info.value.epoch < 100
+    assert f"epoch {info.value.epoch}" in str(info.value)
+    assert rec.epochs == list(range(info.value.epoch))
+    assert all(math.isfinite(m["loss"]) for m in rec.metrics)
+
+
+def test_mini_batch_divergence_is_caught_on_the_parameters():
+    with pytest.raises(training.DivergenceError, match=r"diverged at epoch 0: a parameter") as info:
+        fit(model="linear", learning_rate=1e300, batch_size=1)
+    assert info.value.epoch == 0
+
+
+def test_huge_learning_rate_kills_the_relu_neuron_instead_of_diverging():
+    # Not a divergence: the step sends both weights far negative, the ReLU outputs 0 from then on
+    # and the loss settles at mean(y^2) = (0.09 + 0.81) / 2.
+    result = fit(learning_rate=1000.0)
+    assert result.final["final_loss"] == pytest.approx(0.45, rel=1e-15)
+    assert all(w < -1e4 for w in result.weights)
+
+
+@pytest.mark.parametrize("batch_size", [0, 1], ids=["full_batch", "mini_batch"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_divergence_raises_divergence_error_not_a_numpy_warning(optimizer, batch_size):
+    # pytest turns warnings into errors here: an overflow RuntimeWarning escaping fit would fail this.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(training.DivergenceError):
+            fit(model="linear", optimizer=optimizer, learning_rate=1e300, batch_size=batch_size)
+
+
+def test_full_batch_relu_with_infinite_weights_is_reported_as_divergence():
+    # One step of lr 1e307 overflows both weights to -inf; the dead ReLU's loss stays finite (100).
+    X = np.asfortranarray(np.full((2, 2), 10.0))
+    ds = data.Dataset(X, np.array([-10.0, -10.0]), None, None, ("a", "b"))
+    with pytest.raises(training.DivergenceError):
+        training.fit(TrainConfig(learning_rate=1e307), ds)
