@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from . import optimizers
 
 # The options each optimizer reads (everything else is data, model or loop).
+DTYPES = ("float64", "float32")
 OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
 
 
@@ -28,6 +29,7 @@ class TrainConfig:
     noise: float = 0.1
     data_seed: int = 0
     validation_fraction: float = 0.0
+    dtype: str = "float64"
     # model
     model: str = "relu"
     fit_intercept: bool = False
@@ -69,6 +71,8 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be a finite number, got {v}")
         if self.optimizer not in optimizers.OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
         if self.learning_rate <= 0:

@@ -59,7 +59,8 @@ def synthetic(
     if not 0 <= n_informative <= n_features:
         raise DataError(f"n_informative must be between 0 and n_features ({n_features})")
     rng = np.random.default_rng(seed)
-    X = np.asfortranarray(rng.standard_normal((n_samples, n_features)))
+    # Drawn as (d, n) and transposed: column-major X without a second copy of the data.
+    X = rng.standard_normal((n_features, n_samples)).T
     w_true = np.zeros(n_features)
     w_true[:n_informative] = rng.uniform(0.5, 2.0, n_informative)
     y = X @ w_true + noise * rng.standard_normal(n_samples)
