@@ -1,0 +1,439 @@
+"""Write tests/fixtures/torch_trajectories.json: reference trajectories computed by torch.optim.
+
+This is the *oracle* for gdlab's numpy optimizers and penalties. It is written
+independently of ``core`` (it imports nothing from it): the data, the model, the
+loss, the penalties and the mini-batch order are all spelled out here in torch,
+in float64, and the optimizers are torch.optim's own (``foreach=False``, i.e.
+the ``_single_tensor_*`` reference implementations).
+
+Run it from the repository root with torch==2.13.0 installed::
+
+    python scripts/make_torch_fixture.py
+
+It refuses to run with any other torch release, so the committed JSON always says
+which torch produced it. ``tests/test_torch_parity.py`` replays every case with
+``core.training.fit`` and compares every recorded step; it also imports this
+file (``build_fixture`` / ``run_case``) to recompute the trajectories live.
+
+Conventions (those of DESIGN.md):
+
+* parameters theta = (w, b): weights, then the bias when ``fit_intercept``;
+  the bias starts at 0 and is never penalized nor decayed (for AdamW it sits in
+  its own param group with ``weight_decay=0``);
+* loss = mean((f(X w + b) - y)^2), f = relu or identity;
+* penalty lambda * R(w): the squares are added to the torch loss; L1 is either
+  added to the loss as lambda * sum|w| (``subgradient``: autograd of abs gives
+  sign(w) with sign(0) = 0) or applied after ``optimizer.step()`` as a
+  soft-threshold of w by lr * (L1 coefficient) under ``torch.no_grad`` (``prox``);
+* mini-batches: per epoch, ``order = rng.permutation(n)`` with one
+  ``rng = np.random.default_rng(seed)`` for the whole run, batches are
+  ``order[start:start + batch_size]`` (the last one may be shorter), as
+  core/training.py draws them.
+
+Every case must be well conditioned: re-run with y moved by 4 ulps, its torch
+trajectory may move by at most ``MAX_SENSITIVITY`` (the value is stored per case),
+otherwise the script stops. A chaotic case (RMSprop without momentum oscillating
+around the optimum at lr 0.01 amplifies rounding ~100x every 10 steps) could not
+tell a wrong implementation from a different rounding order.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TORCH_VERSION = "2.13.0"
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "tests" / "fixtures" / "torch_trajectories.json"
+
+# ---------------------------------------------------------------- data
+
+
+def lesson_data() -> tuple[np.ndarray, np.ndarray]:
+    """The lesson's toy problem."""
+    return np.array([[0.1, 0.2], [0.4, 0.5]]), np.array([0.3, 0.9])
+
+
+def synthetic_data(n: int = 40, d: int = 3, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded regression set: standardized columns, one truly-zero weight, an offset."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    w_true = np.array([1.5, -2.0, 0.0])[:d]
+    y = X @ w_true + 0.5 + 0.3 * rng.standard_normal(n)
+    return X, y
+
+
+def datasets() -> dict[str, dict[str, list]]:
+    X0, y0 = lesson_data()
+    X1, y1 = synthetic_data()
+    return {
+        "lesson": {"X": X0.tolist(), "y": y0.tolist()},
+        "synthetic": {"X": X1.tolist(), "y": y1.tolist()},
+    }
+
+
+# ---------------------------------------------------------------- cases
+
+# Optimizer variants: (label, name, hyperparameters in gdlab's option names, lr on the synthetic set).
+# Hyperparameters not given take torch.optim's defaults (and gdlab's, which must agree).
+# Learning rates are chosen so that no case is chaotic (see `sensitivity`): RMSprop without
+# momentum at lr 0.01 oscillates around the optimum and amplifies rounding 100x every 10 steps.
+VARIANTS: list[tuple[str, str, dict[str, Any], float]] = [
+    ("sgd", "sgd", {}, 0.05),
+    ("sgd-momentum", "sgd", {"momentum": 0.9}, 0.01),
+    ("sgd-momentum-dampening", "sgd", {"momentum": 0.9, "dampening": 0.3}, 0.01),
+    ("sgd-nesterov", "sgd", {"momentum": 0.9, "nesterov": True}, 0.01),
+    ("adam", "adam", {}, 0.05),
+    ("adam-betas-eps", "adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 0.05),
+    ("adam-amsgrad", "adam", {"amsgrad": True}, 0.05),
+    ("adamw", "adamw", {}, 0.05),
+    ("adamw-wd0.1", "adamw", {"weight_decay": 0.1}, 0.05),
+    ("adamw-wd0.1-amsgrad", "adamw", {"weight_decay": 0.1, "amsgrad": True}, 0.05),
+    ("rmsprop", "rmsprop", {}, 0.005),
+    ("rmsprop-alpha-eps", "rmsprop", {"alpha": 0.995, "epsilon": 1e-6}, 0.005),
+    ("rmsprop-centered", "rmsprop", {"centered": True}, 0.005),
+    ("rmsprop-momentum", "rmsprop", {"momentum": 0.5}, 0.005),
+    ("rmsprop-centered-momentum", "rmsprop", {"centered": True, "momentum": 0.5}, 0.005),
+    ("adagrad", "adagrad", {}, 0.1),
+    ("adagrad-lr-decay", "adagrad", {"lr_decay": 0.01}, 0.1),
+]
+VARIANT = {label: (name, hyper, lr) for label, name, hyper, lr in VARIANTS}
+
+# Problems: (label, dataset, model, fit_intercept).
+PROBLEMS = [
+    ("lesson", "lesson", "relu", False),
+    ("syn-linear", "synthetic", "linear", False),
+    ("syn-linear-bias", "synthetic", "linear", True),
+    ("syn-relu", "synthetic", "relu", False),
+    ("syn-relu-bias", "synthetic", "relu", True),
+]
+
+# Penalties: (label, kind, lambda, l1_ratio, l1_method).
+PENALTIES = [
+    ("l2", "l2", 0.1, 0.5, "prox"),
+    ("l1-subgradient", "l1", 0.1, 0.5, "subgradient"),
+    ("l1-prox", "l1", 0.3, 0.5, "prox"),
+    ("elasticnet-prox", "elasticnet", 0.4, 0.7, "prox"),
+    ("elasticnet-subgradient", "elasticnet", 0.2, 0.3, "subgradient"),
+]
+PENALIZED_VARIANTS = ["sgd", "sgd-nesterov", "adam", "adamw-wd0.1", "rmsprop-centered-momentum", "adagrad-lr-decay"]
+PENALIZED_PROBLEMS = ["lesson", "syn-linear", "syn-linear-bias", "syn-relu-bias"]
+
+FULL_BATCH_STEPS = 200
+LESSON_LR = 0.01
+
+
+def record_epochs(epochs: int) -> list[int]:
+    """Epochs after which theta is recorded: 1..10, every 10th, and the last."""
+    marks = set(range(1, min(epochs, 10) + 1)) | set(range(10, epochs + 1, 10)) | {epochs}
+    return sorted(marks)
+
+
+def _case(
+    problem: str,
+    variant: str,
+    penalty: tuple[str, str, float, float, str] | None = None,
+    *,
+    init: str = "seed",
+    batch_size: int = 0,
+    epochs: int = FULL_BATCH_STEPS,
+    seed: int = 0,
+    id_suffix: str = "",
+) -> dict[str, Any]:
+    _, dataset, model, fit_intercept = next(p for p in PROBLEMS if p[0] == problem)
+    name, hyper, lr = VARIANT[variant]
+    if dataset == "lesson":
+        lr = LESSON_LR
+    plabel, kind, lam, l1_ratio, method = penalty or ("none", "none", 0.0, 0.5, "prox")
+    d = len(datasets()[dataset]["X"][0])
+    theta0 = np.zeros(d + int(fit_intercept))
+    if init == "seed":
+        theta0[:d] = 0.1 * np.arange(1, d + 1)  # the lesson's w = [0.1, 0.2, ...]
+    return {
+        "id": f"{variant}/{plabel}/{problem}{id_suffix}",
+        "dataset": dataset,
+        "model": model,
+        "fit_intercept": fit_intercept,
+        "init": init,
+        "theta0": theta0.tolist(),
+        "optimizer": name,
+        "hyper": dict(hyper),
+        "penalty": {"kind": kind, "lam": lam, "l1_ratio": l1_ratio, "l1_method": method},
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "record_epochs": record_epochs(epochs) if batch_size == 0 else list(range(1, epochs + 1)),
+    }
+
+
+def case_specs() -> list[dict[str, Any]]:
+    """Every case, without its trajectory."""
+    cases = [_case(problem, variant) for variant, *_ in VARIANTS for problem, *_ in PROBLEMS]
+    for penalty in PENALTIES:
+        for variant in PENALIZED_VARIANTS:
+            for problem in PENALIZED_PROBLEMS:
+                cases.append(_case(problem, variant, penalty))
+    # Start at w = 0: the first L1 subgradient must be sign(0) = 0 (linear model: relu'(0) = 0 would freeze it).
+    l1_sub = next(p for p in PENALTIES if p[0] == "l1-subgradient")
+    for variant in ("sgd", "adam"):
+        cases.append(_case("syn-linear-bias", variant, l1_sub, init="zeros", id_suffix="-zeros-init"))
+    # relu'(0) = 0, as torch's threshold backward has it: from theta = 0 with a bias every z is exactly 0,
+    # so the gradient vanishes and nothing moves (relu'(0) = 1 would start training).
+    cases.append(_case("syn-relu-bias", "sgd", init="zeros", id_suffix="-zeros-init"))
+    # Mini-batch SGD with momentum, shuffled as core.training.fit shuffles (40 rows, batches 12+12+12+4).
+    l1_prox = next(p for p in PENALTIES if p[0] == "l1-prox")
+    for penalty in (None, l1_prox):
+        cases.append(
+            _case(
+                "syn-linear-bias",
+                "sgd-momentum",
+                penalty,
+                batch_size=12,
+                epochs=50,
+                seed=3,
+                id_suffix="-minibatch12",
+            )
+        )
+    ids = [c["id"] for c in cases]
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+    return cases
+
+
+# ---------------------------------------------------------------- torch
+
+
+def penalty_coefficients(penalty: dict[str, Any]) -> tuple[float, float]:
+    """(coefficient of sum|w|, coefficient of sum w^2) in lambda * R(w)."""
+    kind, lam, r = penalty["kind"], penalty["lam"], penalty["l1_ratio"]
+    if kind == "l1":
+        return lam, 0.0
+    if kind == "l2":
+        return 0.0, lam
+    if kind == "elasticnet":
+        return lam * r, lam * (1.0 - r)
+    return 0.0, 0.0
+
+
+def make_optimizer(name: str, hyper: dict[str, Any], lr: float, w: torch.Tensor, b: torch.Tensor | None):
+    """The torch.optim optimizer for gdlab's (name, hyperparameters)."""
+    h = dict(hyper)
+    params: list = [w] if b is None else [w, b]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, foreach=False, **h)
+    kwargs: dict[str, Any] = {"lr": lr, "foreach": False}
+    if "beta1" in h or "beta2" in h:
+        kwargs["betas"] = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+    if "epsilon" in h:
+        kwargs["eps"] = h.pop("epsilon")
+    kwargs.update(h)
+    if name == "adam":
+        return torch.optim.Adam(params, **kwargs)
+    if name == "adamw":
+        if b is None:
+            return torch.optim.AdamW(params, **kwargs)
+        # gdlab never decays the bias: it goes in its own group.
+        return torch.optim.AdamW([{"params": [w]}, {"params": [b], "weight_decay": 0.0}], **kwargs)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, **kwargs)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, **kwargs)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[list[float]]:
+    """Train with torch.optim as the case says; theta (w then b) after each recorded epoch."""
+    f64 = torch.float64
+    X_np = np.asarray(data[case["dataset"]]["X"], dtype=np.float64)
+    y_np = np.asarray(data[case["dataset"]]["y"], dtype=np.float64)
+    X, y = torch.tensor(X_np, dtype=f64), torch.tensor(y_np, dtype=f64)
+    n, d = X_np.shape
+    theta0 = np.asarray(case["theta0"], dtype=np.float64)
+    w = torch.tensor(theta0[:d], dtype=f64, requires_grad=True)
+    b = torch.tensor(theta0[d:], dtype=f64, requires_grad=True) if case["fit_intercept"] else None
+    lr = case["lr"]
+    opt = make_optimizer(case["optimizer"], case["hyper"], lr, w, b)
+    l1, l2 = penalty_coefficients(case["penalty"])
+    prox = l1 > 0 and case["penalty"]["l1_method"] == "prox"
+    batch = n if case["batch_size"] <= 0 or case["batch_size"] >= n else case["batch_size"]
+    rng = np.random.default_rng(case["seed"])
+    wanted = set(case["record_epochs"])
+
+    def objective(Xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        z = Xb @ w
+        if b is not None:
+            z = z + b
+        pred = torch.relu(z) if case["model"] == "relu" else z
+        loss = ((pred - yb) ** 2).mean()
+        if l2:
+            loss = loss + l2 * (w**2).sum()
+        if l1 and not prox:
+            loss = loss + l1 * w.abs().sum()
+        return loss
+
+    out = []
+    for epoch in range(1, case["epochs"] + 1):
+        if batch == n:
+            batches = [None]
+        else:
+            order = rng.permutation(n)
+            batches = [order[start : start + batch] for start in range(0, n, batch)]
+        for idx in batches:
+            opt.zero_grad(set_to_none=True)
+            if idx is None:
+                objective(X, y).backward()
+            else:
+                sel = torch.as_tensor(idx)
+                objective(X[sel], y[sel]).backward()
+            opt.step()
+            if prox:
+                with torch.no_grad():
+                    w.copy_(torch.sign(w) * torch.clamp(w.abs() - lr * l1, min=0.0))
+        if epoch in wanted:
+            theta = w.detach().numpy().copy()
+            if b is not None:
+                theta = np.concatenate([theta, b.detach().numpy()])
+            if not np.isfinite(theta).all():
+                raise ArithmeticError(f"{case['id']}: torch diverged at epoch {epoch}")
+            out.append(theta.tolist())
+    return out
+
+
+MAX_SENSITIVITY = 1e-13
+
+
+def sensitivity(case: dict[str, Any], data: dict[str, dict[str, list]], thetas: list[list[float]]) -> float:
+    """How far the torch trajectory ``thetas`` moves when y moves by 4 ulps (max abs difference).
+
+    A case whose dynamics amplify rounding (e.g. RMSprop oscillating around the
+    optimum, where g / sqrt(v) acts like sign(g)) cannot be compared at 1e-10:
+    two correct implementations that round differently part ways. Such cases are
+    refused when the fixture is made.
+    """
+    shaken = {k: dict(v) for k, v in data.items()}
+    y = np.asarray(data[case["dataset"]]["y"], dtype=np.float64)
+    shaken[case["dataset"]]["y"] = (y * (1.0 + 2.0**-50)).tolist()
+    a = np.asarray(thetas, dtype=np.float64)
+    b = np.asarray(run_case(case, shaken), dtype=np.float64)
+    return float(np.abs(a - b).max())
+
+
+def torch_defaults() -> dict[str, dict[str, Any]]:
+    """torch.optim's defaults for the options gdlab exposes, under gdlab's names."""
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    classes = {
+        "sgd": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "rmsprop": torch.optim.RMSprop,
+        "adagrad": torch.optim.Adagrad,
+    }
+    keep = {
+        "sgd": ("momentum", "dampening", "nesterov"),
+        "adam": ("betas", "eps", "amsgrad"),
+        "adamw": ("betas", "eps", "amsgrad", "weight_decay"),
+        "rmsprop": ("alpha", "eps", "momentum", "centered"),
+        "adagrad": ("lr_decay", "eps"),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in classes.items():
+        defaults = cls([p]).defaults
+        entry: dict[str, Any] = {}
+        for key in keep[name]:
+            value = defaults[key]
+            if key == "betas":
+                entry["beta1"], entry["beta2"] = float(value[0]), float(value[1])
+            elif key == "eps":
+                entry["epsilon"] = float(value)
+            elif isinstance(value, bool):
+                entry[key] = value
+            else:
+                entry[key] = float(value)
+        out[name] = entry
+    return out
+
+
+def abs_grad_at_zero() -> float:
+    """d|w|/dw at w = 0 as torch's autograd gives it (gdlab's subgradient uses sign(0) = 0)."""
+    w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    w.abs().sum().backward()
+    return float(w.grad[0])
+
+
+def release(version: str) -> str:
+    """'2.13.0+cpu' -> '2.13.0'."""
+    return version.split("+", 1)[0]
+
+
+def build_fixture() -> dict[str, Any]:
+    data = datasets()
+    cases = case_specs()
+    for case in cases:
+        thetas = run_case(case, data)
+        shaken = sensitivity(case, data, thetas)
+        if shaken > MAX_SENSITIVITY:
+            raise ArithmeticError(
+                f"{case['id']}: ill-conditioned, a 4-ulp change of y moves the torch trajectory by {shaken:.1e}"
+            )
+        case["sensitivity"] = float(f"{shaken:.1e}")
+        case["thetas"] = thetas
+    return {
+        "description": "torch.optim reference trajectories for gdlab (float64, full batch unless batch_size > 0); "
+        "thetas[k] is (w, b) after record_epochs[k] epochs. Regenerate: python scripts/make_torch_fixture.py",
+        "torch_version": release(torch.__version__),
+        "torch_build": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "dtype": "float64",
+        "loss": "mean((f(X w + b) - y)^2) + lambda * R(w); f = relu or identity",
+        "abs_grad_at_zero": abs_grad_at_zero(),
+        "torch_defaults": torch_defaults(),
+        "datasets": data,
+        "cases": cases,
+    }
+
+
+# ---------------------------------------------------------------- output
+
+
+def dumps(obj: Any, indent: int = 0) -> str:
+    """JSON with one line per list of numbers (floats via repr), for readable diffs."""
+    pad, inner = " " * indent, " " * (indent + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(k)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list) and obj and all(isinstance(v, (list, dict)) for v in obj):
+        return "[\n" + ",\n".join(inner + dumps(v, indent + 1) for v in obj) + "\n" + pad + "]"
+    if isinstance(obj, float) and not np.isfinite(obj):
+        raise ValueError("non-finite value in the fixture")
+    return json.dumps(obj)  # scalars and flat lists; json writes floats with repr
+
+
+def main() -> int:
+    if release(torch.__version__) != TORCH_VERSION:
+        print(
+            f"make_torch_fixture: refusing to run with torch {torch.__version__}; "
+            f"the fixture is made with torch=={TORCH_VERSION} (pip install torch=={TORCH_VERSION})",
+            file=sys.stderr,
+        )
+        return 2
+    torch.set_num_threads(1)
+    fixture = build_fixture()
+    text = dumps(fixture) + "\n"
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(ROOT)}: {len(fixture['cases'])} cases, {len(text) / 1e3:.0f} kB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Oracle tests: gdlab's numpy optimizers and penalties against torch.optim, step for step.
+
+``tests/fixtures/torch_trajectories.json`` holds trajectories that torch==2.13.0
+computed in float64 (``scripts/make_torch_fixture.py``, which shares no code with
+``core``). Every case is replayed here through ``core.training.fit`` (the real
+loop: model gradient, penalty, optimizer, prox, mini-batch shuffling) and theta
+is compared after every recorded epoch. When torch is importable, the live tests
+recompute the torch trajectories in-process with the script's own functions.
+
+The two sides evaluate the same formulas in a different order (autograd vs the
+hand-written gradient, ``addcdiv`` vs a product), so they agree to rounding, not
+bit for bit: rtol 1e-10 with a small atol for entries that pass through zero.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import optimizers
+from core.config import TrainConfig
+from core.data import Dataset
+from core.models import Model
+from core.training import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_PATH = ROOT / "tests" / "fixtures" / "torch_trajectories.json"
+SCRIPT_PATH = ROOT / "scripts" / "make_torch_fixture.py"
+FIXTURE = json.loads(FIXTURE_PATH.read_text())
+CASES = FIXTURE["cases"]
+RTOL, ATOL = 1e-10, 1e-12
+
+# The lesson's final weights after 100 epochs (DESIGN.md).
+LESSON_SGD_100 = [0.3644996182867053, 0.5455535728846579]
+LESSON_ADAM_100 = [0.823853144243253, 0.9236083308245637]
+
+
+def _params(predicate: Callable[[dict], bool]) -> list:
+    selected = [pytest.param(case, id=case["id"]) for case in CASES if predicate(case)]
+    assert selected, "the fixture has no case for this test"
+    return selected
+
+
+def _unpenalized(optimizer: str) -> Callable[[dict], bool]:
+    return lambda c: c["optimizer"] == optimizer and c["penalty"]["kind"] == "none" and c["batch_size"] == 0
+
+
+def _penalized(kind: str, method: str | None = None) -> Callable[[dict], bool]:
+    return lambda c: (
+        c["penalty"]["kind"] == kind
+        and (method is None or c["penalty"]["l1_method"] == method)
+        and c["batch_size"] == 0
+    )
+
+
+def _dataset(name: str) -> Dataset:
+    data = FIXTURE["datasets"][name]
+    X = np.asfortranarray(np.array(data["X"], dtype=np.float64))
+    y = np.array(data["y"], dtype=np.float64)
+    return Dataset(X, y, None, None, tuple(f"x{i}" for i in range(X.shape[1])))
+
+
+def _config(case: dict) -> TrainConfig:
+    penalty = case["penalty"]
+    return TrainConfig(
+        model=case["model"],
+        fit_intercept=case["fit_intercept"],
+        init=case["init"],
+        epochs=case["epochs"],
+        batch_size=case["batch_size"],
+        learning_rate=case["lr"],
+        seed=case["seed"],
+        log_every=1,
+        optimizer=case["optimizer"],
+        penalty=penalty["kind"],
+        lam=penalty["lam"],
+        l1_ratio=penalty["l1_ratio"],
+        l1_method=penalty["l1_method"],
+        **case["hyper"],
+    )
+
+
+def run_core(case: dict) -> np.ndarray:
+    """Theta after each of the case's recorded epochs, from core.training.fit."""
+    cfg = _config(case)
+    data = _dataset(case["dataset"])
+    start = Model(cfg.model, data.n_features, cfg.fit_intercept).init(cfg.init, cfg.seed)
+    np.testing.assert_array_equal(start, case["theta0"], err_msg="core starts from another theta than torch did")
+    seen: dict[int, np.ndarray] = {}
+
+    def callback(epoch: int, metrics: dict, theta: np.ndarray) -> None:
+        seen[epoch] = theta.copy()  # theta at the start of `epoch` = after `epoch` epochs
+
+    result = fit(cfg, data, callback)
+    assert result.epochs_run == cfg.epochs
+    seen[cfg.epochs] = result.theta.copy()
+    return np.array([seen[e] for e in case["record_epochs"]])
+
+
+def errors(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(max absolute difference, max relative difference over nonzero reference entries)."""
+    diff = np.abs(ours - reference)
+    nonzero = reference != 0
+    rel = float((diff[nonzero] / np.abs(reference[nonzero])).max()) if nonzero.any() else 0.0
+    return float(diff.max()), rel
+
+
+def assert_same_trajectory(case: dict, ours: np.ndarray, reference, what: str = "torch") -> None:
+    reference = np.asarray(reference, dtype=np.float64)
+    assert ours.shape == reference.shape
+    for k, epoch in enumerate(case["record_epochs"]):
+        np.testing.assert_allclose(
+            ours[k],
+            reference[k],
+            rtol=RTOL,
+            atol=ATOL,
+            err_msg=f"{case['id']}: theta differs from {what} after epoch {epoch}",
+        )
+    if case["penalty"]["l1_method"] == "prox" and case["penalty"]["kind"] in ("l1", "elasticnet"):
+        # Soft-thresholding gives exact zeros: the same ones on both sides, at every recorded step.
+        d = len(FIXTURE["datasets"][case["dataset"]]["X"][0])
+        np.testing.assert_array_equal(
+            ours[:, :d] == 0, reference[:, :d] == 0, err_msg=f"{case['id']}: exact zeros differ from {what}"
+        )
+
+
+def check_case(case: dict) -> None:
+    assert_same_trajectory(case, run_core(case), case["thetas"])
+
+
+# ---------------------------------------------------------------- the fixture itself
+
+
+def test_fixture_was_made_with_torch_2_13_0():
+    assert FIXTURE["torch_version"] == "2.13.0"
+    assert FIXTURE["torch_build"].split("+")[0] == "2.13.0"
+    assert FIXTURE["dtype"] == "float64"
+
+
+def test_fixture_is_small_and_covers_every_optimizer_and_penalty():
+    assert FIXTURE_PATH.stat().st_size < 1_000_000
+    assert {c["optimizer"] for c in CASES} == set(optimizers.OPTIMIZERS)
+    assert {(c["penalty"]["kind"], c["penalty"]["l1_method"]) for c in CASES if c["penalty"]["kind"] != "none"} >= {
+        ("l2", "prox"),
+        ("l1", "prox"),
+        ("l1", "subgradient"),
+        ("elasticnet", "prox"),
+        ("elasticnet", "subgradient"),
+    }
+    for case in CASES:
+        n = len(FIXTURE["datasets"][case["dataset"]]["y"])
+        steps = case["epochs"] * (1 if case["batch_size"] == 0 else -(-n // case["batch_size"]))
+        assert steps >= 200, case["id"]
+        assert case["record_epochs"][-1] == case["epochs"]
+        assert len(case["thetas"]) == len(case["record_epochs"])
+
+
+def test_core_defaults_are_torch_defaults():
+    assert FIXTURE["torch_defaults"] == optimizers.DEFAULTS
+
+
+def test_torch_abs_gradient_at_zero_is_zero_like_our_subgradient():
+    assert FIXTURE["abs_grad_at_zero"] == 0.0
+    assert np.sign(0.0) == 0.0
+
+
+def test_torch_reproduces_the_lessons_numbers_after_100_epochs():
+    by_id = {c["id"]: c for c in CASES}
+    for case_id, expected in (("sgd/none/lesson", LESSON_SGD_100), ("adam/none/lesson", LESSON_ADAM_100)):
+        case = by_id[case_id]
+        theta = case["thetas"][case["record_epochs"].index(100)]
+        np.testing.assert_allclose(theta, expected, rtol=1e-14, err_msg=case_id)
+
+
+# ---------------------------------------------------------------- optimizers, no penalty
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("sgd")))
+def test_sgd_matches_torch_step_for_step(case):
+    """Plain, momentum, momentum + dampening, Nesterov; relu/linear, with/without bias; relu'(0) = 0."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("adam")))
+def test_adam_matches_torch_step_for_step(case):
+    """Default and custom betas/eps, AMSGrad."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("adamw")))
+def test_adamw_matches_torch_step_for_step(case):
+    """Decoupled decay of the weights only (torch: the bias in a group with weight_decay=0)."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("rmsprop")))
+def test_rmsprop_matches_torch_step_for_step(case):
+    """Plain, alpha/eps, centered, momentum, centered + momentum."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("adagrad")))
+def test_adagrad_matches_torch_step_for_step(case):
+    """Plain and with lr_decay."""
+    check_case(case)
+
+
+# ---------------------------------------------------------------- penalties
+
+
+@pytest.mark.parametrize("case", _params(_penalized("l2")))
+def test_l2_penalty_matches_torch_loss_term_step_for_step(case):
+    """lambda * sum w^2 added to torch's loss (bias unpenalized)."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_penalized("l1", "subgradient")))
+def test_l1_subgradient_matches_torch_autograd_of_abs(case):
+    """lambda * sum|w| in torch's loss: autograd gives lambda * sign(w), sign(0) = 0 (see the zeros-init cases)."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_penalized("l1", "prox")))
+def test_l1_prox_matches_torch_step_then_soft_threshold(case):
+    """torch step, then w <- sign(w) max(|w| - lr lambda, 0): same values and the same exact zeros."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_penalized("elasticnet")))
+def test_elasticnet_matches_torch_step_for_step(case):
+    """Squares in the loss; the L1 part by prox (threshold lr lambda r) or by subgradient."""
+    check_case(case)
+
+
+# ---------------------------------------------------------------- mini-batches
+
+
+@pytest.mark.parametrize("case", _params(lambda c: c["batch_size"] > 0))
+def test_minibatch_sgd_momentum_fit_matches_torch_with_the_same_shuffles(case):
+    """fit's per-epoch default_rng(seed).permutation(n) order, a short last batch, theta after every epoch."""
+    assert case["optimizer"] == "sgd"
+    assert case["hyper"].get("momentum", 0) > 0
+    check_case(case)
+
+
+# ---------------------------------------------------------------- live torch
+
+
+@pytest.fixture(scope="module")
+def fixture_script():
+    pytest.importorskip("torch", exc_type=ImportError)  # absent or broken: skip the live tests
+    spec = importlib.util.spec_from_file_location("make_torch_fixture", SCRIPT_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_live_fixture_script_describes_the_committed_cases(fixture_script):
+    """The script's case list and data are the committed ones (regenerate the JSON if this fails)."""
+    assert fixture_script.datasets() == FIXTURE["datasets"]
+    specs = fixture_script.case_specs()
+    assert [{k: v for k, v in c.items() if k not in ("thetas", "sensitivity")} for c in CASES] == specs
+    assert fixture_script.torch_defaults() == FIXTURE["torch_defaults"]
+    assert fixture_script.abs_grad_at_zero() == 0.0
+
+
+@pytest.mark.parametrize("case", _params(lambda c: True))
+def test_live_torch_trajectory_matches_core_and_fixture(case, fixture_script):
+    live = fixture_script.run_case(case, FIXTURE["datasets"])
+    assert_same_trajectory(case, np.asarray(live), case["thetas"], what="the committed fixture")
+    assert_same_trajectory(case, run_core(case), live, what="live torch")
