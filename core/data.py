@@ -1,8 +1,10 @@
 """Data: the lesson's 2x2 set, a seeded synthetic regression problem, CSV loading.
 
 Every loader returns float64 features ``X`` (n, d) in Fortran order (column-major:
-both ``X @ w`` and ``X.T @ r`` then stream X contiguously), a target ``y`` (n,)
-and the feature names.
+both ``X @ w`` and ``X.T @ r`` then stream X contiguously, which is what a
+full-batch step wants), a target ``y`` (n,) and the feature names. Mini-batch
+training wants rows contiguous instead (a random row is then one short read, not
+d reads far apart); ``core.training.load_data`` picks the layout.
 """
 
 from __future__ import annotations
@@ -146,4 +148,5 @@ def split(
         )
     order = np.random.default_rng(seed).permutation(n)
     val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return np.asfortranarray(X[tr]), y[tr], np.asfortranarray(X[val]), y[val]
+    order = "F" if np.isfortran(X) else "C"  # keep the layout the caller chose
+    return np.asarray(X[tr], order=order), y[tr], np.asarray(X[val], order=order), y[val]

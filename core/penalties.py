@@ -21,6 +21,7 @@ so its L1 and L2 weights equalled plain SGD's. Here the penalty acts on the upda
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,21 +46,21 @@ class Penalty:
         if not 0.0 <= self.l1_ratio <= 1.0:
             raise ValueError(f"l1_ratio must be in [0, 1], got {self.l1_ratio}")
 
-    @property
+    @cached_property
     def l1_weight(self) -> float:
         """The coefficient of sum |w| in lambda * R(w)."""
         return {"l1": self.lam, "elasticnet": self.lam * self.l1_ratio}.get(self.kind, 0.0)
 
-    @property
+    @cached_property
     def l2_weight(self) -> float:
         """The coefficient of sum w^2 in lambda * R(w)."""
         return {"l2": self.lam, "elasticnet": self.lam * (1.0 - self.l1_ratio)}.get(self.kind, 0.0)
 
-    @property
+    @cached_property
     def active(self) -> bool:
         return self.kind != "none" and self.lam > 0
 
-    @property
+    @cached_property
     def uses_prox(self) -> bool:
         return self.l1_weight > 0 and self.l1_method == "prox"
 

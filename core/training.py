@@ -66,8 +66,10 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
         X, y, names, _ = data_mod.synthetic(cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed)
     else:
         X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
-    if cfg.dtype != "float64":  # float32 halves the memory traffic of every step
-        X, y = np.asfortranarray(X, dtype=cfg.dtype), y.astype(cfg.dtype)
+    # Full batch streams columns (X w, X^T r): column-major. Mini-batches gather random
+    # rows: row-major, 4-5x faster to gather. float32 halves the memory traffic.
+    X = np.asarray(X, dtype=cfg.dtype, order="C" if 0 < cfg.batch_size < len(y) else "F")
+    y = y.astype(cfg.dtype, copy=False)
     Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
     return data_mod.Dataset(Xt, yt, Xv, yv, names)
 
@@ -102,8 +104,8 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     n = len(y)
     batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
     ws = model.workspace(batch, X.dtype)  # every step reuses these buffers
-    if batch < n:  # mini-batch rows are gathered into one preallocated, column-major block
-        Xb, yb = np.empty((batch, d), X.dtype, order="F"), np.empty(batch, X.dtype)
+    if batch < n and np.isfortran(X):  # mini-batches gather rows: row-major (load_data already is)
+        X = np.ascontiguousarray(X)
     rng = np.random.default_rng(cfg.seed)
     has_val = Xv is not None
 
@@ -122,7 +124,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             raise DivergenceError(epoch, "the training loss")
         val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience) else None
         if report:
-            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d])}
+            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss}
             if val is not None:
                 metrics["val_loss"] = val
             if callback is not None:
@@ -144,11 +146,9 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             order = rng.permutation(n)
             for start in range(0, n, batch):
                 idx = order[start : start + batch]
-                m = len(idx)
-                xb, ybm = Xb[:m], yb[:m]
-                np.take(X, idx, axis=0, out=xb)
-                np.take(y, idx, out=ybm)
-                _, grad = model.loss_and_grad(theta, xb, ybm, ws)
+                # Fancy indexing gathers the rows into a small row-major block (np.take with
+                # out= into a column-major buffer is 1000x slower: it copies all of X first).
+                _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
                 theta, state = _step(opt, penalty, grad, state, theta, lr, d)
                 steps += 1
         # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
@@ -178,8 +178,10 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
 
 
 def _step(opt, penalty, grad, state, theta, lr, d):
-    penalty.add_grad(grad[:d], theta[:d])
+    if penalty.active:
+        penalty.add_grad(grad[:d], theta[:d])
     step, state = opt.update(grad, state, theta, lr)
     theta = theta - step
-    penalty.prox(theta[:d], lr)
+    if penalty.uses_prox:
+        penalty.prox(theta[:d], lr)
     return theta, state
