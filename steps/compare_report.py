@@ -1,0 +1,923 @@
+"""The outputs of `compare`: the printed table, Markdown, self-contained HTML and the figures.
+
+Figures are built with matplotlib's object API (``matplotlib.figure.Figure``): no pyplot,
+no GUI backend, no global state.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .compare import Table, csv_frame
+
+NUMERIC = {
+    "final_loss",
+    "final_objective",
+    "final_val_loss",
+    "zero_weights",
+    "bias",
+    "train_time_s",
+    "epochs_run",
+}
+SHORT = {
+    "learning_rate": "lr",
+    "lambda": "λ",
+    "beta1": "β1",
+    "beta2": "β2",
+    "epsilon": "ε",
+    "weight_decay": "wd",
+    "batch_size": "batch",
+    "lr_schedule": "schedule",
+}
+MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
+MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label
+MAX_PANELS = 4
+FIG_DPI = 110
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _missing(v) -> bool:
+    """None, NaN or pandas' NA (lists are never missing)."""
+    import pandas as pd
+
+    return v is None or (np.ndim(v) == 0 and bool(pd.isna(v)))
+
+
+def fmt_value(v) -> str:
+    """A param value as people write it: 0.01, 1e-08, 100, prox."""
+    if _missing(v):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+    return str(v)
+
+
+def fmt_cell(col: str, v) -> str:
+    if col == "weights":
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        shown = [f"{w:.4g}" for w in v[:4]]
+        return "[" + ", ".join(shown) + (f", … ({len(v)})" if len(v) > 4 else "") + "]"
+    if col == "run_id":
+        return str(v)[:8]
+    if _missing(v):
+        return "-" if col in NUMERIC else ""
+    if col in ("zero_weights", "epochs_run"):
+        return str(int(v))
+    if col == "train_time_s":
+        return f"{v:.3g}"
+    if col in NUMERIC:
+        return f"{v:.6g}"
+    return fmt_value(v)
+
+
+def display_rows(table: Table) -> tuple[list[str], list[list[str]], list[bool]]:
+    """(header, rows of strings, right-aligned flags) of the shown columns."""
+    df = table.frame
+    cols = table.shown
+    rows = [[fmt_cell(c, v) for c, v in zip(cols, rec, strict=True)] for rec in df[cols].itertuples(index=False)]
+    right = [c in NUMERIC or _numeric_column(df[c]) for c in cols]
+    return cols, rows, right
+
+
+def _numeric_column(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def text_table(table: Table, max_note: int = 60) -> str:
+    """The table for a terminal (notes cut to ``max_note`` characters; the files keep them whole)."""
+    header, rows, right = display_rows(table)
+    if "note" in header:
+        k = header.index("note")
+        rows = [[*r[:k], r[k] if len(r[k]) <= max_note else r[k][: max_note - 1] + "…", *r[k + 1 :]] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells):
+        out = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def settings_lines(table: Table) -> list[str]:
+    """What the printed table leaves out because it is the same for every run."""
+    out = []
+    if table.common:
+        out.append("Same for all runs: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in table.common.items()))
+    if table.fixed:
+        groups = []
+        for who, values in table.fixed.items():
+            text = ", ".join(f"{k}={fmt_value(v)}" for k, v in values.items())
+            groups.append(f"{text} ({', '.join(who)} runs)" if who else f"{text} (all runs)")
+        out.append("Unchanged hyperparameters: " + "; ".join(groups))
+    return out
+
+
+def settings_text(table: Table) -> str:
+    lines = settings_lines(table)
+    return ("\n" + "\n".join(lines)) if lines else ""
+
+
+def markdown_table(table: Table) -> str:
+    header, rows, right = display_rows(table)
+
+    def esc(s):
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(esc, header)) + " |"]
+    lines.append("|" + "|".join("---:" if r else ":---" for r in right) + "|")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def json_frame(df):
+    """The table for ``mlflow.log_table``: JSON-friendly values (no NaN, plain lists)."""
+    out = df.astype(object).where(df.notna(), None)
+    out["weights"] = [None if w is None else list(w) for w in df["weights"]]
+    return out
+
+
+# --------------------------------------------------------------------------- run styles
+
+
+@dataclass
+class Style:
+    label: str
+    color: tuple
+    failed: bool
+
+
+def styles(table: Table) -> list[Style]:
+    """A label and colour per row (the table's order), shared by both figures and the HTML.
+
+    Labels name the technique and the hyperparameters that differ between runs (the ones
+    common to all runs go into the figure's subtitle).
+    """
+    from matplotlib import colormaps
+
+    df = table.frame
+    n = len(df)
+    params = _param_columns(table)
+    varying = [k for k in table.shown if k in params and _varies_present(df[k])]
+    techniques = list(dict.fromkeys(df["technique"]))
+    tab10 = colormaps["tab10"].colors
+    recs = df.to_dict("records")
+    # A label names a differing hyperparameter when the run's value is not the usual one
+    # (the most common), or when every run has its own value (a sweep).
+    usual = {}
+    for k in varying:
+        counts: dict[str, int] = {}
+        for v in df[k]:
+            if not _missing(v):
+                counts[fmt_value(v)] = counts.get(fmt_value(v), 0) + 1
+        usual[k] = max(counts, key=counts.get) if max(counts.values()) > 1 else None
+    labels = []
+    for rec in recs:
+        parts, extra = [rec["technique"] or "?"], []
+        if rec["technique"] in ("train", ""):
+            parts.append(rec["optimizer"])
+            if rec["penalty"] not in ("none", ""):
+                parts.append(rec["penalty"])
+        for k in varying + (["lambda"] if "lambda" in params and "lambda" not in varying else []):
+            v = rec.get(k)
+            if _missing(v) or (k == "lambda" and rec["penalty"] in ("none", "")):
+                continue
+            if k == "l1_ratio" and rec["penalty"] != "elasticnet":
+                continue
+            if k != "lambda" and fmt_value(v) == usual.get(k):
+                continue
+            extra.append(_label_part(k, v))
+        # Hyperparameters first (the order of `varying`); at most a few, so legends stay legible.
+        shown = extra[:MAX_LABEL_PARTS] + (["…"] if len(extra) > MAX_LABEL_PARTS else [])
+        labels.append(" ".join(parts + shown))
+    count: dict[str, int] = {}
+    for lab in labels:
+        count[lab] = count.get(lab, 0) + 1
+    out = []
+    for i, (lab, rec) in enumerate(zip(labels, recs, strict=True)):
+        if n <= 10:
+            color = tab10[i]
+        elif n <= 20:
+            color = colormaps["tab20"].colors[i]
+        else:
+            color = tab10[techniques.index(rec["technique"]) % 10]
+        label = lab + (f" #{rec['run_id'][:6]}" if count[lab] > 1 else "")
+        failed = rec["status"] != "FINISHED"
+        out.append(Style(label + (f" ({rec['status'].lower()})" if failed else ""), color, failed))
+    return out
+
+
+def _label_part(k: str, v) -> str:
+    if k == "dataset":
+        return Path(str(v)).name
+    if k == "model":
+        return str(v)
+    if k == "fit_intercept":
+        return "with bias" if fmt_value(v) == "true" else "no bias"
+    return f"{SHORT.get(k, k)}={fmt_value(v)}"
+
+
+def _param_columns(table: Table) -> set[str]:
+    fixed = {"run_id", "run_name", "technique", "optimizer", "penalty", "weights", "status", "note", *NUMERIC}
+    return {c for c in table.frame.columns if c not in fixed}
+
+
+def _varies_present(series) -> bool:
+    return len({fmt_value(v) for v in series if not _missing(v)}) > 1
+
+
+def subtitle(table: Table) -> str:
+    c, df = table.common, table.frame
+    bits = []
+    if "dataset" in c:
+        bits.append(f"{c['dataset']} data")
+    if "model" in c:
+        bits.append(f"{c['model']} model")
+    if "epochs" in c:
+        bits.append(f"{fmt_value(c['epochs'])} epochs")
+    if "batch_size" in c:
+        bits.append("full batch" if c["batch_size"] == 0 else f"batch {fmt_value(c['batch_size'])}")
+    if "learning_rate" in df and df["learning_rate"].notna().all() and not _varies_present(df["learning_rate"]):
+        bits.append(f"lr={fmt_value(df['learning_rate'].iloc[0])}")
+    return " · ".join(bits)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figures(table: Table) -> dict:
+    """{file name: matplotlib Figure}: loss_curves.png always, trajectories.png for 2-weight runs."""
+    st = styles(table)
+    out = {"loss_curves.png": loss_curves(table, st)}
+    traj = trajectories(table, st)
+    if traj is not None:
+        out["trajectories.png"] = traj
+    return out
+
+
+def _curve(table: Table, i: int, g):
+    """(epochs, loss) of row i, ending with the final loss (the loss after the last epoch)."""
+    x, y = np.asarray(g.epochs, dtype=float), np.asarray(g.loss, dtype=float)
+    rec = table.frame.loc[i]
+    final, last = rec["final_loss"], rec["epochs_run"]
+    if not _missing(final) and not _missing(last) and (len(x) == 0 or last > x[-1]):
+        x, y = np.append(x, float(last)), np.append(y, float(final))
+    keep = np.isfinite(y) & (y > 0)  # a log scale shows positive losses only
+    return x[keep], y[keep]
+
+
+def _emptiest_corner(ax, points, size, ends=()) -> list[float]:
+    """[x0, y0, w, h] in axes coordinates of the corner box holding the fewest points
+    (an end point, which the reader looks for, weighs as much as a whole curve)."""
+    if len(ends):
+        points = np.vstack([points, np.repeat(np.asarray(ends, dtype=float), 100, axis=0)])
+    w, h = size
+    xy = ax.transAxes.inverted().transform(ax.transData.transform(points)) if len(points) else np.zeros((0, 2))
+    # Room left and below for the inset's own tick labels.
+    boxes = [[0.09, 0.1], [1 - w - 0.03, 0.1], [0.09, 1 - h - 0.06], [1 - w - 0.03, 1 - h - 0.06]]
+    pad = 0.04
+
+    def crowd(b):
+        inside = (
+            (xy[:, 0] > b[0] - pad)
+            & (xy[:, 0] < b[0] + w + pad)
+            & (xy[:, 1] > b[1] - pad)
+            & (xy[:, 1] < b[1] + h + pad)
+        )
+        return int(inside.sum())
+
+    best = min(boxes, key=crowd)
+    return [best[0], best[1], w, h]
+
+
+def _cluster(values: np.ndarray, close) -> list[int]:
+    """Indices of the largest group of sorted ``values`` whose ends are ``close`` but not
+    all equal (identical runs need no zoom to be told apart: they share a line)."""
+    order = np.argsort(values, kind="stable")
+    best: list[int] = []
+    for a in range(len(order)):
+        b = a
+        while b + 1 < len(order) and close(values[order[a]], values[order[b + 1]]):
+            b += 1
+        group = [int(k) for k in order[a : b + 1]]
+        if len({float(values[k]) for k in group}) >= 2 and len(group) > len(best):
+            best = group
+    return best
+
+
+def loss_curves(table: Table, st: list[Style]):
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(11, 6.6), dpi=FIG_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    df = table.frame
+    curves = []
+    for i, g in enumerate(table.gathered):
+        if g.loss is not None:
+            x, y = _curve(table, i, g)
+            if len(x):
+                curves.append((i, x, y))
+    n = len(curves)
+    if n == 0:
+        ax.text(0.5, 0.5, "No run logged a loss curve.", ha="center", va="center", fontsize=14, transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    ax.set_yscale("log")
+    curves = _tame_failed(curves, st)
+    labelled = n <= MAX_LABELLED
+    if labelled:
+        for i, x, y in curves:
+            s = st[i]
+            final = df.loc[i, "final_loss"]
+            tail = f"   final loss {final:.4g}" if not _missing(final) else ""
+            ax.plot(x, y, color=s.color, lw=2.2, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
+            ax.plot(x[-1], y[-1], marker="X" if s.failed else "o", ms=8, color=s.color, mec="black", mew=0.8)
+        fig.legend(
+            loc="outside lower center",
+            ncols=1 if n <= 4 else 2,
+            fontsize=10.5,
+            frameon=False,
+            title=f"runs, best {table.sort_metric} first",
+            title_fontsize=10,
+        )
+    else:
+        groups: dict[str, list] = {}
+        for i, x, y in curves:
+            groups.setdefault(df.loc[i, "technique"], []).append((i, np.column_stack([x, y])))
+        handles = []
+        for tech, members in groups.items():
+            color = st[members[0][0]].color
+            ax.add_collection(LineCollection([seg for _, seg in members], colors=[color], lw=0.7, alpha=0.3))
+            handles.append(Line2D([], [], color=color, lw=2, label=f"{tech or '?'}: {len(members)} runs"))
+        best = [c for c in curves if not st[c[0]].failed][:5]
+        for rank, (i, x, y) in enumerate(best, 1):
+            (h,) = ax.plot(x, y, color=st[i].color, lw=2.4, label=f"best #{rank}: {st[i].label}")
+            ax.plot(x[-1], y[-1], marker="o", ms=7, color=st[i].color, mec="black", mew=0.8)
+            h.set_path_effects(_outline())
+            handles.append(h)
+        ax.autoscale_view()
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10, frameon=False)
+    done = [y for i, _, y in curves if not st[i].failed]
+    if done and len(done) < n:  # y range of the finished runs (diverged curves run off the top)
+        lo_y, hi_y = min(float(y.min()) for y in done), max(float(y.max()) for y in done)
+        ax.set_ylim(lo_y / 1.5, hi_y * 3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (MSE, log scale)")
+    ax.grid(True, which="major", alpha=0.5)
+    ax.grid(True, which="minor", alpha=0.15)
+    ax.set_title(f"Training loss per epoch, {n} run{'s' * (n != 1)}", fontsize=14, loc="left")
+    if sub := subtitle(table):
+        ax.set_title(sub, fontsize=10, loc="right", color="0.35")
+    if labelled:
+        _zoom_loss_ends(ax, curves, st)
+    return fig
+
+
+def _tame_failed(curves, st):
+    """Cut a diverged run's curve where it leaves the finished runs' range (x1000): it still
+    shows where the run took off, and the y axis keeps the finished runs readable."""
+    done = [y for i, _, y in curves if not st[i].failed]
+    if not done:
+        return curves
+    top = max(float(y.max()) for y in done) * 1e3
+    out = []
+    for i, x, y in curves:
+        if st[i].failed and (y > top).any():
+            k = int(np.argmax(y > top)) + 1
+            x, y = x[:k], np.minimum(y[:k], top * 10)
+        out.append((i, x, y))
+    return out
+
+
+def _zoom_loss_ends(ax, curves, st) -> None:
+    """An inset on the last epochs when several runs end too close together to tell apart."""
+    done = [(i, x, y) for i, x, y in curves if not st[i].failed]
+    if len(done) < 2:
+        return
+    ends = np.array([y[-1] for _, _, y in done])
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo)
+    members = _cluster(ends, lambda a, b: math.log10(b / a) < 0.03 * decades)
+    if not members:
+        return
+    group = [done[k] for k in members]
+    x_end = max(x[-1] for _, x, _ in group)
+    x_start = min(x[0] for _, x, _ in group)
+    x0 = x_end - 0.2 * (x_end - x_start)
+    window = np.concatenate([y[x >= x0] for _, x, y in group])
+    if len(window) < 2:
+        return
+    ylo, yhi = window.min(), window.max()
+    pad = 0.08 * (yhi - ylo) or 0.01 * yhi
+    pts = np.vstack([np.column_stack([x, y]) for _, x, y in curves])
+    inset = ax.inset_axes(_emptiest_corner(ax, pts, (0.36, 0.36), [(x[-1], y[-1]) for _, x, y in curves]))
+    for i, x, y in group:
+        inset.plot(x, y, color=st[i].color, lw=2)
+        inset.plot(x[-1], y[-1], marker="o", ms=6, color=st[i].color, mec="black", mew=0.7)
+    inset.set_xlim(x0, x_end + 0.03 * (x_end - x0))
+    inset.set_ylim(ylo - pad, yhi + pad)
+    inset.tick_params(labelsize=8)
+    inset.grid(True, alpha=0.3)
+    inset.set_title(f"zoom: last {x_end - x0:.0f} epochs (linear scale)", fontsize=8.5, color="0.3")
+    ax.indicate_inset_zoom(inset, edgecolor="0.35")
+
+
+def _outline():
+    from matplotlib import patheffects
+
+    return [patheffects.Stroke(linewidth=4, foreground="white"), patheffects.Normal()]
+
+
+# ---- trajectories on the loss surface
+
+
+def _surface_key(p: dict) -> tuple:
+    """Runs with equal keys share one loss surface (same data, split and model)."""
+    ds = p.get("dataset", "seed")
+    data = (ds,)
+    if ds == "synthetic":
+        data += tuple(p.get(k) for k in ("n_samples", "n_features", "n_informative", "noise", "data_seed"))
+    elif ds != "seed":
+        data += (p.get("target", "y"),)
+    vf = p.get("validation_fraction", "0.0")
+    split = (vf, p.get("seed", "0")) if _float(vf) > 0 else (vf,)
+    return (*data, *split, p.get("model", "relu"), p.get("fit_intercept", "false"))
+
+
+def _float(v, default: float = 0.0) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _panel_title(p: dict) -> str:
+    ds = p.get("dataset", "seed")
+    if ds == "seed":
+        data = "the lesson's seed data"
+    elif ds == "synthetic":
+        data = f"synthetic data (n={p.get('n_samples')}, noise={p.get('noise')}, data_seed={p.get('data_seed')})"
+    else:
+        data = Path(ds).name
+    vf = _float(p.get("validation_fraction"))
+    extra = f", {1 - vf:.0%} train split" if vf else ""
+    bias = ", with bias" if p.get("fit_intercept") == "true" else ""
+    return f"{p.get('model', 'relu')} neuron{bias} on {data}{extra}"
+
+
+def load_surface_data(p: dict):
+    """The training data of a run (X, y), rebuilt from its params; None if it cannot be read.
+
+    Seed and synthetic data are rebuilt exactly; a CSV is read only when it is a local file
+    (no network fetches here).
+    """
+    from core import data as D
+
+    ds = p.get("dataset", "seed")
+    try:
+        if ds == "seed":
+            X, y, _ = D.seed_data()
+        elif ds == "synthetic":
+            X, y, _, _ = D.synthetic(
+                int(p.get("n_samples", 200)),
+                int(p.get("n_features", 10)),
+                int(p.get("n_informative", 3)),
+                float(p.get("noise", 0.1)),
+                int(p.get("data_seed", 0)),
+            )
+        else:
+            local = ds.removeprefix("file://")
+            if "://" in local or not Path(local).is_file():
+                return None
+            X, y, _ = D.load_csv(local, p.get("target", "y"))
+        Xt, yt, _, _ = D.split(X, y, _float(p.get("validation_fraction")), int(p.get("seed", 0)))
+    except (D.DataError, ValueError, OSError):
+        return None
+    return Xt, yt
+
+
+def surface(X, y, model: str, bias: float, w0, w1, penalty=None):
+    """Loss (+ penalty) on the grid w0 x w1 (1-D arrays), at a fixed bias."""
+    W0, W1 = np.meshgrid(w0, w1)
+    flat = np.column_stack([W0.ravel(), W1.ravel()])
+    Z = np.empty(len(flat))
+    chunk = max(1, 2_000_000 // max(1, len(y)))
+    for s in range(0, len(flat), chunk):
+        z = flat[s : s + chunk] @ X.T + bias
+        if model == "relu":
+            z = np.maximum(z, 0.0)
+        r = z - y
+        Z[s : s + chunk] = np.einsum("ij,ij->i", r, r) / len(y)
+    if penalty is not None:
+        Z += penalty.l1_weight * np.abs(flat).sum(axis=1) + penalty.l2_weight * (flat**2).sum(axis=1)
+    return W0, W1, Z.reshape(W0.shape)
+
+
+def _penalty_of(p: dict):
+    from core.penalties import Penalty
+
+    try:
+        return Penalty(p.get("penalty", "none"), _float(p.get("lambda")), _float(p.get("l1_ratio"), 0.5))
+    except ValueError:
+        return None
+
+
+def _penalty_text(pen) -> str:
+    lam = f"{pen.lam:g}"
+    return {
+        "l1": f"MSE + {lam}·Σ|w|",
+        "l2": f"MSE + {lam}·Σw²",
+        "elasticnet": f"MSE + {lam}·({pen.l1_ratio:g}·Σ|w| + {1 - pen.l1_ratio:g}·Σw²)",
+    }[pen.kind]
+
+
+@dataclass
+class Panel:
+    title: str
+    runs: list  # (row index, Gathered, path incl. the final weights)
+    params: dict
+
+
+def _panels(table: Table) -> tuple[list[Panel], int]:
+    groups: dict[tuple, list] = {}
+    for i, g in enumerate(table.gathered):
+        if g.path is None or g.path.ndim != 2 or g.path.shape[1] != 2 or not len(g.path):
+            continue
+        path = g.path
+        if g.weights is not None and len(g.weights) == 2 and not _missing(table.frame.loc[i, "final_loss"]):
+            path = np.vstack([path, g.weights])  # the trajectory holds the start of each epoch
+        elif g.loss is not None and len(g.loss) == len(path) and np.isfinite(g.loss[0]):
+            off = np.flatnonzero(~(g.loss <= 1e3 * g.loss[0]))  # a diverged run: up to where it took off
+            if len(off):
+                path = path[: off[0] + 1]
+        groups.setdefault(_surface_key(g.params), []).append((i, g, path))
+    panels = [Panel(_panel_title(runs[0][1].params), runs, runs[0][1].params) for runs in groups.values()]
+    return panels[:MAX_PANELS], max(0, len(panels) - MAX_PANELS)
+
+
+def trajectories(table: Table, st: list[Style]):
+    from matplotlib.figure import Figure
+
+    panels, more = _panels(table)
+    if not panels:
+        return None
+    n = len(panels)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(10.5, 9.4) if n == 1 else (17, 8.4 * nrows), dpi=FIG_DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    for ax, panel in zip(axes, panels, strict=False):
+        _draw_panel(fig, ax, panel, table, st, single=n == 1 and not more)
+    fig.draw_without_rendering()  # runs the layout, so the axes know their size in pixels
+    for ax in axes[:n]:
+        if getattr(ax, "_gdlab_equal", False):
+            _equal_scale(ax)
+    if n > 1 or more:
+        title = "Weight paths on the loss surface"
+        if sub := subtitle(table):
+            title += f"   ({sub})"
+        if more:
+            title += f"   ({more} more data/model groups not drawn)"
+        fig.suptitle(title, fontsize=15, x=0.01, ha="left")
+    return fig
+
+
+def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bool) -> None:
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    runs, p0 = panel.runs, panel.params
+    # Extent: the finished runs' paths (a diverged path would zoom out to nothing).
+    fin = [path for i, _, path in runs if not st[i].failed] or [path for _, _, path in runs]
+    pts = np.vstack(fin)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
+    bias = ref[1].bias if ref[1].bias is not None else 0.0
+    model = p0.get("model", "relu")
+    data = load_surface_data(p0)
+    if data is not None and data[0].shape[1] != 2:
+        data = None
+    if data is not None:
+        try:  # the least-squares weights: take in the valley floor when it is near the paths
+            w_star = np.linalg.lstsq(data[0], data[1] - bias, rcond=None)[0]
+            span = max(float((hi - lo).max()), 0.1)
+            if np.all(np.isfinite(w_star)) and np.all(np.abs(w_star - (lo + hi) / 2) < 2 * span):
+                lo, hi = np.minimum(lo, w_star), np.maximum(hi, w_star)
+        except np.linalg.LinAlgError:
+            pass
+    span = np.maximum(hi - lo, 0.1)
+    lo, hi = lo - 0.12 * span, hi + 0.12 * span
+    span = hi - lo
+    equal = 1 / 3 < span[0] / span[1] < 3  # same scale on both axes, unless that squashes the paths
+    if equal:  # a square extent; the axes then widen it to their own shape (adjustable="datalim")
+        mid = (lo + hi) / 2
+        lo, hi = mid - span.max() / 2, mid + span.max() / 2
+    # The surface covers more than the extent, so widening never shows an empty margin.
+    glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
+
+    pens = {(pe.kind, pe.lam, pe.l1_ratio) if pe else None for pe in (_penalty_of(g.params) for _, g, _ in runs)}
+    pen = _penalty_of(p0) if len(pens) == 1 else None
+    pen = pen if pen is not None and pen.active else None
+    what = _penalty_text(pen) if pen is not None else "MSE"
+    contour = None
+    if data is not None:
+        g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
+        W0, W1, Z = surface(data[0], data[1], model, bias, g0, g1, pen)
+        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
+        note = f"Contours: {what}"
+        if len(pens) > 1:
+            note += " (the runs' penalties differ, so the surface shows the MSE alone)"
+        if ref[1].bias is not None:
+            note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
+    else:
+        note = "No loss surface: the run's data file is not readable here; paths only."
+
+    # A diverged path leaves the picture: clip it (far outside) so it stays drawable.
+    runs = [(i, g, np.clip(path, lo - 20 * (hi - lo), hi + 20 * (hi - lo))) for i, g, path in runs]
+    labelled = len(runs) <= MAX_LABELLED
+    if labelled:
+        for i, _, path in runs:
+            _draw_path(ax, path, st[i])
+    else:
+        ax.add_collection(
+            LineCollection([path for _, _, path in runs], colors=[st[i].color for i, _, _ in runs], lw=0.8, alpha=0.4)
+        )
+        ends = np.array([path[-1] for _, _, path in runs])
+        ax.scatter(ends[:, 0], ends[:, 1], s=18, c=[st[i].color for i, _, _ in runs], edgecolors="black",
+                   linewidths=0.4, zorder=6)  # fmt: skip
+    starts = {tuple(np.round(path[0], 12)) for _, _, path in runs}
+    for sx, sy in starts:
+        ax.plot(sx, sy, marker="o", ms=11, mfc="white", mec="black", mew=1.6, zorder=7, ls="none")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax._gdlab_equal = equal  # see _equal_scale
+    ax.set_xlabel("w₀  (weight of feature 0)")
+    ax.set_ylabel("w₁  (weight of feature 1)")
+    title = f"Weight paths on the loss surface\n{panel.title}" if single else panel.title
+    ax.set_title(title, fontsize=13.5 if single else 12.5, loc="left")
+    if single:  # (with several panels the figure's title carries it)
+        sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model")))
+        ax.set_title(sub, fontsize=10, loc="right", color="0.35")
+    ax.grid(True, alpha=0.2)
+
+    if labelled:
+        handles = [
+            Line2D([], [], color=st[i].color, lw=2.2, ls="--" if st[i].failed else "-", marker="o", ms=7,
+                   mec="black", label=st[i].label)
+            for i, _, _ in runs
+        ]  # fmt: skip
+    else:  # many runs: coloured by technique
+        groups: dict[str, list] = {}
+        for i, _, _ in runs:
+            groups.setdefault(table.frame.loc[i, "technique"] or "?", []).append(i)
+        handles = [
+            Line2D([], [], color=st[m[0]].color, lw=2, marker="o", ms=6, mec="black", label=f"{t}: {len(m)} runs")
+            for t, m in groups.items()
+        ]
+    handles.append(Line2D([], [], ls="none", marker="o", ms=9, mfc="white", mec="black", mew=1.5, label="start"))
+    if contour is not None and contour[-1]:
+        handles.append(
+            Line2D([], [], ls="none", marker="*", ms=15, color="gold", mec="black", label="lowest point drawn")
+        )
+    if single:  # below the plot, where constrained layout makes room for it
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10.5, frameon=False, title=note,
+                   title_fontsize=10)  # fmt: skip
+    else:
+        ax.legend(handles=handles, loc="best", fontsize=9, framealpha=0.9, title=note, title_fontsize=8.5)
+    if labelled:
+        _zoom_path_ends(ax, runs, st, contour, lo, hi)
+
+
+def _equal_scale(ax) -> None:
+    """Widen the x or y range so one unit is as long on both axes.
+
+    (``set_aspect("equal")`` would do it, but with constrained layout it either shrinks the
+    axes off the figure's title and legend, or warns about the fixed limits.)
+    """
+    box = ax.get_window_extent()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    per_px_x, per_px_y = (x1 - x0) / box.width, (y1 - y0) / box.height
+    if per_px_x < per_px_y:
+        grow = (per_px_y * box.width - (x1 - x0)) / 2
+        ax.set_xlim(x0 - grow, x1 + grow)
+    else:
+        grow = (per_px_x * box.height - (y1 - y0)) / 2
+        ax.set_ylim(y0 - grow, y1 + grow)
+
+
+def _draw_surface(fig, ax, W0, W1, Z, what: str, lo, hi):
+    """Filled log-spaced contours, their lines, a colour bar and the lowest point in [lo, hi]."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    zmax = float(np.nanmax(Z))
+    zmin = max(float(np.nanmin(Z)), zmax * 1e-3, 1e-12)
+    inside = (np.clip(W0, lo[0], hi[0]) == W0) & (np.clip(W1, lo[1], hi[1]) == W1)
+    k = np.unravel_index(np.nanargmin(np.where(inside, Z, np.inf)), Z.shape)
+    at = np.array([W0[k], W1[k]])
+    step = np.array([W0[0, 1] - W0[0, 0], W1[1, 0] - W1[0, 0]])
+    # On the edge of the drawn region the minimum lies beyond it: no star then.
+    star = bool(np.all(at > lo + step) and np.all(at < hi - step))
+    if star:
+        ax.plot(*at, marker="*", ms=20, color="gold", mec="black", mew=0.9, zorder=7, ls="none")
+    if not zmax > zmin * 1.0001:
+        return None
+    levels = np.geomspace(zmin, zmax, 18)
+    norm = LogNorm(zmin, zmax)
+    Zc = np.clip(Z, zmin, None)
+    cf = ax.contourf(W0, W1, Zc, levels=levels, cmap="Blues_r", norm=norm, alpha=0.5)
+    ax.contour(W0, W1, Zc, levels=levels, colors="#5a7896", linewidths=0.6, alpha=0.6)
+    cb = fig.colorbar(cf, ax=ax, shrink=0.8, pad=0.015, aspect=30)
+    ticks = np.geomspace(zmin, zmax, 6)
+    cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    cb.ax.yaxis.set_minor_locator(FixedLocator([]))
+    cb.set_label(f"{what}  (log colour scale)")
+    return (W0, W1, Zc, levels, star)
+
+
+def _draw_path(ax, path, s: Style, scale: float = 1.0) -> None:
+    ax.plot(path[:, 0], path[:, 1], color=s.color, lw=2.2 * scale, ls="--" if s.failed else "-", alpha=0.95, zorder=4)
+    ax.plot(path[:, 0], path[:, 1], ls="none", marker=".", ms=4 * scale, color=s.color, zorder=4)
+    ax.plot(*path[-1], marker="X" if s.failed else "o", ms=11 * scale, color=s.color, mec="black", mew=1.0, zorder=6)
+
+
+def _zoom_path_ends(ax, runs, st, contour, lo, hi) -> None:
+    """An inset around end points that lie too close together to tell apart."""
+    done = [(i, path) for i, _, path in runs if not st[i].failed and np.isfinite(path[-1]).all()]
+    if len(done) < 2:
+        return
+    ends = np.array([path[-1] for _, path in done])
+    diag = float(np.hypot(*(hi - lo)))
+    # Cluster along the first axis, then check the full distance.
+    members = _cluster(ends[:, 0], lambda a, b: abs(b - a) < 0.04 * diag)
+    members = [k for k in members if np.hypot(*(ends[k] - ends[members[0]])) < 0.06 * diag]
+    if len(members) < 2:
+        return
+    box_lo, box_hi = ends[members].min(axis=0), ends[members].max(axis=0)
+    size = max(float((box_hi - box_lo).max()), 1e-9) * 1.6
+    center = (box_lo + box_hi) / 2
+    if size > 0.05 * diag:
+        return
+    pts = np.vstack([path for _, _, path in runs])
+    inset = ax.inset_axes(_emptiest_corner(ax, pts, (0.34, 0.34), [path[-1] for _, _, path in runs]))
+    if contour is not None:
+        W0, W1, Zc, levels, _ = contour
+        inset.contour(W0, W1, Zc, levels=np.geomspace(levels[0], levels[-1], 60), colors="#5a7896",
+                      linewidths=0.5, alpha=0.6)  # fmt: skip
+    for k in members:
+        i, path = done[k]
+        _draw_path(inset, path, st[i], scale=0.8)
+    inset.set_xlim(center[0] - size / 2, center[0] + size / 2)
+    inset.set_ylim(center[1] - size / 2, center[1] + size / 2)
+    inset.set_aspect("equal", adjustable="box")
+    inset.tick_params(labelsize=7.5)
+    inset.set_facecolor("white")
+    inset.set_title("zoom on the end points", fontsize=8.5, color="0.3")
+    ax.indicate_inset_zoom(inset, edgecolor="0.35")
+
+
+def _finite_or_inf(v) -> float:
+    v = _float(v, math.inf)
+    return v if math.isfinite(v) else math.inf
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write(output_dir: Path, table: Table, figs: dict, title: str) -> list[Path]:
+    """Write compare.csv/.md/.html and the figures into ``output_dir``; returns the paths."""
+    files = []
+    for name, fig in figs.items():
+        fig.savefig(output_dir / name)  # same call as mlflow.log_figure: identical files
+        files.append(output_dir / name)
+    csv_path = output_dir / "compare.csv"
+    csv_frame(table.frame).to_csv(csv_path, index=False)
+    md_path = output_dir / "compare.md"
+    md_path.write_text(markdown(table, title, [f.name for f in files]), encoding="utf-8")
+    html_path = output_dir / "compare.html"
+    html_path.write_text(html_report(table, title, {f.name: f.read_bytes() for f in files}), encoding="utf-8")
+    return [csv_path, md_path, html_path, *files]
+
+
+def _notes(table: Table) -> list[str]:
+    df = table.frame
+    out = []
+    for rec in df.to_dict("records"):
+        if rec["note"] and (rec["status"] != "FINISHED" or _missing(rec["final_loss"])):
+            out.append(f"{rec['run_id'][:8]} ({rec['technique']}, {rec['status']}): {rec['note']}")
+    return out
+
+
+def markdown(table: Table, title: str, images: list[str]) -> str:
+    parts = [f"# {title}", "", f"Sorted by {table.sort_metric} (best first); failed runs last.", ""]
+    parts.append(markdown_table(table))
+    for line in settings_lines(table):
+        parts += ["", line]
+    if notes := _notes(table):
+        parts += ["", "Runs that need a look:", "", *[f"- {n}" for n in notes]]
+    parts += ["", "Full precision: `compare.csv`.", ""]
+    for name in images:
+        parts += [f"![{name}]({name})", ""]
+    return "\n".join(parts)
+
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       margin: 24px auto; max-width: 1400px; padding: 0 20px; color: #1d2733; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; }
+.meta { color: #5b6675; margin: 0 0 14px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13.5px; white-space: nowrap; }
+th, td { padding: 5px 9px; border-bottom: 1px solid #e3e7ec; text-align: left; }
+th { background: #f3f5f8; position: sticky; top: 0; font-weight: 600; white-space: normal; vertical-align: bottom; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+tbody tr:hover { background: #eef4fb; }
+tr.best td { background: #e9f7ee; }
+tr.failed td { background: #fdecec; color: #7a1f1f; }
+tr.warn td { background: #fff6e0; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+code { background: #f3f5f8; padding: 1px 4px; border-radius: 3px; }
+figure { margin: 10px 0 24px; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ec; border-radius: 4px; }
+figcaption { color: #5b6675; font-size: 13px; margin-top: 4px; }
+ul.notes li { margin: 2px 0; }
+"""
+
+CAPTIONS = {
+    "loss_curves.png": "Training loss (MSE) at the start of each epoch, log scale. A marker shows each run's last "
+    "logged loss; dashed lines are failed runs.",
+    "trajectories.png": "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
+    "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
+}
+
+
+def html_report(table: Table, title: str, images: dict[str, bytes]) -> str:
+    header, rows, right = display_rows(table)
+    df = table.frame
+    st = styles(table)
+    e = html.escape
+    # <wbr>: a header may break after an underscore, and still copies as the CSV's column name.
+    names = [e(h).replace("_", "_<wbr>") for h in header]
+    head = "".join(f'<th class="num">{h}</th>' if r else f"<th>{h}</th>" for h, r in zip(names, right, strict=True))
+    body = []
+    for k, (cells, rec) in enumerate(zip(rows, df.to_dict("records"), strict=True)):
+        cls = "failed" if rec["status"] != "FINISHED" else ("warn" if _missing(rec["final_loss"]) else "")
+        if k == 0 and not cls:
+            cls = "best"
+        tds = []
+        for j, (c, r) in enumerate(zip(cells, right, strict=True)):
+            text = e(c)
+            if header[j] == "run_id":
+                rgb = "#" + "".join(f"{round(255 * x):02x}" for x in st[k].color[:3])
+                swatch = f'<span class="swatch" style="background:{rgb}"></span>'
+                text = f'{swatch}<code title="{e(rec["run_id"])}">{text}</code>'
+            tds.append(f'<td class="num">{text}</td>' if r else f"<td>{text}</td>")
+        body.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f'<p class="meta">{len(df)} runs, sorted by <code>{e(table.sort_metric)}</code> (best first, failed runs '
+        f"last). Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Full precision in <code>compare.csv</code>.</p>",
+        '<div class="scroll"><table id="runs">',
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>",
+    ]
+    parts += [f'<p class="meta">{e(line)}</p>' for line in settings_lines(table)]
+    if notes := _notes(table):
+        parts.append("<h2>Runs that need a look</h2><ul class='notes'>")
+        parts += [f"<li>{e(n)}</li>" for n in notes]
+        parts.append("</ul>")
+    names = {"loss_curves.png": "Loss curves", "trajectories.png": "Weight paths"}
+    for name, data in images.items():
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        parts.append(f"<h2>{e(names.get(name, name))}</h2>")
+        parts.append(
+            f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(CAPTIONS.get(name, ""))}</figcaption></figure>'
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

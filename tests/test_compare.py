@@ -1,0 +1,506 @@
+"""`compare`: the table equals the runs' metrics, the pictures are real images, the HTML
+renders on its own in headless Chromium, and every way of getting it wrong ends in a clear
+message (never a traceback)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow.entities import Metric, Param
+
+from steps import compare_report, mlproject
+from steps.adam import adam
+from steps.compare import compare, gather, local_artifact_dir, search
+from steps.l1 import l1
+from steps.l2 import l2
+from steps.sgd import sgd
+from steps.train import train
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LESSON = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2}
+OUTPUTS = {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png"}
+
+
+def invoke(command, args=(), env=None):
+    return CliRunner().invoke(command, [str(a) for a in args], env=env)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def make_lesson_runs(client, experiment_id: str) -> SimpleNamespace:
+    """The lesson's four runs, a diverged run, a run that never logged a metric, and a
+    `main` run (which compare must skip)."""
+    for name, command in LESSON.items():
+        result = invoke(command)
+        assert result.exit_code == 0, f"{name}: {result.output}"
+    diverged = invoke(train, ["--model", "linear", "--learning-rate", "1000"])
+    assert diverged.exit_code == 1, diverged.output
+    bare = client.create_run(experiment_id, tags={"technique": "sgd"}).info.run_id
+    client.log_param(bare, "learning_rate", "0.01")
+    client.set_terminated(bare)
+    main = client.create_run(experiment_id, tags={"technique": "main"}).info.run_id
+    client.set_terminated(main)
+    runs = {r.info.run_id: r for r in client.search_runs([experiment_id])}
+    by_technique = {r.data.tags["technique"]: rid for rid, r in runs.items() if rid not in (bare, main)}
+    return SimpleNamespace(runs=runs, bare=bare, main=main, failed=by_technique["train"], ids=by_technique)
+
+
+@pytest.fixture(scope="module")
+def lesson_store(tmp_path_factory):
+    """One store with the lesson's runs and one compare over them, shared by the tests that
+    only read it (the same setup as conftest's `tracking`, kept for the whole module)."""
+    root = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = mlflow.create_experiment("gdlab-compare", artifact_location=(root / "artifacts").as_uri())
+        mp.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+        client = mlflow.MlflowClient(uri)
+        made = make_lesson_runs(client, experiment_id)
+        out = root / "out"
+        result = invoke(compare, ["--output-dir", out])
+        yield SimpleNamespace(
+            uri=uri, root=root, experiment_id=experiment_id, client=client, out=out, result=result, **vars(made)
+        )
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+@pytest.fixture
+def lesson(lesson_store, monkeypatch):
+    """The shared store, made current again (other tests point MLflow elsewhere)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", lesson_store.uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", lesson_store.experiment_id)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(lesson_store.root)
+    mlflow.set_tracking_uri(lesson_store.uri)
+    return lesson_store
+
+
+def weights_json(client, run_id: str, dst: Path) -> dict:
+    return json.loads(Path(client.download_artifacts(run_id, "weights.json", str(dst))).read_text())
+
+
+def compare_runs(client, experiment_id):
+    return [r for r in client.search_runs([experiment_id]) if r.data.tags.get("technique") == "compare"]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_compare_prints_the_table_and_writes_every_output(lesson):
+    result = lesson.result
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in lesson.out.iterdir()} == OUTPUTS
+    for name in ("adam", "sgd", "l1", "l2", "FAILED", "no final metrics logged", "diverged"):
+        assert name in result.output
+    assert "best final_loss first" in result.output
+    assert "Unchanged hyperparameters" in result.output
+
+
+def test_csv_numbers_equal_the_runs_metrics_exactly(lesson, tmp_path):
+    rows = read_csv(lesson.out / "compare.csv")
+    training = set(lesson.runs) - {lesson.main}
+    assert [r["run_id"] for r in rows if r["run_id"] not in training] == []
+    assert {r["run_id"] for r in rows} == training  # the main run is skipped
+    for row in rows:
+        run = lesson.runs[row["run_id"]]
+        metrics = run.data.metrics
+        for key in ("final_loss", "final_objective", "train_time_s"):
+            if key in metrics:
+                assert float(row[key]) == metrics[key], (row["technique"], key)
+            else:
+                assert row[key] == "", (row["technique"], key)
+        assert row["final_val_loss"] == ""  # no validation split on the seed data
+        if "zero_weights" in metrics:
+            assert int(row["zero_weights"]) == metrics["zero_weights"]
+        assert row["status"] == run.info.status
+        assert row["technique"] == run.data.tags["technique"]
+        if "learning_rate" in run.data.params:
+            assert float(row["learning_rate"]) == float(run.data.params["learning_rate"])
+        if row["weights"]:
+            assert json.loads(row["weights"]) == weights_json(lesson.client, row["run_id"], tmp_path)["weights"]
+    by_id = {r["run_id"]: r for r in rows}
+    assert json.loads(by_id[lesson.ids["sgd"]]["weights"]) == [0.3644996182867053, 0.5455535728846579]
+    assert float(by_id[lesson.ids["l1"]]["lambda"]) == 0.01
+
+
+def test_rows_are_sorted_best_first_with_failed_and_empty_runs_marked_last(lesson):
+    rows = read_csv(lesson.out / "compare.csv")
+    finished = [r for r in rows if r["final_loss"]]
+    assert [float(r["final_loss"]) for r in finished] == sorted(float(r["final_loss"]) for r in finished)
+    assert [r["technique"] for r in finished] == ["adam", "sgd", "l2", "l1"]
+    assert rows[: len(finished)] == finished
+    tail = {r["run_id"]: r for r in rows[len(finished) :]}
+    assert set(tail) == {lesson.failed, lesson.bare}
+    assert tail[lesson.failed]["status"] == "FAILED"
+    assert "diverged" in tail[lesson.failed]["note"]
+    assert tail[lesson.bare]["note"] == "no final metrics logged"
+
+
+def test_markdown_holds_the_table_and_links_the_pictures(lesson):
+    md = (lesson.out / "compare.md").read_text()
+    assert "| run_id | technique |" in md
+    assert sum(line.startswith("|") for line in md.splitlines()) == 2 + 6  # header, rule, six runs
+    assert "![loss_curves.png](loss_curves.png)" in md
+    assert "![trajectories.png](trajectories.png)" in md
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+@pytest.mark.parametrize("name", ["loss_curves.png", "trajectories.png"])
+def test_pictures_are_real_non_blank_images(lesson, name):
+    from PIL import Image
+
+    path = lesson.out / name
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.width >= 800
+        assert img.height >= 500
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is None or len(colours) > 100  # lines, contours, text: not a blank canvas
+
+
+def test_trajectory_curves_equal_the_logged_loss_metric(lesson):
+    """compare reads loss curves from trajectory.csv instead of the (slow) metric history:
+    the two hold the same numbers."""
+    runs, _, _ = search(lesson.client, lesson.experiment_id, "", 100)
+    for g in gather(lesson.client, runs):
+        history = lesson.client.get_metric_history(g.run_id, "loss")
+        if not history:
+            assert g.loss is None
+            continue
+        assert g.curve_source == "trajectory.csv", g.technique
+        history.sort(key=lambda m: m.step)
+        assert g.epochs.tolist() == [m.step for m in history]
+        assert g.loss.tolist() == [m.value for m in history]
+
+
+def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_path):
+    X, y = compare_report.load_surface_data({"dataset": "seed"})
+    assert X.tolist() == [[0.1, 0.2], [0.4, 0.5]]
+    assert y.tolist() == [0.3, 0.9]
+    params = {"dataset": "synthetic", "n_samples": "50", "n_features": "2", "n_informative": "2", "noise": "0.1"}
+    X, y = compare_report.load_surface_data({**params, "validation_fraction": "0.2", "seed": "0"})
+    assert X.shape == (40, 2)
+    assert y.shape == (40,)
+    assert compare_report.load_surface_data({"dataset": str(tmp_path / "gone.csv")}) is None
+    assert compare_report.load_surface_data({"dataset": "https://example.invalid/data.csv"}) is None
+
+    # The surface is the model's own loss (plus lambda * R(w) for a penalty), grid point by grid point.
+    from core.models import Model
+    from core.penalties import Penalty
+
+    X, y = compare_report.load_surface_data({"dataset": "seed"})
+    w0, w1 = np.array([-0.5, 0.1, 1.0]), np.array([0.2, 1.0])
+    pen = Penalty("l1", 0.01)
+    for kind in ("relu", "linear"):
+        model = Model(kind, 2, fit_intercept=True)
+        W0, W1, Z = compare_report.surface(X, y, kind, 0.25, w0, w1, pen)
+        for i, j in np.ndindex(Z.shape):
+            w = np.array([W0[i, j], W1[i, j]])
+            expected = model.loss(np.append(w, 0.25), X, y) + pen.value(w)
+            assert Z[i, j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_local_artifact_folders_are_recognised(tmp_path):
+    assert local_artifact_dir(tmp_path.as_uri()) == tmp_path
+    assert local_artifact_dir(str(tmp_path)) == tmp_path
+    assert local_artifact_dir("s3://bucket/x") is None
+    assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
+
+
+# --------------------------------------------------------------------------- the HTML report
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium") or None
+
+
+def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run([chromium(), *flags, *args], capture_output=True, text=True, timeout=90, check=False)
+
+
+def test_html_report_is_self_contained(lesson):
+    html = (lesson.out / "compare.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 2
+    for needle in ("http://", "https://", "<script", "<link", "@import", "url("):
+        assert needle not in html
+    assert '<table id="runs">' in html
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium(lesson, tmp_path):
+    from PIL import Image, ImageStat
+
+    page = (lesson.out / "compare.html").as_uri()
+    dom = run_chromium(["--dump-dom", page], tmp_path / "profile-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = dom.stdout.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr") == 6
+    for technique in ("adam", "sgd", "l1", "l2", "FAILED"):
+        assert f">{technique}<" in body
+    assert dom.stdout.count("<img") == 2
+
+    shot = tmp_path / "shot.png"
+    res = run_chromium(["--screenshot=" + str(shot), "--window-size=1200,900", page], tmp_path / "profile-shot")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.exists()
+    with Image.open(shot) as img:
+        assert img.size == (1200, 900)
+        rgb = img.convert("RGB")
+        assert max(ImageStat.Stat(rgb).stddev) > 20  # text, table and a picture, not a blank page
+        top = rgb.crop((0, 0, 1200, 300)).getcolors(maxcolors=1 << 16)
+        assert top is None or len(top) > 50
+
+
+# --------------------------------------------------------------------------- the compare run
+
+
+def test_outputs_are_logged_to_a_compare_run_that_later_compares_skip(lesson, tmp_path):
+    runs = compare_runs(lesson.client, lesson.experiment_id)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in run.data.tags
+    logged = {a.path for a in lesson.client.list_artifacts(run.info.run_id)}
+    assert logged == OUTPUTS | {"compare.json"}
+    assert run.data.metrics["runs_compared"] == 6
+    assert run.data.metrics["runs_failed"] == 1  # the never-logging run ended FINISHED...
+    assert run.data.metrics["runs_without_metrics"] == 2  # ...but has no metrics, like the diverged one
+    assert run.data.params["max_runs"] == "1000"
+    logged_csv = Path(lesson.client.download_artifacts(run.info.run_id, "compare.csv", str(tmp_path)))
+    assert logged_csv.read_bytes() == (lesson.out / "compare.csv").read_bytes()
+
+    again = invoke(compare, ["--output-dir", tmp_path / "again"])
+    assert again.exit_code == 0, again.output
+    assert len(read_csv(tmp_path / "again" / "compare.csv")) == 6  # the first compare run is not a row
+
+
+def test_filter_selects_runs_like_main_does(lesson, tmp_path):
+    ids = ", ".join(f"'{lesson.ids[t]}'" for t in ("sgd", "adam"))
+    result = invoke(compare, ["--filter", f"attributes.run_id IN ({ids})", "--output-dir", tmp_path])
+    assert result.exit_code == 0, result.output
+    assert {r["technique"] for r in read_csv(tmp_path / "compare.csv")} == {"sgd", "adam"}
+
+
+# --------------------------------------------------------------------------- clear errors
+
+
+def test_empty_experiment_is_a_clear_error(tracking, tmp_path):
+    result = invoke(compare, ["--output-dir", tmp_path / "out"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "nothing to compare" in result.output
+    assert "gdlab-test" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--experiment-name", "no-such-experiment"], "no experiment named 'no-such-experiment'"),
+        (["--experiment-id", "987654"], "no experiment with id '987654'"),
+        (["--parent-run-id", "0123456789abcdef0123456789abcdef"], "--parent-run-id: no run with id"),
+        (["--filter", "metrics.final_loss <"], "--filter"),
+        (["--max-runs", "0"], "--max-runs"),
+    ],
+)
+def test_bad_selections_are_usage_errors(tracking, tmp_path, args, needle):
+    tracking.client.set_terminated(tracking.client.create_run(tracking.experiment_id).info.run_id)
+    result = invoke(compare, [*args, "--output-dir", tmp_path / "out"])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_experiment_from_the_environment_is_a_clear_error(tracking, monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "nowhere")
+    result = invoke(compare, ["--output-dir", tmp_path / "out"])
+    assert result.exit_code == 2
+    assert "MLFLOW_EXPERIMENT_NAME='nowhere'" in result.output
+    assert "gdlab-test" in result.output  # the experiments that do exist
+
+
+def test_unreachable_tracking_server_is_a_clear_error(tracking, monkeypatch, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+    try:
+        result = invoke(compare, ["--output-dir", tmp_path / "out"])
+    finally:
+        mlflow.set_tracking_uri(tracking.uri)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "MLflow: API request" in result.output
+
+
+def test_runs_without_any_final_metrics_are_listed_then_refused(tracking, tmp_path):
+    client = tracking.client
+    for _ in range(2):
+        rid = client.create_run(tracking.experiment_id, tags={"technique": "sgd"}).info.run_id
+        client.set_terminated(rid, "FAILED")
+    result = invoke(compare, ["--output-dir", tmp_path / "out"])
+    assert result.exit_code == 1
+    assert "FAILED" in result.output  # the rows are shown...
+    assert "none of the 2 runs has final metrics" in result.output  # ...and why nothing was compared
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- nesting
+
+
+def test_parent_run_id_compares_its_children_and_nests_the_compare_run(tracking, tmp_path):
+    client = tracking.client
+    for command in (sgd, adam, l1):
+        assert invoke(command).exit_code == 0
+    parent = client.create_run(tracking.experiment_id, tags={"technique": "main"}).info.run_id
+    runs = {r.data.tags["technique"]: r.info.run_id for r in client.search_runs([tracking.experiment_id])}
+    for technique in ("sgd", "adam"):
+        client.set_tag(runs[technique], "mlflow.parentRunId", parent)
+
+    with mlflow.start_run(run_id=parent):  # as `main` does: compare called inside the parent
+        result = invoke(compare, ["--parent-run-id", parent, "--output-dir", tmp_path])
+        assert result.exit_code == 0, result.output
+        assert mlflow.active_run().info.run_id == parent  # the parent is still the active run
+    assert {r["technique"] for r in read_csv(tmp_path / "compare.csv")} == {"sgd", "adam"}
+    (run,) = compare_runs(client, tracking.experiment_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.info.status == "FINISHED"
+
+    # And from outside any run (a plain script call): nested under the parent all the same.
+    result = invoke(compare, ["--parent-run-id", parent, "--output-dir", tmp_path / "2"])
+    assert result.exit_code == 0, result.output
+    assert all(r.data.tags["mlflow.parentRunId"] == parent for r in compare_runs(client, tracking.experiment_id))
+
+
+def test_mlflow_run_id_in_the_environment_is_resumed(tracking, tmp_path):
+    """Under `mlflow run -e compare` the run already exists (MLFLOW_RUN_ID): compare logs to it."""
+    client = tracking.client
+    assert invoke(sgd).exit_code == 0
+    own = client.create_run(tracking.experiment_id, tags={"mlflow.project.entryPoint": "compare"}).info.run_id
+    result = invoke(compare, ["--output-dir", tmp_path], env={"MLFLOW_RUN_ID": own})
+    assert result.exit_code == 0, result.output
+    run = client.get_run(own)
+    assert run.data.tags["technique"] == "compare"
+    assert run.info.status == "FINISHED"
+    assert "compare.csv" in {a.path for a in client.list_artifacts(own)}
+    assert len(read_csv(tmp_path / "compare.csv")) == 1  # its own run is not compared
+    assert len(compare_runs(client, tracking.experiment_id)) == 1
+
+
+# --------------------------------------------------------------------------- many runs, other data
+
+
+def test_many_runs_without_trajectories_use_the_metric_history(tracking, tmp_path):
+    """Runs with more than 10 parameters write no trajectory.csv: their curves come from the
+    metric history; beyond a dozen runs the figure colours by technique. No 2-weight paths:
+    no trajectories.png (and a stale one from an earlier compare is removed)."""
+    client = tracking.client
+    ts = 1_700_000_000_000
+    for k in range(14):
+        technique = ("sgd", "adam")[k % 2]
+        rid = client.create_run(tracking.experiment_id, tags={"technique": technique}).info.run_id
+        losses = [1.0 / (e + 1 + k) for e in range(20)]
+        metrics = [Metric("loss", v, ts, e) for e, v in enumerate(losses)]
+        metrics += [Metric("final_loss", losses[-1] * 0.9, ts, 20), Metric("final_objective", losses[-1] * 0.9, ts, 20)]
+        params = [Param("learning_rate", str(0.001 * (k + 1))), Param("optimizer", technique), Param("epochs", "20")]
+        client.log_batch(rid, metrics=metrics, params=params)
+        client.set_terminated(rid)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trajectories.png").write_bytes(b"stale")
+    result = invoke(compare, ["--output-dir", out])
+    assert result.exit_code == 0, result.output
+    assert not (out / "trajectories.png").exists()
+    rows = read_csv(out / "compare.csv")
+    assert len(rows) == 14
+    runs, _, _ = search(client, tracking.experiment_id, "", 100)
+    assert {g.curve_source for g in gather(client, runs)} == {"metric history"}
+    assert "learning_rate" in result.output
+
+    capped = invoke(compare, ["--max-runs", 5, "--output-dir", tmp_path / "capped"])
+    assert capped.exit_code == 0, capped.output
+    assert len(read_csv(tmp_path / "capped" / "compare.csv")) == 5
+    assert "more than 5 runs matched" in capped.output
+
+
+def test_csv_data_that_is_gone_draws_paths_without_a_surface(tracking, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,y\n0.1,0.2,0.3\n0.4,0.5,0.9\n0.3,0.1,0.4\n")
+    assert invoke(train, ["--dataset", data, "--model", "linear", "--fit-intercept", "true"]).exit_code == 0
+    assert invoke(train, ["--dataset", data, "--optimizer", "adam", "--fit-intercept", "true"]).exit_code == 0
+    data.unlink()
+    out = tmp_path / "out"
+    result = invoke(compare, ["--output-dir", out])
+    assert result.exit_code == 0, result.output
+    assert (out / "trajectories.png").read_bytes()[:8] == PNG_MAGIC
+    rows = read_csv(out / "compare.csv")
+    assert all(not math.isnan(float(r["bias"])) for r in rows)  # fit_intercept runs: bias column
+
+
+# --------------------------------------------------------------------------- the command itself
+
+
+def test_options_have_help_defaults_and_fit_the_mlproject():
+    import click
+
+    options = [p for p in compare.params if isinstance(p, click.Option) and p.name != "help"]
+    assert {o.opts[0] for o in options} == {
+        "--experiment-name",
+        "--experiment-id",
+        "--parent-run-id",
+        "--filter",
+        "--output-dir",
+        "--max-runs",
+    }
+    for o in options:
+        assert o.help, o.name
+        assert o.show_default, o.name
+        assert o.default is not None, o.name
+    declared = {name: default for name, _flag, _type, default in mlproject.parameters(compare)}
+    assert declared == {
+        "experiment_name": "",
+        "experiment_id": "",
+        "parent_run_id": "",
+        "filter": "",
+        "output_dir": "compare_output",
+        "max_runs": "1000",
+    }
