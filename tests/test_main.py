@@ -1,0 +1,116 @@
+"""`mlflow run .` (the `main` entry point) end to end: nested children, compare, failure, reuse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from steps.main import child_config, child_options
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILDREN = {"sgd", "adam", "l1", "l2"}
+
+
+def run_main(env, out, *params, timeout=600):
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "-P", f"output_dir={out}"]
+    for p in params:
+        cmd += ["-P", p]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def by_technique(tracking):
+    runs = tracking.client.search_runs([tracking.experiment_id], max_results=1000)
+    out: dict[str, list] = {}
+    for r in runs:
+        out.setdefault(r.data.tags.get("technique"), []).append(r)
+    return out
+
+
+def test_mlflow_run_dot_runs_the_lesson_as_nested_children_then_compares_them(tracking, project_env):
+    out = tracking.root / "report"
+    proc = run_main(project_env, out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = by_technique(tracking)
+    (main,) = runs["main"]
+    assert main.info.status == "FINISHED"
+    children = [r for t in CHILDREN for r in runs[t]]
+    assert len(children) == 4
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == main.info.run_id
+        assert child.data.tags["mlflow.project.entryPoint"] == child.data.tags["technique"]
+        assert child.info.run_id != main.info.run_id
+    (compare,) = runs["compare"]
+    assert compare.data.tags["mlflow.parentRunId"] == main.info.run_id
+    assert compare.info.status == "FINISHED"
+
+    # The table's numbers are the children's own metrics, to the last digit.
+    table = pd.read_csv(out / "compare.csv")
+    assert set(table["technique"]) == CHILDREN
+    for child in children:
+        row = table[table["run_id"] == child.info.run_id].iloc[0]
+        for key in ("final_loss", "final_objective", "zero_weights", "train_time_s"):
+            assert row[key] == child.data.metrics[key]
+    for name in ("loss_curves.png", "trajectories.png"):
+        with Image.open(out / name) as img:
+            assert img.format == "PNG"
+            assert img.size[0] > 400
+            assert len(img.convert("L").getcolors(1 << 20) or []) > 10  # not blank
+    html = (out / "compare.html").read_text()
+    assert "<table" in html
+    assert "http://" not in html
+    assert "https://" not in html
+    artifacts = {a.path for a in tracking.client.list_artifacts(compare.info.run_id)}
+    assert {"compare.csv", "compare.md", "compare.html", "loss_curves.png"} <= artifacts
+
+
+def test_a_failing_child_is_reported_and_the_rest_are_still_compared(tracking, project_env):
+    out = tracking.root / "report"
+    # A linear model with lambda 1e6: the L2 gradient 2*lambda*w makes l2 diverge; the others train.
+    proc = run_main(project_env, out, "lambda=1e6", "model=linear")
+    assert proc.returncode != 0
+    assert "these steps failed: l2" in proc.stderr
+    runs = by_technique(tracking)
+    (l2,) = runs["l2"]
+    assert l2.info.status == "FAILED"
+    assert "diverged" in l2.data.tags["failure_reason"]
+    assert runs["main"][0].info.status == "FAILED"
+    assert runs["compare"][0].info.status == "FINISHED"
+    table = pd.read_csv(out / "compare.csv")
+    assert set(table["technique"]) == CHILDREN
+    assert table.loc[table["technique"] == "l2", "status"].item() == "FAILED"
+
+
+def test_reuse_skips_children_whose_config_code_and_data_match(tracking, project_env):
+    first = run_main(project_env, tracking.root / "r1", "reuse=true", "epochs=20")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # Same values, other spellings: matched on the resolved config, not the strings.
+    second = run_main(project_env, tracking.root / "r2", "reuse=true", "epochs=20", "learning_rate=1e-2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("reusing run") == 4
+    runs = by_technique(tracking)
+    assert all(len(runs[t]) == 1 for t in CHILDREN)
+    assert len(runs["main"]) == 2
+    table = pd.read_csv(tracking.root / "r2" / "compare.csv")
+    assert set(table["run_id"]) == {runs[t][0].info.run_id for t in CHILDREN}
+    # A changed option is not reused.
+    third = run_main(project_env, tracking.root / "r3", "reuse=true", "epochs=21")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "reusing run" not in third.stderr
+    assert all(len(by_technique(tracking)[t]) == 2 for t in CHILDREN)
+
+
+@pytest.mark.parametrize("technique", sorted(CHILDREN))
+def test_main_passes_the_shared_options_to_each_child(technique):
+    shared = {"epochs": 7, "seed": 3, "dataset": "synthetic", "model": "linear", "lam": 0.5}
+    passed = child_options(technique, shared)
+    cfg = child_config(technique, passed)
+    assert (cfg.epochs, cfg.seed, cfg.dataset, cfg.model) == (7, 3, "synthetic", "linear")
+    assert cfg.optimizer == ("adam" if technique == "adam" else "sgd")
+    assert cfg.penalty == (technique if technique in ("l1", "l2") else "none")
+    assert cfg.lam == (0.5 if technique in ("l1", "l2") else 0.0)
