@@ -575,7 +575,9 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
     from mlflow.tracking import MlflowClient
 
     from . import compare_report as report
+    from .tracking import check_reachable
 
+    check_reachable()
     client = MlflowClient()
     parent = None
     if parent_run_id:

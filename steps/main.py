@@ -97,6 +97,7 @@ def main(reuse: bool, max_parallel: int, output_dir: str, **shared):
 
     from . import tracking
 
+    tracking.check_reachable()
     client = mlflow.MlflowClient()
     parent = mlflow.start_run()  # resumes the run `mlflow run` made, if any
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id

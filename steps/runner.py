@@ -86,6 +86,7 @@ def execute(cfg: TrainConfig, technique: str) -> None:
 
     from . import tracking
 
+    tracking.check_reachable()
     client = MlflowClient()
     run = mlflow.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
     run_id = run.info.run_id
@@ -108,7 +109,7 @@ def execute(cfg: TrainConfig, technique: str) -> None:
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    status, reason = "FAILED", None
+    status, reason, exit_code = "FAILED", None, 1
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         try:
@@ -160,7 +161,9 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             reason = str(exc)
         except (KeyboardInterrupt, Terminated) as exc:
             status = "KILLED"
-            reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            reason = "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"
+            exit_code = 130 if interrupted else 143  # 128 + the signal's number, as shells report it
         finally:
             signal.signal(signal.SIGTERM, previous)
             if status != "FINISHED":
@@ -168,7 +171,7 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             mlflow.end_run(status=status)
     if status == "KILLED":
         click.echo(f"Run {run_id} {reason}: stopped, metrics so far are saved.", err=True)
-        sys.exit(130)
+        sys.exit(exit_code)
     if status != "FINISHED":
         raise click.ClickException(f"{reason} (run {run_id} marked FAILED)")
     print(f"Final weights: {result.weights}")

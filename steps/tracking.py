@@ -41,9 +41,56 @@ class MetricBuffer:
 
     def flush(self) -> None:
         while self.pending:
-            chunk, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+            chunk = self.pending[:MAX_BATCH]
+            _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
+            self.pending = self.pending[MAX_BATCH:]  # dropped only once written
         self.last_flush = time.monotonic()
+
+
+def _retry(write, attempts: int = 4):
+    """Run ``write``; retry with backoff when the store is busy.
+
+    MLflow already waits up to 20 s on a locked sqlite file (``PRAGMA busy_timeout``)
+    and retries HTTP errors; this covers what is left, so that many runs at once on
+    one store lose no metric.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            return write()
+        except MlflowException as exc:
+            busy = "locked" in str(exc).lower() or exc.error_code == "TEMPORARILY_UNAVAILABLE"
+            if not busy or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
+
+
+def check_reachable(timeout_s: float = 5.0) -> None:
+    """Fail fast, with a clear message, when the tracking server does not answer.
+
+    MLflow's own HTTP client retries for minutes before it gives up; a user who
+    mistyped MLFLOW_TRACKING_URI should know within seconds.
+    """
+    import urllib.error
+    import urllib.request
+
+    import click
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered: a server is there (auth or proxies may refuse /health)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(
+            f"cannot reach the MLflow tracking server at {uri} ({reason}); start it, or point "
+            "MLFLOW_TRACKING_URI at a running server (unset it for the local sqlite store)"
+        ) from None
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:

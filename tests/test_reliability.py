@@ -1,0 +1,140 @@
+"""Bad input, interruption, concurrency, an unreachable server: nothing lost, no traceback."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.training import DivergenceError, fit, load_data
+from steps.runner import make_config
+from steps.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(env, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_run_flushes_metrics_and_ends_the_run_killed(tracking, project_env, sig, code):
+    proc = start(project_env, "steps.train", "--dataset", "synthetic", "--model", "linear", "--epochs", "100000000")
+    try:
+        deadline = time.monotonic() + 60
+        runs = []
+        while time.monotonic() < deadline:  # wait until the run is live and has flushed some epochs
+            runs = tracking.client.search_runs([tracking.experiment_id])
+            if runs and tracking.client.get_metric_history(runs[0].info.run_id, "loss"):
+                break
+            time.sleep(0.3)
+        assert runs, "the run never started"
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    assert "Traceback" not in err
+    run = tracking.client.get_run(runs[0].info.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["failure_reason"] in ("interrupted (Ctrl-C)", "terminated (SIGTERM)")
+    steps = [m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")]
+    assert steps == list(range(len(steps)))  # contiguous from epoch 0: nothing buffered was lost
+    assert len(steps) > 1
+
+
+def test_six_runs_at_once_on_one_sqlite_store_lose_nothing(tracking, project_env):
+    procs = [
+        start(
+            project_env,
+            "steps.train",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "linear",
+            "--epochs",
+            "1500",
+            "--seed",
+            str(i),
+        )
+        for i in range(6)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert len(runs) == 6
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")]
+        assert steps == list(range(1500))
+
+
+@pytest.mark.parametrize("module", ["steps.sgd", "steps.compare", "steps.main"])
+def test_an_unreachable_tracking_server_is_a_clear_error_within_seconds(project_env, module):
+    env = dict(project_env, MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # port 9 (discard): nothing listens
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 1
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+NUMERIC = {
+    "--learning-rate": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["1e-2", "x", ""])),
+    "--momentum": st.one_of(st.floats(-1, 2), st.just("nan")),
+    "--beta1": st.floats(-0.5, 1.5),
+    "--beta2": st.floats(-0.5, 1.5),
+    "--epsilon": st.one_of(st.floats(-1, 1), st.just("inf")),
+    "--lambda": st.floats(-1, 10),
+    "--l1-ratio": st.floats(-1, 2),
+    "--alpha": st.floats(-1, 2),
+    "--lr-decay": st.floats(-1, 2),
+    "--weight-decay": st.floats(-1, 2),
+    "--epochs": st.one_of(st.integers(-3, 30), st.just("1.5")),
+    "--batch-size": st.integers(-2, 4),
+    "--validation-fraction": st.floats(-0.5, 1.5),
+    "--patience": st.integers(-1, 3),
+    "--optimizer": st.sampled_from(["sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"]),
+    "--penalty": st.sampled_from(["none", "l1", "l2", "elasticnet", "l3"]),
+    "--nesterov": st.sampled_from(["true", "false", "maybe"]),
+    "--lr-schedule": st.sampled_from(["constant", "step", "exponential", "cosine", "invscaling", "warm"]),
+}
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    options=st.dictionaries(st.sampled_from(sorted(NUMERIC)), st.none(), max_size=6).flatmap(
+        lambda keys: st.fixed_dictionaries({k: NUMERIC[k] for k in keys})
+    )
+)
+def test_any_options_either_train_or_give_a_clean_usage_error(options):
+    args = [a for k, v in options.items() for a in (k, str(v))]
+    try:
+        with train.make_context("train", args) as ctx:
+            cfg = make_config("train", **ctx.params)
+    except click.UsageError as exc:  # BadParameter is one; the message names what is wrong
+        message = exc.format_message()
+        assert message, args
+        return
+    try:
+        result = fit(cfg, load_data(cfg))
+    except DivergenceError as exc:
+        message = str(exc)
+        assert "diverged at epoch" in message
+        return
+    assert all(math.isfinite(w) for w in result.weights)
