@@ -29,7 +29,7 @@ entry_points:
 """
 
 # Entry point -> module in steps/ holding the Click command of the same name.
-ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare"]
+ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep"]
 
 
 def _value(v) -> str:

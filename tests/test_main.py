@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from steps.main import child_config, child_options
+from steps.launch import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILDREN = {"sgd", "adam", "l1", "l2"}
@@ -108,8 +108,7 @@ def test_reuse_skips_children_whose_config_code_and_data_match(tracking, project
 @pytest.mark.parametrize("technique", sorted(CHILDREN))
 def test_main_passes_the_shared_options_to_each_child(technique):
     shared = {"epochs": 7, "seed": 3, "dataset": "synthetic", "model": "linear", "lam": 0.5}
-    passed = child_options(technique, shared)
-    cfg = child_config(technique, passed)
+    cfg = plan(technique, technique, shared).config
     assert (cfg.epochs, cfg.seed, cfg.dataset, cfg.model) == (7, 3, "synthetic", "linear")
     assert cfg.optimizer == ("adam" if technique == "adam" else "sgd")
     assert cfg.penalty == (technique if technique in ("l1", "l2") else "none")
