@@ -36,6 +36,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,7 +613,10 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
     except OSError as exc:
         raise click.UsageError(f"--output-dir {output_dir}: {exc.strerror or exc}") from None
     title = f"gdlab comparison: {len(runs)} runs of {where}"
-    figures = report.figures(table)
+    with warnings.catch_warnings():
+        # Diverged runs carry losses near 1e300; matplotlib's log scale warns about them.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        figures = report.figures(table)
     try:
         files = report.write(output_dir, table, figures, title)
         for stale in set(OUTPUT_FILES) - {f.name for f in files}:

@@ -1,0 +1,104 @@
+"""`sweep` end to end: a grid as nested parallel children, the best tagged, a failure survived."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from steps.sweep import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mlflow_run_sweep(env, out, *params):
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        "sweep",
+        "--env-manager",
+        "local",
+        "-P",
+        f"output_dir={out}",
+    ]
+    for p in params:
+        cmd += ["-P", p]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_sweep_runs_the_grid_nested_tags_the_best_and_survives_a_failed_child(tracking, project_env):
+    out = tracking.root / "report"
+    # l2 on a linear model: lambda 1e6 diverges (the L2 gradient 2*lambda*w blows up), 0.01 trains.
+    proc = mlflow_run_sweep(
+        project_env,
+        out,
+        "technique=l2",
+        "learning_rates=0.01,0.05",
+        "lambdas=0.01,1e6",
+        "model=linear",
+        "max_parallel=3",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "2 of 4 children failed" in proc.stderr
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("technique") == "l2"]
+    assert len(children) == 4
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert sorted(c.info.status for c in children) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    assert parent.info.status == "FINISHED"
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    best = min(finished, key=lambda c: c.data.metrics["final_objective"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.tags["best_metric"] == "final_objective"
+    assert {c.data.params["learning_rate"] for c in children} == {"0.01", "0.05"}
+    table = pd.read_csv(out / "compare.csv")
+    assert set(table["run_id"]) == {c.info.run_id for c in children}
+
+
+def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking, project_env):
+    out = tracking.root / "report"
+    proc = mlflow_run_sweep(
+        project_env,
+        out,
+        "technique=sgd",
+        "learning_rates=0.001,0.1",
+        "lambdas=5,6",
+        "dataset=synthetic",
+        "model=linear",
+        "validation_fraction=0.25",
+        "epochs=20",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("technique") == "sgd"]
+    assert len(children) == 2  # lambdas are ignored for sgd
+    assert parent.data.tags["best_metric"] == "final_val_loss"
+    best = min(children, key=lambda c: c.data.metrics["final_val_loss"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--learning-rates", "0.1,-1"], "'-1'"),
+        (["--learning-rates", ""], "at least one number"),
+        (["--lambdas", "0.1,nan"], "'nan'"),
+        (["--technique", "rmsprop"], "--technique"),
+        (["--max-parallel", "0"], "--max-parallel"),
+    ],
+)
+def test_bad_sweep_options_are_refused_before_anything_starts(tracking, args, needle):
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
