@@ -67,13 +67,27 @@ def test_mlflow_run_with_another_spelling_of_a_param_does_not_conflict(tracking,
     np.testing.assert_allclose(weights_of(tracking, run), LESSON["sgd"], rtol=1e-15)
 
 
-def test_mlflow_run_with_a_bad_param_fails_cleanly(tracking, project_env):
-    proc = mlflow_run(project_env, ROOT, "-e", "adam", "--env-manager", "local", "-P", "beta1=1")
+@pytest.mark.parametrize(
+    ("entry_point", "param", "message"),
+    [
+        ("adam", "beta1=1", "Invalid value for '--beta1'"),
+        ("sgd", "learning_rate=nan", "Invalid value for '--learning-rate'"),
+        ("train", "optimizer=lbfgs", "Invalid value for '--optimizer'"),
+        ("sgd", "dataset=/no/such/file.csv", "no such file"),
+        ("sgd", "dataset=seed; touch {tmp}/pwned", "no such file"),  # quoted: never run by a shell
+    ],
+    ids=["beta1", "nan-lr", "optimizer", "missing-csv", "shell-injection"],
+)
+def test_mlflow_run_with_a_bad_param_fails_cleanly(tracking, project_env, entry_point, param, message):
+    param = param.format(tmp=tracking.root)
+    proc = mlflow_run(project_env, ROOT, "-e", entry_point, "--env-manager", "local", "-P", param)
     assert proc.returncode != 0
-    assert "Invalid value for '--beta1'" in proc.stderr
-    assert "Traceback" not in proc.stderr.split("Invalid value")[0][-500:]
+    assert message in proc.stderr
+    ours = proc.stderr[proc.stderr.index("Usage:") :] if "Usage:" in proc.stderr else proc.stderr
+    assert "Traceback" not in ours.split("mlflow.exceptions")[0]
     (run,) = runs(tracking)
     assert run.info.status == "FAILED"  # not left RUNNING
+    assert not (tracking.root / "pwned").exists()
 
 
 def _free_port() -> int:
