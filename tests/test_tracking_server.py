@@ -1,0 +1,182 @@
+"""The project against a shared tracking server, as on a cluster: a real `mlflow server`
+(sqlite backend, proxied artifacts, all under tmp_path) on 127.0.0.1, then `mlflow run`
+of `main` and a direct `python -m steps.compare` through it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILDREN = {"sgd", "adam", "l1", "l2"}
+EPOCHS = 100
+REPORT = {"compare.csv", "compare.md", "compare.html", "compare.json", "loss_curves.png", "trajectories.png"}
+START_TIMEOUT_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and its workers (its own process group), politely first."""
+    if proc.poll() is None:
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    else:  # the server is gone; make sure no worker it started is left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server(tmp_path, empty_store):
+    """A tracking server on 127.0.0.1: sqlite store and artifacts (served through the server,
+    as a cluster's pods need) under tmp_path. Stopped whatever happens."""
+    import mlflow
+
+    root = tmp_path / "server"
+    root.mkdir()
+    shutil.copy(empty_store, root / "mlflow.db")  # already migrated: the server starts ~8 s sooner
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (root / "server.log").open("w")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        (root / "artifacts").as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # No job runner (GenAI jobs): its seven worker processes would take the CPU the runs need.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{_tail(root / 'server.log')}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {START_TIMEOUT_S} s:\n{_tail(root / 'server.log')}")
+            time.sleep(0.25)
+        client = mlflow.MlflowClient(url)
+        experiment_id = client.create_experiment("gdlab-server")
+        yield SimpleNamespace(url=url, client=client, experiment_id=experiment_id, artifacts=root / "artifacts")
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture
+def server_env(server, project_env):
+    """The project's subprocess environment, pointed at the server."""
+    return {**project_env, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_ID": server.experiment_id}
+
+
+def _runs(server) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for run in server.client.search_runs([server.experiment_id], max_results=1000):
+        out.setdefault(run.data.tags.get("technique"), []).append(run)
+    return out
+
+
+def test_main_and_compare_through_a_tracking_server(server, server_env, tmp_path):
+    client = server.client
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "-P", f"output_dir={out}"],
+        env=server_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    runs = _runs(server)
+    assert set(runs) == {"main", "compare"} | CHILDREN
+    every = [r for rs in runs.values() for r in rs]
+    assert len(every) == 6
+    assert all(r.info.status == "FINISHED" for r in every), [(r.info.run_name, r.info.status) for r in every]
+    (main,) = runs["main"]
+    for technique in CHILDREN:
+        (child,) = runs[technique]
+        assert child.data.tags["mlflow.parentRunId"] == main.info.run_id
+        assert child.data.tags["mlflow.project.entryPoint"] == technique
+        history = client.get_metric_history(child.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(EPOCHS)), technique
+        assert "weights.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
+    (compare,) = runs["compare"]
+    assert compare.data.tags["mlflow.parentRunId"] == main.info.run_id
+    assert compare.data.metrics["runs_compared"] == len(CHILDREN)
+    logged = {a.path for a in client.list_artifacts(compare.info.run_id)}
+    assert logged >= REPORT
+    # The artifacts went through the server to its artifacts destination, and come back the same.
+    assert compare.info.artifact_uri.startswith("mlflow-artifacts:")
+    stored = list(server.artifacts.rglob("compare.csv"))
+    assert len(stored) == 1
+    downloaded = Path(client.download_artifacts(compare.info.run_id, "compare.csv", str(tmp_path)))
+    assert downloaded.read_bytes() == stored[0].read_bytes() == (out / "compare.csv").read_bytes()
+
+    # `compare` run by hand against the same server.
+    direct = tmp_path / "direct"
+    proc = subprocess.run(
+        [sys.executable, "-m", "steps.compare", "--experiment-id", server.experiment_id, "--output-dir", str(direct)],
+        env=server_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "4 runs of experiment 'gdlab-server'" in proc.stdout
+    assert {p.name for p in direct.iterdir()} >= REPORT - {"compare.json"}
+    compares = _runs(server)["compare"]
+    assert len(compares) == 2
+    (new,) = [r for r in compares if r.info.run_id != compare.info.run_id]
+    assert new.info.status == "FINISHED"
+    assert new.data.metrics["runs_compared"] == len(CHILDREN)
+    assert {a.path for a in client.list_artifacts(new.info.run_id)} >= REPORT
