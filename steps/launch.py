@@ -12,6 +12,8 @@ reported and the others go on.
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,6 +171,11 @@ def workflow(
     parent = mlflow.start_run()  # resumes the run `mlflow run` made, if any
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
     status, reason = "FAILED", None
+
+    def on_sigterm(signum, frame):  # e.g. a Job's deadline: close the runs like Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         tracking.log_params(client, parent_id, {("lambda" if k == "lam" else k): v for k, v in params.items()})
         tracking.set_tags(client, parent_id, {"technique": technique})
@@ -182,7 +189,10 @@ def workflow(
             tracking.set_tags(client, parent_id, {"failure_reason": reason})
     except KeyboardInterrupt:
         status = "KILLED"
-        raise
+        mlflow.end_run(status=status)
+        click.echo(f"{technique} run {parent_id} interrupted: running children were stopped (KILLED)", err=True)
+        sys.exit(130)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         mlflow.end_run(status=status)
     return outcomes, reason

@@ -138,3 +138,29 @@ def test_any_options_either_train_or_give_a_clean_usage_error(options):
         assert "diverged at epoch" in message
         return
     assert all(math.isfinite(w) for w in result.weights)
+
+
+def test_sigterm_to_main_stops_its_children_and_leaves_no_run_running(tracking, project_env):
+    proc = start(project_env, "steps.main", "--epochs", "100000000", "--output-dir", str(tracking.root / "out"))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # wait until two children train
+            kids = [
+                r
+                for r in tracking.client.search_runs([tracking.experiment_id])
+                if r.data.tags.get("technique") in ("sgd", "adam")
+            ]
+            if len(kids) == 2 and all(tracking.client.get_metric_history(k.info.run_id, "loss") for k in kids):
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert runs
+    assert {r.info.status for r in runs} <= {"KILLED", "FINISHED", "FAILED"}
+    (main,) = [r for r in runs if r.data.tags.get("technique") == "main"]
+    assert main.info.status == "KILLED"
