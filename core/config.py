@@ -77,6 +77,14 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be > 0")
+        if self.batch_size < 0:
+            raise ValueError("batch_size must be >= 0 (0 = full batch)")
+        if self.patience < 0:
+            raise ValueError("patience must be >= 0 (0 = no early stopping)")
+        if not 0.0 < self.lr_gamma <= 1.0:
+            raise ValueError("lr_gamma must be in (0, 1]")
+        if self.lr_step_size < 1:
+            raise ValueError("lr_step_size must be >= 1")
         if self.log_every < 1:
             raise ValueError("log_every must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:

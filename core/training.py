@@ -123,7 +123,16 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         if loss is not None and not math.isfinite(loss):
             raise DivergenceError(epoch, "the training loss")
         val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience) else None
-        if report:
+        stop = False
+        if cfg.patience:  # early stopping on the validation loss
+            if val < best_val:
+                best_val, since_best = val, 0
+            else:
+                since_best += 1
+                stop = since_best >= cfg.patience
+        if report or stop:  # the epoch training stops at is always reported too
+            if loss is None:
+                loss = model.loss(theta, X, y)
             metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss}
             if val is not None:
                 metrics["val_loss"] = val
@@ -131,14 +140,9 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 c0 = time.perf_counter()
                 callback(epoch, metrics, theta)
                 callback_time += time.perf_counter() - c0
-        if cfg.patience:
-            if val < best_val:
-                best_val, since_best = val, 0
-            else:
-                since_best += 1
-                if since_best >= cfg.patience:
-                    stopped_early = True
-                    break
+        if stop:
+            stopped_early = True
+            break
         if batch == n:
             theta, state = _step(opt, penalty, grad, state, theta, lr, d)
             steps += 1

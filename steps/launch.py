@@ -12,6 +12,7 @@ reported and the others go on.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from core.config import TrainConfig
 from core.data import Dataset
 
 from . import fingerprint
+from .options import as_param
 from .runner import make_config
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
@@ -48,7 +50,7 @@ class Child:
         out = {}
         for name, value in self.options.items():
             key = "lambda" if name == "lam" else name
-            out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            out[key] = as_param(value)
         return out
 
 
@@ -57,6 +59,9 @@ def plan(label: str, entry_point: str, shared: dict, **overrides) -> Child:
     command = _command(entry_point)
     accepted = {p.name for p in command.params}
     options = {k: v for k, v in {**shared, **overrides}.items() if k in accepted}
+    dataset = options.get("dataset")
+    if dataset and os.path.exists(dataset):  # children run in the project folder, not here
+        options["dataset"] = os.path.abspath(dataset)
     kwargs = {p.name: p.default for p in command.params if p.name != "help"}
     kwargs.update(options)
     return Child(label, entry_point, options, make_config(entry_point, **kwargs))
@@ -125,24 +130,30 @@ def run_children(
     except KeyboardInterrupt:
         for submitted in active.values():
             submitted.cancel()
-            client.set_terminated(submitted.run_id, "KILLED")
+            if client.get_run(submitted.run_id).info.status in NOT_DONE:
+                client.set_terminated(submitted.run_id, "KILLED")
         raise
     return outcomes
 
 
-def run_compare(experiment_id: str, run_ids: list[str], output_dir: str) -> bool:
+def compare_children(experiment_id: str, run_ids: list[str], output_dir: str) -> bool:
     """`compare` over exactly ``run_ids``, as a nested child run."""
     from mlflow.projects import run as run_project
 
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
-    return run_project(
+    submitted = run_project(
         str(fingerprint.ROOT),
         entry_point="compare",
         parameters={"filter": f"attributes.run_id IN ({ids})", "output_dir": output_dir},
         experiment_id=experiment_id,
         env_manager="local",
         synchronous=False,
-    ).wait()
+    )
+    try:
+        return submitted.wait()
+    except KeyboardInterrupt:
+        submitted.cancel()
+        raise
 
 
 def workflow(
@@ -168,7 +179,7 @@ def workflow(
 
     tracking.check_reachable()
     client = mlflow.MlflowClient()
-    parent = mlflow.start_run()  # resumes the run `mlflow run` made, if any
+    parent = tracking.start_run()  # resumes the run `mlflow run` made, if any
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
     status, reason = "FAILED", None
 
@@ -182,7 +193,7 @@ def workflow(
         outcomes = run_children(client, experiment_id, children, max_parallel=max_parallel, reuse=reuse, data=data)
         if after_children is not None:
             after_children(client, parent_id, outcomes)
-        compare_ok = run_compare(experiment_id, [o.run_id for o in outcomes.values()], output_dir)
+        compare_ok = compare_children(experiment_id, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir))
         reason = judge(outcomes, compare_ok)
         status = "FAILED" if reason else "FINISHED"
         if reason:

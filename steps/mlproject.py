@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from steps.options import as_param
+
 ROOT_FILE = Path(__file__).resolve().parents[1] / "MLproject"
 
 HEADER = """\
@@ -32,14 +34,6 @@ entry_points:
 ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep"]
 
 
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (tuple, list)):
-        return ",".join(map(str, v))
-    return str(v)
-
-
 def _yaml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -51,7 +45,7 @@ def parameters(command: click.Command):
             continue
         flag = p.opts[0]
         typ = "float" if isinstance(p.type, click.FloatRange) else "string"
-        yield flag.lstrip("-").replace("-", "_"), flag, typ, _value(p.default)
+        yield flag.lstrip("-").replace("-", "_"), flag, typ, as_param(p.default)
 
 
 def render(entry_points=ENTRY_POINTS) -> str:
@@ -63,8 +57,7 @@ def render(entry_points=ENTRY_POINTS) -> str:
             continue
         command = getattr(module, ep)
         params = list(parameters(command))
-        ep_name = "main" if ep == "main" else ep
-        out.append(f"  {ep_name}:\n    parameters:\n")
+        out.append(f"  {ep}:\n    parameters:\n")
         for name, _flag, typ, default in params:
             out.append(f"      {name}: {{type: {typ}, default: {_yaml_str(default)}}}\n")
         args = " ".join(f"{flag} {{{name}}}" for name, flag, _t, _d in params)

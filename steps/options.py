@@ -19,6 +19,15 @@ from core import models, optimizers, penalties, schedules
 from core.config import DTYPES
 
 
+def as_param(value) -> str:
+    """A value as MLflow params and MLproject defaults spell it (booleans as the CLI takes them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 class FiniteFloat(click.FloatRange):
     """A float in a range that also refuses ``nan`` and ``inf``."""
 

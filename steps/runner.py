@@ -25,6 +25,8 @@ from .options import OPTIONS
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
+# ... and thinned to at most this many points (the loss metric itself keeps every logged epoch).
+MAX_TRAJECTORY_POINTS = 10_000
 
 
 class Terminated(BaseException):
@@ -41,10 +43,12 @@ PRESETS = {
 }
 
 
-def make_config(technique: str, **kwargs) -> TrainConfig:
+def make_config(technique: str, defaults: dict | None = None, **kwargs) -> TrainConfig:
     """Build and check the config of entry point ``technique`` from its options.
 
-    Option combinations that cannot work are refused here, before any run starts.
+    Option combinations that cannot work are refused here, before any run starts:
+    with `train`, an option the chosen optimizer or penalty does not read is refused
+    unless it has its default (``defaults``: the command's own, else the options table's).
     """
     kwargs = {**kwargs, **PRESETS[technique]}
     optimizer = kwargs.get("optimizer", "sgd")
@@ -52,9 +56,9 @@ def make_config(technique: str, **kwargs) -> TrainConfig:
         fits = set(OPTIMIZER_OPTIONS[optimizer])
         for name, value in kwargs.items():
             flag = name.replace("_", "-")
-            spec = OPTIONS.get(flag)
+            default = (defaults or {}).get(name, OPTIONS[flag].default if flag in OPTIONS else None)
             owners = [o for o, opts in OPTIMIZER_OPTIONS.items() if name in opts]
-            if owners and name not in fits and value is not None and value != spec.default:
+            if owners and name not in fits and value is not None and value != default:
                 raise click.UsageError(
                     f"--{flag} {value} does not apply to --optimizer {optimizer} "
                     f"(it is an option of {', '.join(owners)})"
@@ -88,7 +92,7 @@ def execute(cfg: TrainConfig, technique: str) -> None:
 
     tracking.check_reachable()
     client = MlflowClient()
-    run = mlflow.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
+    run = tracking.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
     run_id = run.info.run_id
     buffer = tracking.MetricBuffer(client, run_id)
     record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
@@ -101,6 +105,8 @@ def execute(cfg: TrainConfig, technique: str) -> None:
         buffer.add(metrics, epoch)
         if record:
             path.append((epoch, theta.tolist(), metrics["loss"]))
+            if len(path) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
+                path[:] = path[::2]
         if bar is not None:
             bar.update(epoch + 1 - shown)
             shown = epoch + 1
@@ -165,10 +171,18 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             reason = "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"
             exit_code = 130 if interrupted else 143  # 128 + the signal's number, as shells report it
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            if status != "FINISHED":
-                _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
-            mlflow.end_run(status=status)
+            # Close the run with signals held off: under `mlflow run` a Ctrl-C reaches both
+            # processes and MLflow follows with a SIGTERM; a second signal here must not
+            # leave the run RUNNING or lose the buffered metrics.
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                if status != "FINISHED":
+                    _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
+            finally:
+                mlflow.end_run(status=status)
+                signal.signal(signal.SIGINT, previous_int)
+                signal.signal(signal.SIGTERM, previous)
     if status == "KILLED":
         click.echo(f"Run {run_id} {reason}: stopped, metrics so far are saved.", err=True)
         sys.exit(exit_code)

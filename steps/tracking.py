@@ -14,14 +14,10 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from .options import as_param
+
 # MLflow's log_batch takes at most 1,000 metrics a call.
 MAX_BATCH = 1000
-
-
-def _fmt(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class MetricBuffer:
@@ -67,6 +63,20 @@ def _retry(write, attempts: int = 4):
             time.sleep(0.5 * 2**attempt)
 
 
+def start_run():
+    """``mlflow.start_run()``, with a one-line error for a wrong experiment or run id in the environment."""
+    import click
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.start_run()
+    except MlflowException as exc:
+        raise click.ClickException(
+            f"MLflow could not start the run: {exc.message} "
+            "(check MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID)"
+        ) from None
+
+
 def check_reachable(timeout_s: float = 5.0) -> None:
     """Fail fast, with a clear message, when the tracking server does not answer.
 
@@ -103,13 +113,13 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     command received).
     """
     existing = client.get_run(run_id).data.params
-    new = [Param(k, _fmt(v)) for k, v in params.items() if k not in existing]
+    new = [Param(k, as_param(v)) for k, v in params.items() if k not in existing]
     for i in range(0, len(new), 100):
         client.log_batch(run_id, params=new[i : i + 100], synchronous=True)
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, _fmt(v)) for k, v in tags.items()], synchronous=True)
+    client.log_batch(run_id, tags=[RunTag(k, as_param(v)) for k, v in tags.items()], synchronous=True)
 
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")

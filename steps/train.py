@@ -22,7 +22,8 @@ def train(**options):
     torch.optim's. Options that do not apply to the chosen optimizer or penalty are
     refused unless left at their defaults.
     """
-    execute(make_config("train", **options), "train")
+    defaults = {p.name: p.default for p in train.params}
+    execute(make_config("train", defaults, **options), "train")
 
 
 if __name__ == "__main__":

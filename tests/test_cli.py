@@ -152,6 +152,7 @@ def test_every_option_has_help_text():
         (sgd, ["--nesterov", "true"], "Nesterov"),
         (train, ["--optimizer", "sgd", "--beta1", "0.5"], "--beta1"),
         (train, ["--optimizer", "adam", "--weight-decay", "0.1"], "--weight-decay"),
+        (train, ["--optimizer", "sgd", "--epsilon", "1e-8"], "--epsilon"),
         (train, ["--lambda", "0.1"], "--penalty"),
         (train, ["--penalty", "l2", "--l1-ratio", "0.3"], "--l1-ratio"),
         (train, ["--patience", "3"], "validation"),

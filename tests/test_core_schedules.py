@@ -52,11 +52,11 @@ def test_unknown_schedule_and_bad_step_size_are_refused():
 
 
 def test_training_uses_the_schedules_rate_for_each_epoch():
-    # gamma 0 makes the step schedule's rate 0 from epoch 5 on: training 20 epochs must then
-    # end exactly where 5 constant-rate epochs end.
+    # gamma 1e-300 makes the step schedule's rate ~1e-302 from epoch 5 on, far below one ulp of
+    # the weights: training 20 epochs must then end exactly where 5 constant-rate epochs end.
     def weights(**kw):
         cfg = TrainConfig(**kw)
         return training.fit(cfg, training.load_data(cfg)).weights
 
-    assert weights(lr_schedule="step", lr_step_size=5, lr_gamma=0.0, epochs=20) == weights(epochs=5)
+    assert weights(lr_schedule="step", lr_step_size=5, lr_gamma=1e-300, epochs=20) == weights(epochs=5)
     assert weights(lr_schedule="cosine") != weights()

@@ -209,7 +209,7 @@ def test_early_stopping_uses_val_loss_even_on_epochs_that_are_not_logged():
     rec = Recorder()
     result = training.fit(cfg, opposed_data(), rec)
     assert (result.stopped_early, result.epochs_run) == (True, 3)
-    assert rec.epochs == [0]
+    assert rec.epochs == [0, 3]  # the epoch it stops at is reported, like the last epoch
 
 
 def test_patience_does_not_stop_while_val_loss_improves():

@@ -157,7 +157,7 @@ def test_sigterm_to_main_stops_its_children_and_leaves_no_run_running(tracking, 
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     runs = tracking.client.search_runs([tracking.experiment_id])
     assert runs
