@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.data import DataError
 from core.training import DivergenceError, fit, load_data
 from steps.runner import make_config
 from steps.train import train
@@ -132,7 +133,13 @@ def test_any_options_either_train_or_give_a_clean_usage_error(options):
         assert message, args
         return
     try:
-        result = fit(cfg, load_data(cfg))
+        data = load_data(cfg)
+    except DataError as exc:  # the entry points turn this into a usage error on --dataset
+        message = str(exc)
+        assert message, args
+        return
+    try:
+        result = fit(cfg, data)
     except DivergenceError as exc:
         message = str(exc)
         assert "diverged at epoch" in message
@@ -141,26 +148,41 @@ def test_any_options_either_train_or_give_a_clean_usage_error(options):
 
 
 def test_sigterm_to_main_stops_its_children_and_leaves_no_run_running(tracking, project_env):
-    proc = start(project_env, "steps.main", "--epochs", "100000000", "--output-dir", str(tracking.root / "out"))
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # wait until two children train
-            kids = [
-                r
-                for r in tracking.client.search_runs([tracking.experiment_id])
-                if r.data.tags.get("technique") in ("sgd", "adam")
-            ]
-            if len(kids) == 2 and all(tracking.client.get_metric_history(k.info.run_id, "loss") for k in kids):
-                break
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    # Children log every 1,000th epoch: the point is the signal, not a flood of sqlite writes.
+    cmd = [
+        sys.executable,
+        "-m",
+        "steps.main",
+        "--epochs",
+        "100000000",
+        "--log-every",
+        "1000",
+        "--output-dir",
+        str(tracking.root / "out"),
+    ]
+    log = tracking.root / "main.log"
+    with open(log, "w") as out:  # a file, not a pipe: grandchildren must not hold our read end open
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=project_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:  # until two children train
+                kids = [
+                    r
+                    for r in tracking.client.search_runs([tracking.experiment_id])
+                    if r.data.tags.get("technique") in ("sgd", "adam")
+                ]
+                if len(kids) == 2 and all(tracking.client.get_metric_history(k.info.run_id, "loss") for k in kids):
+                    break
+                time.sleep(1.0)
+            assert proc.poll() is None, log.read_text()[-3000:]
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=90)
+        finally:
+            proc.kill()
+    err = log.read_text()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     runs = tracking.client.search_runs([tracking.experiment_id])
-    assert runs
-    assert {r.info.status for r in runs} <= {"KILLED", "FINISHED", "FAILED"}
+    assert {r.info.status for r in runs} <= {"KILLED", "FINISHED", "FAILED"}, err[-3000:]
     (main,) = [r for r in runs if r.data.tags.get("technique") == "main"]
     assert main.info.status == "KILLED"
