@@ -45,25 +45,12 @@ from urllib.request import url2pathname
 
 import click
 
+from .options import OPTIMIZER, PENALTY
+
 SKIP_TECHNIQUES = ("compare", "main", "sweep")
 # Hyperparameters of the optimizers and penalties, in the order the table shows them.
-KEY_PARAMS = (
-    "learning_rate",
-    "lambda",
-    "l1_ratio",
-    "l1_method",
-    "momentum",
-    "dampening",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "epsilon",
-    "amsgrad",
-    "weight_decay",
-    "alpha",
-    "centered",
-    "lr_decay",
-)
+# The hyperparameters a table shows: the learning rate, the penalty's, then the optimizers'.
+KEY_PARAMS = tuple(o.replace("-", "_") for o in ["learning-rate", *PENALTY[1:], *OPTIMIZER[1:]])
 ALWAYS_SHOWN = ("learning_rate", "lambda")
 # Setup params reported on the "common to all runs" line when they do not vary.
 SETUP_PARAMS = (

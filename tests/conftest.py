@@ -34,24 +34,33 @@ def empty_store(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch, empty_store):
-    """A fresh sqlite tracking store and artifact root under tmp_path, made current.
-
-    Sets MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID (inherited by subprocesses,
-    e.g. ``mlflow run``) and changes into tmp_path so nothing lands in the checkout.
-    """
+@pytest.fixture(scope="session")
+def open_store(empty_store):
+    """``open_store(root, monkeypatch)``: a fresh store and artifact root under ``root``, made
+    current (MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID, inherited by subprocesses such as
+    ``mlflow run``; the working directory is ``root`` so nothing lands in the checkout)."""
     import mlflow
 
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(uri)
-    experiment_id = mlflow.create_experiment("gdlab-test", artifact_location=(tmp_path / "artifacts").as_uri())
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
-    yield SimpleNamespace(uri=uri, experiment_id=experiment_id, root=tmp_path, client=mlflow.MlflowClient(uri))
+    def open_(root: Path, mp: pytest.MonkeyPatch) -> SimpleNamespace:
+        shutil.copy(empty_store, root / "mlflow.db")
+        uri = f"sqlite:///{root}/mlflow.db"
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = mlflow.create_experiment("gdlab-test", artifact_location=(root / "artifacts").as_uri())
+        mp.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+        return SimpleNamespace(uri=uri, experiment_id=experiment_id, root=root, client=mlflow.MlflowClient(uri))
+
+    return open_
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch, open_store):
+    """A fresh sqlite tracking store and artifact root under tmp_path, made current."""
+    import mlflow
+
+    yield open_store(tmp_path, monkeypatch)
     while mlflow.active_run():
         mlflow.end_run()
 

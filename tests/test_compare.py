@@ -62,19 +62,13 @@ def make_lesson_runs(client, experiment_id: str) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def lesson_store(tmp_path_factory):
+def lesson_store(tmp_path_factory, open_store):
     """One store with the lesson's runs and one compare over them, shared by the tests that
-    only read it (the same setup as conftest's `tracking`, kept for the whole module)."""
+    only read it (conftest's `tracking` setup, kept for the whole module)."""
     root = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{root}/mlflow.db"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = mlflow.create_experiment("gdlab-compare", artifact_location=(root / "artifacts").as_uri())
-        mp.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
-        client = mlflow.MlflowClient(uri)
+        store = open_store(root, mp)
+        uri, experiment_id, client = store.uri, store.experiment_id, store.client
         made = make_lesson_runs(client, experiment_id)
         out = root / "out"
         result = invoke(compare, ["--output-dir", out])
