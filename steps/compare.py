@@ -112,19 +112,11 @@ def technique_of(run) -> str:
 
 def resolve_experiment(client, experiment_name: str, experiment_id: str, parent_run=None):
     """The experiment to read: the options, else the parent's, else the current one."""
-    from mlflow.exceptions import MlflowException
-
     exp = None
     if experiment_id:
-        try:
-            exp = client.get_experiment(experiment_id)
-        except MlflowException as exc:
-            _reraise_unless_missing(exc)
-            raise click.UsageError(f"no experiment with id {experiment_id!r}", _ctx()) from None
+        exp = _experiment_by_id(client, experiment_id, f"no experiment with id {experiment_id!r}")
     if experiment_name:
-        by_name = client.get_experiment_by_name(experiment_name)
-        if by_name is None:
-            raise click.UsageError(f"no experiment named {experiment_name!r}{_known(client)}", _ctx())
+        by_name = _experiment_by_name(client, experiment_name, f"no experiment named {experiment_name!r}")
         if exp is not None and exp.experiment_id != by_name.experiment_id:
             raise click.UsageError(
                 f"--experiment-name {experiment_name!r} is experiment {by_name.experiment_id}, "
@@ -137,25 +129,31 @@ def resolve_experiment(client, experiment_name: str, experiment_id: str, parent_
     if exp is None:
         env_id, env_name = os.environ.get("MLFLOW_EXPERIMENT_ID"), os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if env_id:
-            try:
-                exp = client.get_experiment(env_id)
-            except MlflowException as exc:
-                _reraise_unless_missing(exc)
-                raise click.UsageError(f"MLFLOW_EXPERIMENT_ID={env_id}: no such experiment", _ctx()) from None
+            exp = _experiment_by_id(client, env_id, f"MLFLOW_EXPERIMENT_ID={env_id}: no such experiment")
         elif env_name:
-            exp = client.get_experiment_by_name(env_name)
-            if exp is None:
-                raise click.UsageError(
-                    f"MLFLOW_EXPERIMENT_NAME={env_name!r}: no such experiment{_known(client)}", _ctx()
-                )
+            exp = _experiment_by_name(client, env_name, f"MLFLOW_EXPERIMENT_NAME={env_name!r}: no such experiment")
         else:
-            try:
-                exp = client.get_experiment("0")
-            except MlflowException as exc:
-                _reraise_unless_missing(exc)
-                raise click.UsageError(f"no current experiment, and no Default one{_known(client)}", _ctx()) from None
+            exp = _experiment_by_id(client, "0", "no current experiment, and no Default one", known=True)
     if exp.lifecycle_stage != "active":
         raise click.UsageError(f"experiment {exp.name!r} (id {exp.experiment_id}) is deleted", _ctx())
+    return exp
+
+
+def _experiment_by_id(client, experiment_id: str, missing: str, known: bool = False):
+    """The experiment, or a usage error saying ``missing`` (plus the known names if ``known``)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_experiment(experiment_id)
+    except MlflowException as exc:
+        _reraise_unless_missing(exc)
+        raise click.UsageError(missing + (_known(client) if known else ""), _ctx()) from None
+
+
+def _experiment_by_name(client, name: str, missing: str):
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise click.UsageError(missing + _known(client), _ctx())
     return exp
 
 
