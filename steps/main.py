@@ -12,8 +12,9 @@ import sys
 
 import click
 
-from .launch import Child, plan, workflow
+from .launch import plan, workflow
 from .options import COMMON, apply
+from .runner import load_checked
 
 CHILDREN = ("sgd", "adam", "l1", "l2")
 
@@ -34,24 +35,13 @@ def workflow_options(f):
     return click.option("--reuse", type=click.BOOL, default=False, show_default=True, help=REUSE_HELP)(f)
 
 
-def load_checked(child: Child):
-    """The children's shared data, loaded once before anything starts (bad data: a usage error)."""
-    from core.data import DataError
-    from core.training import load_data
-
-    try:
-        return load_data(child.config)
-    except DataError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--dataset'") from None
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
 @workflow_options
 def main(reuse: bool, max_parallel: int, output_dir: str, **shared):
     """Run the lesson end to end: sgd, adam, l1, l2 as nested child runs, then compare them."""
     children = [plan(ep, ep, shared) for ep in CHILDREN]  # checks every child's options first
-    data = load_checked(children[0])
+    data = load_checked(children[0].config)  # one dataset for every child
 
     def judge(outcomes, compare_ok):
         failed = [label for label, o in outcomes.items() if not o.ok] + ([] if compare_ok else ["compare"])

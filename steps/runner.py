@@ -78,12 +78,17 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
     return cfg
 
 
-def execute(cfg: TrainConfig, technique: str) -> None:
-    """Load the data, then train and log one run; exits non-zero on failure."""
+def load_checked(cfg: TrainConfig):
+    """The config's data; unusable data is a usage error on --dataset (before any run starts)."""
     try:
-        data = load_data(cfg)
+        return load_data(cfg)
     except DataError as exc:
         raise click.BadParameter(str(exc), param_hint="'--dataset'") from None
+
+
+def execute(cfg: TrainConfig, technique: str) -> None:
+    """Load the data, then train and log one run; exits non-zero on failure."""
+    data = load_checked(cfg)
 
     import mlflow
     from mlflow.tracking import MlflowClient

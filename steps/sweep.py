@@ -16,8 +16,9 @@ import sys
 import click
 
 from .launch import plan, workflow
-from .main import load_checked, workflow_options
+from .main import workflow_options
 from .options import COMMON, NON_NEGATIVE, POSITIVE, apply
+from .runner import load_checked
 
 TECHNIQUES = ("sgd", "adam", "l1", "l2")
 PENALIZED = ("l1", "l2")
@@ -81,7 +82,7 @@ def sweep(technique, learning_rates, lambdas, reuse, max_parallel, output_dir, *
         label = f"{technique} lr={lr:g}" + (f" lambda={lam:g}" if lam is not None else "")
         extra = {"learning_rate": lr, **({"lam": lam} if lam is not None else {})}
         children.append(plan(label, technique, shared, **extra))
-    data = load_checked(children[0])
+    data = load_checked(children[0].config)
     split = data.X_val is not None
     key = "final_val_loss" if split else "final_objective"
     best: dict = {}
