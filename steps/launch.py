@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from core.data import Dataset
 from . import fingerprint
 from .options import as_param
 from .runner import make_config
+from .signals import Stops
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
 
@@ -183,27 +183,31 @@ def workflow(
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
     status, reason = "FAILED", None
 
-    def on_sigterm(signum, frame):  # e.g. a Job's deadline: close the runs like Ctrl-C does
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        tracking.log_params(client, parent_id, {("lambda" if k == "lam" else k): v for k, v in params.items()})
-        tracking.set_tags(client, parent_id, {"technique": technique})
-        outcomes = run_children(client, experiment_id, children, max_parallel=max_parallel, reuse=reuse, data=data)
-        if after_children is not None:
-            after_children(client, parent_id, outcomes)
-        compare_ok = compare_children(experiment_id, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir))
-        reason = judge(outcomes, compare_ok)
-        status = "FAILED" if reason else "FINISHED"
-        if reason:
-            tracking.set_tags(client, parent_id, {"failure_reason": reason})
-    except KeyboardInterrupt:
-        status = "KILLED"
-        mlflow.end_run(status=status)
-        click.echo(f"{technique} run {parent_id} interrupted: running children were stopped (KILLED)", err=True)
-        sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        mlflow.end_run(status=status)
+    # SIGTERM (e.g. a Job's deadline) closes the runs like Ctrl-C does; neither lands inside a store write.
+    with Stops(on_term=KeyboardInterrupt) as stops:
+        try:
+            with stops.held():
+                tracking.log_params(client, parent_id, {("lambda" if k == "lam" else k): v for k, v in params.items()})
+                tracking.set_tags(client, parent_id, {"technique": technique})
+            outcomes = run_children(client, experiment_id, children, max_parallel=max_parallel, reuse=reuse, data=data)
+            with stops.held():
+                if after_children is not None:
+                    after_children(client, parent_id, outcomes)
+            compare_ok = compare_children(
+                experiment_id, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir)
+            )
+            reason = judge(outcomes, compare_ok)
+            status = "FAILED" if reason else "FINISHED"
+            if reason:
+                with stops.held():
+                    tracking.set_tags(client, parent_id, {"failure_reason": reason})
+        except KeyboardInterrupt:
+            status = "KILLED"
+            with stops.ignore():
+                mlflow.end_run(status=status)
+            click.echo(f"{technique} run {parent_id} interrupted: running children were stopped (KILLED)", err=True)
+            sys.exit(130)
+        finally:
+            with stops.ignore():
+                mlflow.end_run(status=status)
     return outcomes, reason

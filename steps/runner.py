@@ -9,7 +9,6 @@ run ends FINISHED, FAILED or KILLED, never left RUNNING.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.training import DivergenceError, build, fit, load_data
 
 from . import fingerprint
 from .options import OPTIONS
+from .signals import Stops
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
@@ -96,13 +96,8 @@ def execute(cfg: TrainConfig, technique: str) -> None:
     from . import tracking
 
     tracking.check_reachable()
-    client = MlflowClient()
-    run = tracking.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
-    run_id = run.info.run_id
-    buffer = tracking.MetricBuffer(client, run_id)
-    record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
     path: list[tuple[int, list[float], float]] = []
-    bar = _progress(cfg.epochs)
+    record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
     shown = 0
 
     def callback(epoch: int, metrics: dict, theta) -> None:
@@ -116,25 +111,30 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             bar.update(epoch + 1 - shown)
             shown = epoch + 1
 
-    def on_sigterm(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     status, reason, exit_code = "FAILED", None, 1
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Stops(on_term=Terminated) as stops:
         tmpdir = Path(tmp)
+        # From here to the `try` that closes the run, a signal is only remembered (the store may be
+        # creating its tables); it is raised by the first write inside the `try`, so the run ends KILLED.
+        with stops.held(deliver=False):
+            client = MlflowClient()
+            run = tracking.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
+            run_id = run.info.run_id
+            buffer = tracking.MetricBuffer(client, run_id, guard=stops.held)
+            bar = _progress(cfg.epochs)
         try:
-            tracking.log_params(client, run_id, cfg.params())
-            tracking.set_tags(
-                client,
-                run_id,
-                {
-                    "technique": technique,
-                    "optimizer": cfg.optimizer,
-                    "penalty": cfg.penalty,
-                    **fingerprint.tags(cfg, data),
-                },
-            )
+            with stops.held():
+                tracking.log_params(client, run_id, cfg.params())
+                tracking.set_tags(
+                    client,
+                    run_id,
+                    {
+                        "technique": technique,
+                        "optimizer": cfg.optimizer,
+                        "penalty": cfg.penalty,
+                        **fingerprint.tags(cfg, data),
+                    },
+                )
             result = fit(cfg, data, callback)
             if bar is not None:
                 bar.render_finish()
@@ -163,10 +163,11 @@ def execute(cfg: TrainConfig, technique: str) -> None:
                     }
                 )
             )
-            mlflow.log_artifacts(str(tmpdir))
-            tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
-            if result.stopped_early:
-                tracking.set_tags(client, run_id, {"stopped_early": f"epoch {result.epochs_run}"})
+            with stops.held():
+                mlflow.log_artifacts(str(tmpdir))
+                tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
+                if result.stopped_early:
+                    tracking.set_tags(client, run_id, {"stopped_early": f"epoch {result.epochs_run}"})
             status = "FINISHED"
         except DivergenceError as exc:
             reason = str(exc)
@@ -176,18 +177,12 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             reason = "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"
             exit_code = 130 if interrupted else 143  # 128 + the signal's number, as shells report it
         finally:
-            # Close the run with signals held off: under `mlflow run` a Ctrl-C reaches both
-            # processes and MLflow follows with a SIGTERM; a second signal here must not
-            # leave the run RUNNING or lose the buffered metrics.
-            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            try:
-                if status != "FINISHED":
-                    _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
-            finally:
-                mlflow.end_run(status=status)
-                signal.signal(signal.SIGINT, previous_int)
-                signal.signal(signal.SIGTERM, previous)
+            with stops.ignore():  # a second signal must not leave the run RUNNING or lose the buffered metrics
+                try:
+                    if status != "FINISHED":
+                        _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
+                finally:
+                    mlflow.end_run(status=status)
     if status == "KILLED":
         click.echo(f"Run {run_id} {reason}: stopped, metrics so far are saved.", err=True)
         sys.exit(exit_code)

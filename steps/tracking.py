@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -25,8 +26,9 @@ class MetricBuffer:
     1,000, every ``flush_every_s`` seconds (so the UI shows live curves), and on
     :meth:`flush` (call it at the end and on failure)."""
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0):
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0, guard=contextlib.nullcontext):
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
+        self.guard = guard  # e.g. Stops.held: no signal lands half-way through a write
         self.pending: list[Metric] = []
         self.last_flush = time.monotonic()
 
@@ -37,10 +39,11 @@ class MetricBuffer:
             self.flush()
 
     def flush(self) -> None:
-        while self.pending:
-            chunk = self.pending[:MAX_BATCH]
-            _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
-            self.pending = self.pending[MAX_BATCH:]  # dropped only once written
+        with self.guard():
+            while self.pending:
+                chunk = self.pending[:MAX_BATCH]
+                _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
+                self.pending = self.pending[MAX_BATCH:]  # dropped only once written
         self.last_flush = time.monotonic()
 
 
@@ -51,16 +54,44 @@ def _retry(write, attempts: int = 4):
     and retries HTTP errors; this covers what is left, so that many runs at once on
     one store lose no metric.
     """
+    import click
     from mlflow.exceptions import MlflowException
 
     for attempt in range(attempts):
         try:
-            return write()
+            with _quiet_store_errors():
+                return write()
         except MlflowException as exc:
             busy = "locked" in str(exc).lower() or exc.error_code == "TEMPORARILY_UNAVAILABLE"
             if not busy or attempt == attempts - 1:
                 raise
-            time.sleep(0.5 * 2**attempt)
+            wait = 0.5 * 2**attempt
+            click.echo(f"warning: the tracking store is busy ({_first_line(exc)}); retrying in {wait:g} s", err=True)
+            time.sleep(wait)
+
+
+def _first_line(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
+
+
+class _DropStoreTracebacks(logging.Filter):
+    """MLflow logs a full traceback for every SQLAlchemy OperationalError ("database is
+    locked") before it raises; :func:`_retry` handles those, so the traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SQLAlchemy database error")
+
+
+@contextlib.contextmanager
+def _quiet_store_errors():
+    logger = logging.getLogger("mlflow.store.db.utils")
+    drop = _DropStoreTracebacks()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def start_run():
@@ -112,14 +143,15 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     allowed", so present keys are kept as they are (their value is what the
     command received).
     """
-    existing = client.get_run(run_id).data.params
+    existing = _retry(lambda: client.get_run(run_id).data.params)
     new = [Param(k, as_param(v)) for k, v in params.items() if k not in existing]
     for i in range(0, len(new), 100):
-        client.log_batch(run_id, params=new[i : i + 100], synchronous=True)
+        _retry(lambda chunk=new[i : i + 100]: client.log_batch(run_id, params=chunk, synchronous=True))
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, as_param(v)) for k, v in tags.items()], synchronous=True)
+    batch = [RunTag(k, as_param(v)) for k, v in tags.items()]
+    _retry(lambda: client.log_batch(run_id, tags=batch, synchronous=True))
 
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")

@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM as exceptions that never land inside a tracking-store write.
+
+Python raises an exception from a signal handler wherever the main thread happens
+to be, which in a training run is often half-way through an SQLAlchemy
+transaction of ``log_batch``. Interrupted there, the store's connection can keep
+its write lock, and the flush that saves the buffered metrics then meets
+"database is locked". So writes run inside :meth:`Stops.held`: a signal that
+arrives meanwhile is remembered and raised as soon as the write is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+
+
+class Stops:
+    """While entered, SIGTERM raises ``on_term`` and SIGINT raises KeyboardInterrupt,
+    except inside :meth:`held`, where they wait until the block ends.
+
+    A SIGINT that is ignored on entry (a background job of a non-interactive shell)
+    stays ignored. :meth:`ignore` drops both signals entirely, for closing a run.
+    """
+
+    def __init__(self, on_term: type[BaseException]):
+        self.raises = {signal.SIGTERM: on_term, signal.SIGINT: KeyboardInterrupt}
+        self.depth = 0
+        self.pending: type[BaseException] | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> Stops:
+        for signum in self.raises:
+            current = signal.getsignal(signum)
+            if current is signal.SIG_IGN:
+                continue
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        exc = self.raises[signum]
+        if self.depth:
+            self.pending = self.pending or exc
+            return
+        raise exc()
+
+    @contextlib.contextmanager
+    def held(self, deliver: bool = True):
+        """Signals arriving inside this block are raised when it ends (not half-way).
+
+        With ``deliver=False`` they stay pending, for the next :meth:`held` block to raise.
+        """
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if deliver and not self.depth and self.pending is not None:
+                exc, self.pending = self.pending, None
+                raise exc()
+
+    @contextlib.contextmanager
+    def ignore(self):
+        """Drop both signals inside this block: the run is being closed and must not be left RUNNING.
+
+        Under ``mlflow run`` a Ctrl-C reaches both processes and MLflow follows with a
+        SIGTERM; such a second signal must not interrupt the close.
+        """
+        saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in self.previous}
+        try:
+            yield
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)

@@ -1,0 +1,122 @@
+"""Stops: a signal never lands half-way through a tracking-store write."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from steps.signals import Stops
+
+
+class Stop(BaseException):
+    pass
+
+
+def signal_during(stops: Stops | None, signum: int, log: list) -> None:
+    """Send ``signum`` to this process inside a (nested) write if ``stops`` is given, else outside one."""
+    if stops is None:
+        os.kill(os.getpid(), signum)  # Python runs the handler right after this call
+        log.append("after the signal")
+        return
+    with stops.held():
+        os.kill(os.getpid(), signum)
+        with stops.held():  # nested writes: raised only when the outermost ends
+            log.append("inner write")
+        log.append("outer write")
+    log.append("after the write")
+
+
+def test_a_signal_outside_a_write_raises_at_once():
+    log = []
+    with Stops(on_term=Stop), pytest.raises(Stop):
+        signal_during(None, signal.SIGTERM, log)
+    assert log == []
+
+
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Stop), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_inside_a_write_waits_until_the_write_is_done(signum, raised):
+    log = []
+    with Stops(on_term=Stop) as stops, pytest.raises(raised):
+        signal_during(stops, signum, log)
+    assert log == ["inner write", "outer write"]
+
+
+def start_then_write(stops: Stops, log: list) -> None:
+    with stops.held(deliver=False):
+        os.kill(os.getpid(), signal.SIGTERM)
+    log.append("run started")
+    with stops.held():
+        log.append("first write")
+    log.append("after the first write")
+
+
+def test_a_signal_while_the_run_starts_is_raised_by_the_first_write():
+    log = []
+    with Stops(on_term=Stop) as stops, pytest.raises(Stop):
+        start_then_write(stops, log)
+    assert log == ["run started", "first write"]
+
+
+def test_ignore_drops_signals_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with Stops(on_term=Stop) as stops:
+        with stops.ignore():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) == stops._handle
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_ignored_sigint_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Stops(on_term=Stop):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_busy_store_is_retried_with_one_line_and_no_traceback(capfd, monkeypatch):
+    import logging
+
+    from mlflow.exceptions import MlflowException
+
+    from steps import tracking
+
+    monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
+    calls = []
+
+    def write():  # what MLflow's sqlite store does when the file is locked: log a traceback, raise
+        calls.append(1)
+        if len(calls) < 3:
+            try:
+                raise RuntimeError("(sqlite3.OperationalError) database is locked")
+            except RuntimeError as exc:
+                logging.getLogger("mlflow.store.db.utils").exception(
+                    "SQLAlchemy database error. The following exception is caught.\n%s", exc
+                )
+                raise MlflowException(str(exc), error_code="TEMPORARILY_UNAVAILABLE") from exc
+        return "written"
+
+    assert tracking._retry(write) == "written"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("warning: the tracking store is busy") == 2
+    assert "database is locked" in err
+
+
+def test_a_store_that_stays_busy_raises_after_the_last_attempt(monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from steps import tracking
+
+    monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
+
+    def write():
+        raise MlflowException("database is locked", error_code="TEMPORARILY_UNAVAILABLE")
+
+    with pytest.raises(MlflowException, match="locked"):
+        tracking._retry(write, attempts=2)
