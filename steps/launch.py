@@ -202,9 +202,7 @@ def workflow(
                 with stops.held():
                     tracking.set_tags(client, parent_id, {"failure_reason": reason})
         except KeyboardInterrupt:
-            status = "KILLED"
-            with stops.ignore():
-                mlflow.end_run(status=status)
+            status = "KILLED"  # the run is ended below, before the exit
             click.echo(f"{technique} run {parent_id} interrupted: running children were stopped (KILLED)", err=True)
             sys.exit(130)
         finally:

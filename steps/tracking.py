@@ -71,8 +71,8 @@ def _retry(write, attempts: int = 4):
 
 
 def _first_line(exc: Exception) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
+    lines = str(getattr(exc, "message", None) or exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 class _DropStoreTracebacks(logging.Filter):
