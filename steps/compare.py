@@ -460,46 +460,6 @@ def csv_frame(df):
 # --------------------------------------------------------------------------- the compare run
 
 
-@contextlib.contextmanager
-def compare_run(client, experiment_id: str, parent_run_id: str):
-    """The run compare logs to, ended FINISHED, or FAILED on an error.
-
-    Under ``mlflow run -e compare`` (MLFLOW_RUN_ID set) that run is resumed, and gets the
-    ``mlflow.parentRunId`` tag if ``--parent-run-id`` is given and it has none. Otherwise a
-    new run is started in ``experiment_id``, nested under ``parent_run_id`` when given (or
-    under the active run, when compare is called from inside one).
-    """
-    import mlflow
-
-    env_run = os.environ.get("MLFLOW_RUN_ID")
-    if env_run and env_run == parent_run_id:
-        # Called in-process from the parent itself: never take over the parent's run.
-        os.environ.pop("MLFLOW_RUN_ID")
-        env_run = None
-    active = mlflow.active_run()
-    if env_run:
-        run = mlflow.start_run(nested=active is not None)
-        if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
-            client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
-    elif parent_run_id and active is not None and active.info.run_id != parent_run_id:
-        child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent_run_id}, run_name="compare")
-        run = mlflow.start_run(run_id=child.info.run_id, nested=True)
-    else:
-        run = mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name="compare",
-            nested=active is not None,
-            parent_run_id=parent_run_id or None,
-        )
-    try:
-        yield run
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
-
-
 # --------------------------------------------------------------------------- the command
 
 
@@ -548,8 +508,10 @@ def compare(experiment_name, experiment_id, parent_run_id, filter_string, output
     """
     from mlflow.exceptions import MlflowException
 
+    from .lifecycle import exit_on_end
+
     try:
-        run_compare(experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs)
+        exit_on_end(run_compare, experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs)
     except MlflowException as exc:  # e.g. the tracking server is unreachable
         raise click.ClickException(f"MLflow: {exc.message}") from None
 
@@ -609,14 +571,16 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
     except OSError as exc:
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
 
-    from . import tracking
+    from .lifecycle import tracked_run
 
-    with compare_run(client, exp.experiment_id, parent_run_id) as run:
-        run_id = run.info.run_id
-        tracking.set_tags(client, run_id, {"technique": "compare", "compared_experiment_id": exp.experiment_id})
-        tracking.log_params(  # the options as given, under their MLproject names
-            client,
-            run_id,
+    if os.environ.get("MLFLOW_RUN_ID") == parent_run_id:
+        os.environ.pop("MLFLOW_RUN_ID")  # called from inside the parent's process: never take over its run
+    tags = {"technique": "compare", "compared_experiment_id": exp.experiment_id}
+    with tracked_run(
+        experiment_id=exp.experiment_id, parent_run_id=parent_run_id or None, name="compare", tags=tags
+    ) as run:
+        run_id = run.id
+        run.log_params(  # the options as given, under their MLproject names
             {
                 "experiment_name": experiment_name,
                 "experiment_id": experiment_id,
@@ -624,10 +588,10 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
                 "filter": filter_string,
                 "output_dir": output_dir,
                 "max_runs": max_runs,
-            },
+            }
         )
         status = table.frame["status"]
-        mlflow.log_metrics(
+        run.log_metrics(
             {
                 "runs_compared": len(runs),
                 "runs_failed": int(status.isin(["FAILED", "KILLED"]).sum()),
@@ -636,12 +600,10 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
         )
         best = table.frame.loc[0, table.sort_metric]
         if best == best:  # not NaN
-            mlflow.log_metric(f"best_{table.sort_metric}", float(best))
-        for name, fig in figures.items():
-            mlflow.log_figure(fig, name)
-        mlflow.log_table(report.json_frame(table.frame), artifact_file="compare.json")
-        for f in files:
-            if f.suffix != ".png":
+            run.log_metrics({f"best_{table.sort_metric}": float(best)})
+        with run.held():
+            mlflow.log_table(report.json_frame(table.frame), artifact_file="compare.json")
+            for f in files:  # the pictures as written (log_figure would draw each one again: ~1 s apiece)
                 mlflow.log_artifact(str(f))
     click.echo(f"\nWrote {', '.join(f.name for f in files)} to {output_dir}/ (and to compare run {run_id}).")
 

@@ -1,22 +1,30 @@
-"""Run entry points as nested child runs of the current run, then `compare` them.
+"""Run entry points as child runs nested under the workflow's run, then `compare` them.
 
-Shared by `main` (the lesson's four techniques) and `sweep` (a grid of one).
-Children go through MLflow's own machinery, ``mlflow.projects.run(...,
-synchronous=False)`` called from the main thread, so each is a separate run with
-MLflow's project tags and ``mlflow.parentRunId`` = the parent (even when `mlflow
-run` set MLFLOW_RUN_ID for the parent's process: the local backend gives each
-child its own). At most ``max_parallel`` run at once; a child that fails is
-reported and the others go on.
+Shared by `main` (the lesson's four techniques) and `sweep` (a grid of one). Two launchers:
+
+* ``local`` (the default): children train in the workflow's own worker processes
+  (:mod:`steps.workers`), at most ``max_parallel`` at a time, each worker importing MLflow
+  once. A child gets the tags an `mlflow run` child would have (``mlflow.source.*``,
+  ``mlflow.project.entryPoint``) besides its own.
+* ``mlflow``: each child through MLflow's own ``mlflow.projects.run(..., synchronous=False)``
+  from the main thread (so it nests), on any MLflow backend (``kubernetes`` puts each child
+  in a Job of its own). Two interpreter start-ups a child on the local backend.
+
+Either way a child that fails is reported and the others go on, and `compare` then runs
+in this process, nested under the workflow's run, over exactly the children.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-import sys
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -24,11 +32,24 @@ from core.config import TrainConfig
 from core.data import Dataset
 
 from . import fingerprint
+from .lifecycle import NOT_DONE, RunStopped, tracked_run
 from .options import as_param
 from .runner import make_config
-from .signals import Stops
+from .signals import STOPS
 
-NOT_DONE = ("RUNNING", "SCHEDULED")
+LAUNCHERS = ("local", "mlflow")
+# What a child copies from the workflow's run: where the code came from, as `mlflow run` tags it.
+SOURCE_TAGS = (
+    "mlflow.user",
+    "mlflow.source.name",
+    "mlflow.source.type",
+    "mlflow.source.git.commit",
+    "mlflow.source.git.repoURL",
+    "mlflow.source.git.branch",
+    "mlflow.gitRepoURL",
+    "mlflow.project.env",
+    "mlflow.project.backend",
+)
 
 
 def _command(entry_point: str) -> click.Command:
@@ -82,78 +103,183 @@ class Outcome:
     reused: bool = False
 
 
-def run_children(
-    client, experiment_id: str, children: list[Child], *, max_parallel: int, reuse: bool, data: Dataset
-) -> dict[str, Outcome]:
-    """Run (or reuse) every child, at most ``max_parallel`` at once; label -> outcome."""
+@dataclass(frozen=True)
+class Launch:
+    """How the children are started (`--launcher`, and for ``mlflow`` the backend)."""
+
+    launcher: str = "local"
+    max_parallel: int = 2
+    backend: str = "local"
+    backend_config: str | None = None
+
+
+def source_tags(parent_tags: dict) -> dict[str, str]:
+    """The `mlflow run` tags a child gets: the parent's source, else this checkout's."""
+    tags = {k: parent_tags[k] for k in SOURCE_TAGS if k in parent_tags}
+    if parent_tags.get("mlflow.source.type") != "PROJECT":  # the workflow was not started by `mlflow run`
+        tags.update({"mlflow.source.name": str(fingerprint.ROOT), "mlflow.source.type": "PROJECT"})
+        tags.pop("mlflow.source.git.commit", None)
+        commit = _git_commit(fingerprint.ROOT)
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git_commit(root: Path) -> str | None:
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _progress(done: int, total: int, label: str, run_id: str, what: str) -> None:
+    click.echo(f"[{done}/{total}] {label}: run {run_id} {what}", err=True)
+
+
+def run_children(parent, children: list[Child], *, launch: Launch, reuse: bool, data: Dataset, pool=None):
+    """Run (or reuse) every child; label -> outcome."""
+    outcomes: dict[str, Outcome] = {}
+    todo = []
+    for child in children:
+        found = find_reusable(parent.client, parent.experiment_id, child, data) if reuse else None
+        if found:
+            outcomes[child.label] = Outcome(found, True, reused=True)
+            click.echo(
+                f"[{len(outcomes)}/{len(children)}] {child.label}: reusing run {found} (same options, code and data)",
+                err=True,
+            )
+        else:
+            todo.append(child)
+    if todo and pool is not None:
+        _run_in_workers(parent, todo, pool, outcomes, len(children))
+    elif todo:
+        _run_with_mlflow(parent, todo, launch, outcomes, len(children))
+    return {c.label: outcomes[c.label] for c in children}
+
+
+def _prewarm_compare() -> None:
+    """Import what `compare` draws with while the children train (this process only waits
+    then): about 0.7 s off the end of the workflow."""
+
+    def imports() -> None:
+        with contextlib.suppress(Exception):
+            import matplotlib.backends.backend_agg
+            import matplotlib.figure  # noqa: F401
+
+            from . import compare_report  # noqa: F401
+
+    threading.Thread(target=imports, name="gdlab-prewarm", daemon=True).start()
+
+
+def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int) -> None:
+    import mlflow
+
+    from .workers import Task
+
+    client = parent.client
+    parent_tags = client.get_run(parent.id).data.tags
+    base = source_tags(parent_tags)
+    uri, env, cwd = mlflow.get_tracking_uri(), dict(os.environ), os.getcwd()
+
+    def make_task(child: Child) -> Task:  # called with signals held
+        tags = {**base, "mlflow.parentRunId": parent.id, "mlflow.project.entryPoint": child.entry_point}
+        run = client.create_run(parent.experiment_id, run_name=child.label, tags=tags)
+        return Task(child.label, child.entry_point, child.config, run.info.run_id, uri, env, cwd)
+
+    def started(task: Task) -> None:
+        click.echo(f"{task.label}: started run {task.run_id}", err=True)
+
+    _prewarm_compare()
+    try:
+        for done in pool.run(todo, make_task, started):
+            if not done.closed:
+                _close(client, done.run_id, "FAILED", done.reason)
+            outcomes[done.label] = Outcome(done.run_id, done.status == "FINISHED")
+            what = "finished" if done.status == "FINISHED" else f"{done.status}: {done.reason}"
+            _progress(len(outcomes), total, done.label, done.run_id, what)
+    except BaseException:
+        with STOPS.ignore():  # a second Ctrl-C must not cut the closing short
+            for task in pool.stop():
+                _close(client, task.run_id, "KILLED", "the workflow was stopped")
+        raise
+
+
+def _close(client, run_id: str, status: str, reason: str | None) -> None:
+    """End a run whose worker could not (it died, or was killed): only if it is still open."""
+    from . import tracking
+
+    try:
+        if client.get_run(run_id).info.status in NOT_DONE:
+            tracking.set_tags(client, run_id, {"failure_reason": reason or status.lower()})
+            client.set_terminated(run_id, status)
+    except Exception as exc:
+        click.echo(f"warning: could not close run {run_id}: {exc}", err=True)
+
+
+def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, total: int) -> None:
+    """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
-    outcomes: dict[str, Outcome] = {}
-    pending, active = list(children), {}
-    total, done = len(children), 0
+    client = parent.client
+    uri = str(fingerprint.ROOT / "kubernetes") if launch.backend == "kubernetes" else str(fingerprint.ROOT)
+    pending, active = list(todo), {}
     try:
         while pending or active:
-            while pending and len(active) < max_parallel:
+            while pending and len(active) < launch.max_parallel:
                 child = pending.pop(0)
-                found = find_reusable(client, experiment_id, child, data) if reuse else None
-                if found:
-                    outcomes[child.label] = Outcome(found, True, reused=True)
-                    done += 1
-                    click.echo(
-                        f"[{done}/{total}] {child.label}: reusing run {found} (same options, code and data)", err=True
+                with parent.held():
+                    submitted = run_project(
+                        uri,
+                        entry_point=child.entry_point,
+                        parameters=child.parameters,
+                        experiment_id=parent.experiment_id,
+                        backend=launch.backend,
+                        backend_config=launch.backend_config,
+                        env_manager="local" if launch.backend == "local" else None,
+                        build_image=launch.backend == "kubernetes",
+                        synchronous=False,
                     )
-                    continue
-                submitted = run_project(
-                    str(fingerprint.ROOT),
-                    entry_point=child.entry_point,
-                    parameters=child.parameters,
-                    experiment_id=experiment_id,
-                    env_manager="local",
-                    synchronous=False,
-                )
-                active[child.label] = submitted
+                    active[child.label] = submitted
                 click.echo(f"{child.label}: started run {submitted.run_id}", err=True)
             for label, submitted in list(active.items()):
                 if submitted.get_status() in NOT_DONE:
                     continue
                 del active[label]
                 ok = submitted.wait()
-                if not ok and client.get_run(submitted.run_id).info.status in NOT_DONE:
-                    client.set_terminated(submitted.run_id, "FAILED")  # it died before our code could close it
+                if not ok:
+                    _close(client, submitted.run_id, "FAILED", "its process ended before closing the run")
                 outcomes[label] = Outcome(submitted.run_id, ok)
-                done += 1
-                click.echo(
-                    f"[{done}/{total}] {label}: run {submitted.run_id} {'finished' if ok else 'FAILED'}", err=True
-                )
+                _progress(len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
             if active:
                 time.sleep(0.2)
-    except KeyboardInterrupt:
-        for submitted in active.values():
-            submitted.cancel()
-            if client.get_run(submitted.run_id).info.status in NOT_DONE:
-                client.set_terminated(submitted.run_id, "KILLED")
+    except BaseException:
+        with STOPS.ignore():
+            for submitted in active.values():
+                submitted.cancel()
+                _close(client, submitted.run_id, "KILLED", "the workflow was stopped")
         raise
-    return outcomes
 
 
-def compare_children(experiment_id: str, run_ids: list[str], output_dir: str) -> bool:
-    """`compare` over exactly ``run_ids``, as a nested child run."""
-    from mlflow.projects import run as run_project
+def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
+    """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``."""
+    from .compare import run_compare
 
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
-    submitted = run_project(
-        str(fingerprint.ROOT),
-        entry_point="compare",
-        parameters={"filter": f"attributes.run_id IN ({ids})", "output_dir": output_dir},
-        experiment_id=experiment_id,
-        env_manager="local",
-        synchronous=False,
-    )
     try:
-        return submitted.wait()
-    except KeyboardInterrupt:
-        submitted.cancel()
+        # By id (reused children belong to an earlier parent); nested under the active run, ``parent``.
+        run_compare("", parent.experiment_id, "", f"attributes.run_id IN ({ids})", Path(output_dir), len(run_ids))
+    except RunStopped:
         raise
+    except click.ClickException as exc:
+        click.echo(f"compare failed: {exc.format_message()}", err=True)
+        return False
+    except Exception as exc:  # its run ended FAILED with the reason; the workflow goes on to close
+        click.echo(f"compare failed: {type(exc).__name__}: {exc}", err=True)
+        return False
+    return True
 
 
 def workflow(
@@ -162,7 +288,7 @@ def workflow(
     params: dict,
     *,
     data: Dataset,
-    max_parallel: int,
+    launch: Launch,
     reuse: bool,
     output_dir: str,
     judge: Callable[[dict[str, Outcome], bool], str | None],
@@ -171,41 +297,30 @@ def workflow(
     """Start (or resume) the parent run, run the children, compare them, close the parent.
 
     ``judge(outcomes, compare_ok)`` returns a failure reason (the parent then ends
-    FAILED) or None. Returns the outcomes and that reason.
+    FAILED) or None. Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the
+    children and end every started run KILLED, then exit 130 / 143.
     """
-    import mlflow
+    from .lifecycle import exit_on_end
+    from .workers import Workers
 
-    from . import tracking
-
-    tracking.check_reachable()
-    client = mlflow.MlflowClient()
-    parent = tracking.start_run()  # resumes the run `mlflow run` made, if any
-    parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
-    status, reason = "FAILED", None
-
-    # SIGTERM (e.g. a Job's deadline) closes the runs like Ctrl-C does; neither lands inside a store write.
-    with Stops(on_term=KeyboardInterrupt) as stops:
-        try:
-            with stops.held():
-                tracking.log_params(client, parent_id, {("lambda" if k == "lam" else k): v for k, v in params.items()})
-                tracking.set_tags(client, parent_id, {"technique": technique})
-            outcomes = run_children(client, experiment_id, children, max_parallel=max_parallel, reuse=reuse, data=data)
-            with stops.held():
-                if after_children is not None:
-                    after_children(client, parent_id, outcomes)
-            compare_ok = compare_children(
-                experiment_id, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir)
-            )
+    def body(pool):
+        with tracked_run(name=technique, tags={"technique": technique}) as parent:
+            parent.log_params({("lambda" if k == "lam" else k): v for k, v in params.items()})
+            outcomes = run_children(parent, children, launch=launch, reuse=reuse, data=data, pool=pool)
+            if after_children is not None:
+                with parent.held():
+                    after_children(parent.client, parent.id, outcomes)
+            compare_ok = compare_children(parent, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir))
             reason = judge(outcomes, compare_ok)
-            status = "FAILED" if reason else "FINISHED"
             if reason:
-                with stops.held():
-                    tracking.set_tags(client, parent_id, {"failure_reason": reason})
-        except KeyboardInterrupt:
-            status = "KILLED"  # the run is ended below, before the exit
-            click.echo(f"{technique} run {parent_id} interrupted: running children were stopped (KILLED)", err=True)
-            sys.exit(130)
-        finally:
-            with stops.ignore():
-                mlflow.end_run(status=status)
-    return outcomes, reason
+                parent.fail(reason)
+        return outcomes, reason
+
+    if launch.launcher != "local":
+        return exit_on_end(body, None)
+    with Workers(min(launch.max_parallel, len(children))) as pool:
+        try:
+            return exit_on_end(body, pool)
+        except BaseException:
+            pool.stop()
+            raise

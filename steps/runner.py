@@ -16,21 +16,17 @@ from pathlib import Path
 import click
 
 from core.config import OPTIMIZER_OPTIONS, TrainConfig
-from core.data import DataError
-from core.training import DivergenceError, build, fit, load_data
+from core.data import DataError, Dataset
+from core.training import DivergenceError, TrainResult, build, fit, load_data
 
 from . import fingerprint
+from .lifecycle import RunFailed, exit_on_end, tracked_run
 from .options import OPTIONS
-from .signals import Stops
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
 # ... and thinned to at most this many points (the loss metric itself keeps every logged epoch).
 MAX_TRAJECTORY_POINTS = 10_000
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so the run can be closed cleanly."""
 
 
 # What each entry point fixes; `train` fixes nothing.
@@ -87,22 +83,40 @@ def load_checked(cfg: TrainConfig):
 
 
 def execute(cfg: TrainConfig, technique: str) -> None:
-    """Load the data, then train and log one run; exits non-zero on failure."""
+    """The training entry points' command: load the data, train and log one run; exits non-zero on failure."""
     data = load_checked(cfg)
+    result = exit_on_end(train_run, cfg, technique, data, progress=True)
+    print(f"Final weights: {result.weights}")
+    if result.bias is not None:
+        print(f"Final bias: {result.bias}")
 
+
+def train_run(
+    cfg: TrainConfig,
+    technique: str,
+    data: Dataset,
+    *,
+    run_id: str | None = None,
+    tags: dict | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train on ``data`` and log it all to one run (``run_id``, MLFLOW_RUN_ID or a new one).
+
+    Raises :class:`~steps.lifecycle.RunFailed` (diverged) or
+    :class:`~steps.lifecycle.RunStopped` (interrupted) once the run has been closed.
+    """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     from . import tracking
 
-    tracking.check_reachable()
     path: list[tuple[int, list[float], float]] = []
     record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
+    bar = _progress(cfg.epochs) if progress else None
     shown = 0
 
     def callback(epoch: int, metrics: dict, theta) -> None:
         nonlocal shown
-        buffer.add(metrics, epoch)
+        run.log_metrics(metrics, epoch)
         if record:
             path.append((epoch, theta.tolist(), metrics["loss"]))
             if len(path) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
@@ -111,111 +125,71 @@ def execute(cfg: TrainConfig, technique: str) -> None:
             bar.update(epoch + 1 - shown)
             shown = epoch + 1
 
-    status, reason, exit_code = "FAILED", None, 1
-    with tempfile.TemporaryDirectory() as tmp, Stops(on_term=Terminated) as stops:
+    with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=technique) as run:
         tmpdir = Path(tmp)
-        # From here to the `try` that closes the run, a signal is only remembered (the store may be
-        # creating its tables); it is raised by the first write inside the `try`, so the run ends KILLED.
-        with stops.held(deliver=False):
-            client = MlflowClient()
-            run = tracking.start_run()  # resumes the run `mlflow run` created (MLFLOW_RUN_ID), if any
-            run_id = run.info.run_id
-            buffer = tracking.MetricBuffer(client, run_id, guard=stops.held)
-            bar = _progress(cfg.epochs)
+
+        def save_path_so_far() -> None:  # when the run ends without finishing
+            if _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept):
+                mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
+
+        run.on_close.append(save_path_so_far)
+        run.log_params(cfg.params())
+        run.set_tags(
+            {
+                "technique": technique,
+                "optimizer": cfg.optimizer,
+                "penalty": cfg.penalty,
+                **fingerprint.tags(cfg, data),
+                **(tags or {}),
+            }
+        )
         try:
-            with stops.held():
-                tracking.log_params(client, run_id, cfg.params())
-                tracking.set_tags(
-                    client,
-                    run_id,
-                    {
-                        "technique": technique,
-                        "optimizer": cfg.optimizer,
-                        "penalty": cfg.penalty,
-                        **fingerprint.tags(cfg, data),
-                    },
-                )
             result = fit(cfg, data, callback)
-            if bar is not None:
-                bar.render_finish()
-            buffer.add(
-                {
-                    **result.final,
-                    "zero_weights": sum(w == 0.0 for w in result.weights),
-                    "train_time_s": result.train_time_s,
-                    "steps_per_s": result.steps_per_s,
-                    "epochs_run": result.epochs_run,
-                },
-                result.epochs_run,
-            )
-            buffer.flush()
-            _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
-            weights = tmpdir / "weights.json"
-            weights.write_text(json.dumps({"weights": result.weights, "bias": result.bias}, indent=2))
-            spec = tmpdir / "model_spec.json"
-            spec.write_text(
-                json.dumps(
-                    {
-                        "weights": result.weights,
-                        "bias": result.bias,
-                        "model": cfg.model,
-                        "features": list(data.feature_names),
-                    }
-                )
-            )
-            with stops.held():
-                mlflow.log_artifacts(str(tmpdir))
-                tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
-                if result.stopped_early:
-                    tracking.set_tags(client, run_id, {"stopped_early": f"epoch {result.epochs_run}"})
-            status = "FINISHED"
         except DivergenceError as exc:
-            reason = str(exc)
-        except (KeyboardInterrupt, Terminated) as exc:
-            status = "KILLED"
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            reason = "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"
-            exit_code = 130 if interrupted else 143  # 128 + the signal's number, as shells report it
-        finally:
-            with stops.ignore():  # a second signal must not leave the run RUNNING or lose the buffered metrics
-                try:
-                    if status != "FINISHED":
-                        _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status)
-                finally:
-                    mlflow.end_run(status=status)
-    if status == "KILLED":
-        click.echo(f"Run {run_id} {reason}: stopped, metrics so far are saved.", err=True)
-        sys.exit(exit_code)
-    if status != "FINISHED":
-        raise click.ClickException(f"{reason} (run {run_id} marked FAILED)")
-    print(f"Final weights: {result.weights}")
-    if result.bias is not None:
-        print(f"Final bias: {result.bias}")
+            raise RunFailed(str(exc)) from None
+        if bar is not None:
+            bar.render_finish()
+        run.log_metrics(
+            {
+                **result.final,
+                "zero_weights": sum(w == 0.0 for w in result.weights),
+                "train_time_s": result.train_time_s,
+                "steps_per_s": result.steps_per_s,
+                "epochs_run": result.epochs_run,
+            },
+            result.epochs_run,
+        )
+        run.buffer.flush()
+        _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
+        weights = tmpdir / "weights.json"
+        weights.write_text(json.dumps({"weights": result.weights, "bias": result.bias}, indent=2))
+        spec = tmpdir / "model_spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "weights": result.weights,
+                    "bias": result.bias,
+                    "model": cfg.model,
+                    "features": list(data.feature_names),
+                }
+            )
+        )
+        with run.held():
+            mlflow.log_artifacts(str(tmpdir))
+            tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
+        if result.stopped_early:
+            run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
+    return result
 
 
-def _close_failed(buffer, client, run_id, tmpdir, path, data, cfg, reason, status) -> None:
-    """Save what a failed or interrupted run has: the buffered metrics, the weight path, why."""
-    from . import tracking
-
-    try:
-        buffer.flush()
-        tracking.set_tags(client, run_id, {"failure_reason": reason or status.lower()})
-        if path:
-            import mlflow
-
-            _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
-            mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
-    except Exception as exc:  # report, but still end the run
-        click.echo(f"warning: could not save everything of run {run_id}: {exc}", err=True)
-
-
-def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> None:
+def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> bool:
     if not path:
-        return
+        return False
     cols = [f"w_{i}" for i in range(n_features)] + (["bias"] if fit_intercept else [])
     lines = [",".join(["epoch", *cols, "loss"])]
     lines += [",".join([str(e), *map(repr, theta), repr(loss)]) for e, theta, loss in path]
     (tmpdir / "trajectory.csv").write_text("\n".join(lines) + "\n")
+    return True
 
 
 def _progress(epochs: int):

@@ -14,32 +14,45 @@ import contextlib
 import signal
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that a run can be closed cleanly (exit 143)."""
+
+
 class Stops:
     """While entered, SIGTERM raises ``on_term`` and SIGINT raises KeyboardInterrupt,
     except inside :meth:`held`, where they wait until the block ends.
 
     A SIGINT that is ignored on entry (a background job of a non-interactive shell)
     stays ignored. :meth:`ignore` drops both signals entirely, for closing a run.
+    Entering again (a run inside a run, e.g. `compare` inside `main`) is a no-op: the
+    handlers are installed by the outermost entry and restored by its exit.
     """
 
-    def __init__(self, on_term: type[BaseException]):
+    def __init__(self, on_term: type[BaseException] = Terminated):
         self.raises = {signal.SIGTERM: on_term, signal.SIGINT: KeyboardInterrupt}
         self.depth = 0
+        self.entered = 0
         self.pending: type[BaseException] | None = None
         self.previous: dict = {}
 
     def __enter__(self) -> Stops:
-        for signum in self.raises:
-            current = signal.getsignal(signum)
-            if current is signal.SIG_IGN:
-                continue
-            self.previous[signum] = signal.signal(signum, self._handle)
+        self.entered += 1
+        if self.entered == 1:
+            for signum in self.raises:
+                current = signal.getsignal(signum)
+                if current is signal.SIG_IGN:
+                    continue
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.entered -= 1
+        if self.entered:
+            return
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous.clear()
+        self.pending = None
 
     def _handle(self, signum, frame) -> None:
         exc = self.raises[signum]
@@ -76,3 +89,8 @@ class Stops:
         finally:
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
+
+
+# The process's one instance: every run of a process (a training run, a workflow's parent,
+# compare nested in it, a worker's child after child) shares it.
+STOPS = Stops()

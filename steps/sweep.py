@@ -1,11 +1,11 @@
 """`sweep`: a grid of learning rates (and lambdas) for one technique, as nested parallel runs.
 
-Modelled on MLflow's examples/hyperparam (child runs through
-``mlflow.projects.run``, nested under the sweep run), with these differences:
-the children start from the main thread with ``synchronous=False`` so they nest
-(threads do not share MLflow's active-run stack), at most ``--max-parallel`` at a
-time; every declared parameter is used; a failed child is reported without
-sinking the sweep; the best child is tagged, and `compare` runs over the grid.
+Modelled on MLflow's examples/hyperparam (nested child runs, a parent that knows the
+best), with these differences: the children train in the workflow's own worker
+processes (:mod:`steps.workers`; ``--launcher mlflow`` for MLflow's own launch, on
+any backend), at most ``--max-parallel`` at a time; every declared parameter is
+used; a failed child is reported without sinking the sweep; the best child is
+tagged, and `compare` runs over the grid.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import click
 
 from .launch import plan, workflow
-from .main import workflow_options
+from .main import launch_of, workflow_options
 from .options import COMMON, NON_NEGATIVE, POSITIVE, apply
 from .runner import load_checked
 
@@ -73,9 +73,12 @@ class FloatList(click.ParamType):
 )
 @apply([o for o in COMMON if o != "learning-rate"])
 @workflow_options
-def sweep(technique, learning_rates, lambdas, reuse, max_parallel, output_dir, **shared):
+def sweep(
+    technique, learning_rates, lambdas, reuse, max_parallel, launcher, backend, backend_config, output_dir, **shared
+):
     """Run a grid (learning rates x lambdas) of one technique as nested child runs, in parallel;
     tag the sweep run with the best child (`best_run_id`), then compare the grid."""
+    launch = launch_of(launcher, max_parallel, backend, backend_config)
     grid = [(lr, lam) for lr in learning_rates for lam in (lambdas if technique in PENALIZED else (None,))]
     children = []
     for lr, lam in grid:
@@ -116,13 +119,16 @@ def sweep(technique, learning_rates, lambdas, reuse, max_parallel, output_dir, *
         **shared,
         "reuse": reuse,
         "max_parallel": max_parallel,
+        "launcher": launcher,
+        "output_dir": output_dir,
+        **({"backend": backend, "backend_config": backend_config} if launcher == "mlflow" else {}),
     }
     outcomes, reason = workflow(
         "sweep",
         children,
         params,
         data=data,
-        max_parallel=max_parallel,
+        launch=launch,
         reuse=reuse,
         output_dir=output_dir,
         judge=judge,

@@ -94,13 +94,13 @@ def _quiet_store_errors():
         logger.removeFilter(drop)
 
 
-def start_run():
-    """``mlflow.start_run()``, with a one-line error for a wrong experiment or run id in the environment."""
+def start_run(**kwargs):
+    """``mlflow.start_run(**kwargs)``, with a one-line error for a wrong experiment or run id in the environment."""
     import click
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.start_run()
+        return mlflow.start_run(**kwargs)
     except MlflowException as exc:
         raise click.ClickException(
             f"MLflow could not start the run: {exc.message} "

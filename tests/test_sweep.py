@@ -94,7 +94,7 @@ def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking,
         (["--learning-rates", ""], "at least one number"),
         (["--lambdas", "0.1,nan"], "'nan'"),
         (["--technique", "rmsprop"], "--technique"),
-        (["--max-parallel", "0"], "--max-parallel"),
+        (["--max-parallel", "-1"], "--max-parallel"),
     ],
 )
 def test_bad_sweep_options_are_refused_before_anything_starts(tracking, args, needle):

@@ -1,0 +1,225 @@
+"""One run lifecycle for every gdlab run: start or resume, guarded writes, flush, the right end.
+
+Training runs, the parents of `main` and `sweep`, and `compare` all go through
+:func:`tracked_run`::
+
+    with tracked_run(name="adam", tags={...}) as run:
+        run.log_params(...)            # guarded: a signal never lands half-way through a write
+        run.log_metrics({...}, step)   # buffered, written with log_batch
+        ...
+
+How the run ends:
+
+=====================================  ========  =====================================
+the block                              status    then
+=====================================  ========  =====================================
+returns                                FINISHED  (FAILED if ``run.fail(reason)`` was called)
+raises :class:`RunFailed`              FAILED    re-raised, with the run's id
+Ctrl-C (SIGINT)                        KILLED    :class:`RunStopped` (exit code 130)
+SIGTERM                                KILLED    :class:`RunStopped` (exit code 143)
+a :class:`RunStopped` from a run
+nested inside (compare inside main)    KILLED    :class:`RunStopped`, for this run
+any other exception                    FAILED    re-raised
+=====================================  ========  =====================================
+
+Whatever the ending, the buffered metrics are flushed, a run that did not finish gets
+a ``failure_reason`` tag and the ``on_close`` hooks (e.g. save the weight path so far),
+and the run is ended, with a second signal ignored meanwhile: no run is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import click
+
+from .signals import STOPS, Terminated
+
+NOT_DONE = ("RUNNING", "SCHEDULED")
+
+
+class RunFailed(Exception):
+    """Raise inside :func:`tracked_run` to end the run FAILED with ``reason``."""
+
+    def __init__(self, reason: str, run_id: str | None = None):
+        super().__init__(reason)
+        self.reason, self.run_id = reason, run_id
+
+
+class RunStopped(BaseException):
+    """The run was interrupted (Ctrl-C or SIGTERM) and ended KILLED."""
+
+    def __init__(self, reason: str, exit_code: int, run_id: str | None = None):
+        super().__init__(reason)
+        self.reason, self.exit_code, self.run_id = reason, exit_code, run_id
+
+
+class Run:
+    """The run inside :func:`tracked_run`: its ids and guarded, retried writes."""
+
+    def __init__(self, client, info):
+        from .tracking import MetricBuffer
+
+        self.client, self.info = client, info
+        self.id, self.experiment_id = info.run_id, info.experiment_id
+        self.held = STOPS.held  # `with run.held():` a signal waits until the block ends
+        self.buffer = MetricBuffer(client, self.id, guard=STOPS.held)
+        self.failure: str | None = None
+        self.on_close: list[Callable[[], None]] = []  # called when the run ends without finishing
+
+    def log_params(self, params: dict) -> None:
+        from . import tracking
+
+        with self.held():
+            tracking.log_params(self.client, self.id, params)
+
+    def set_tags(self, tags: dict) -> None:
+        from . import tracking
+
+        with self.held():
+            tracking.set_tags(self.client, self.id, tags)
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        """Buffered (flushed every few seconds, when full, and when the run ends)."""
+        self.buffer.add(metrics, step)
+
+    def fail(self, reason: str) -> None:
+        """End FAILED with ``reason`` when the block returns (no exception needed)."""
+        self.failure = reason
+
+
+def resumable(client, run_id: str) -> None:
+    """Refuse to write into a run that has ended: a finished run is never written into."""
+    status = client.get_run(run_id).info.status
+    if status not in NOT_DONE:
+        raise click.ClickException(
+            f"run {run_id} (from MLFLOW_RUN_ID) is {status}: gdlab never writes into a run that has "
+            "ended; unset MLFLOW_RUN_ID to start a new run"
+        )
+
+
+def _start(run_id, experiment_id, parent_run_id, name, tags):
+    import os
+
+    import mlflow
+
+    from . import tracking
+
+    client = mlflow.MlflowClient()
+    active = mlflow.active_run()
+    resume = run_id or os.environ.get("MLFLOW_RUN_ID")
+    if resume:
+        resumable(client, resume)
+        run = tracking.start_run(run_id=run_id, nested=active is not None)
+        extra = dict(tags or {})
+        if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
+            extra["mlflow.parentRunId"] = parent_run_id
+        if extra:
+            tracking.set_tags(client, run.info.run_id, extra)
+        return client, run
+    if active is not None and parent_run_id and active.info.run_id != parent_run_id:
+        # Nested under another run than the active one: MLflow's start_run refuses that, so make it first.
+        made = client.create_run(
+            experiment_id or active.info.experiment_id,
+            run_name=name,
+            tags={**(tags or {}), "mlflow.parentRunId": parent_run_id},
+        )
+        return client, tracking.start_run(run_id=made.info.run_id, nested=True)
+    run = tracking.start_run(
+        experiment_id=experiment_id,
+        run_name=name,
+        parent_run_id=parent_run_id if active is None else None,
+        nested=active is not None,
+        tags=tags,
+    )
+    return client, run
+
+
+@contextlib.contextmanager
+def tracked_run(
+    *,
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    parent_run_id: str | None = None,
+    name: str | None = None,
+    tags: dict | None = None,
+) -> Iterator[Run]:
+    """Start a run, or resume ``run_id`` (else MLFLOW_RUN_ID, which `mlflow run` sets), and
+    end it as the table in this module's docstring says.
+
+    A new run is nested under the active run, if any (``mlflow.parentRunId``), or under
+    ``parent_run_id``.
+    """
+    import mlflow
+
+    from .tracking import check_reachable
+
+    check_reachable()
+    with STOPS:
+        # While the run is being created a signal is only remembered (the store may be creating
+        # its tables); the first guarded write inside the `try` raises it, so the run ends KILLED.
+        with STOPS.held(deliver=False):
+            client, started = _start(run_id, experiment_id, parent_run_id, name, tags)
+            run = Run(client, started.info)
+        status, stopped = "FAILED", None
+        try:
+            with STOPS.held():
+                pass  # deliver a signal that came while the run was created
+            yield run
+            status = "FAILED" if run.failure else "FINISHED"
+        except RunFailed as exc:
+            run.failure, exc.run_id = exc.reason, run.id
+            raise
+        except RunStopped as exc:  # a run nested inside this one was interrupted
+            status, run.failure = "KILLED", exc.reason
+            stopped = RunStopped(exc.reason, exc.exit_code, run.id)
+        except KeyboardInterrupt:
+            status, run.failure = "KILLED", "interrupted (Ctrl-C)"
+            stopped = RunStopped(run.failure, 130, run.id)  # 128 + the signal's number, as shells report it
+        except Terminated:
+            status, run.failure = "KILLED", "terminated (SIGTERM)"
+            stopped = RunStopped(run.failure, 143, run.id)
+        except BaseException as exc:
+            run.failure = _one_line(exc)
+            raise
+        finally:
+            with STOPS.ignore():  # a second signal must not leave the run RUNNING or lose metrics
+                try:
+                    _close(run, status)
+                finally:
+                    mlflow.end_run(status=status)
+        if stopped is not None:
+            raise stopped
+
+
+def _close(run: Run, status: str) -> None:
+    """Flush what the run has; say why it did not finish. Errors are reported, not raised."""
+    from . import tracking
+
+    try:
+        run.buffer.flush()
+        if status != "FINISHED":
+            tracking.set_tags(run.client, run.id, {"failure_reason": run.failure or status.lower()})
+            for hook in run.on_close:
+                hook()
+    except Exception as exc:  # report, but still end the run
+        click.echo(f"warning: could not save everything of run {run.id}: {_one_line(exc)}", err=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip().splitlines()
+    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)[:500]
+
+
+def exit_on_end(fn: Callable, *args, **kwargs):
+    """Call ``fn``; an interrupted run exits 130/143 and a failed one is a one-line error (exit 1)."""
+    import sys
+
+    try:
+        return fn(*args, **kwargs)
+    except RunStopped as exc:
+        click.echo(f"Run {exc.run_id} {exc.reason}: stopped, metrics so far are saved.", err=True)
+        sys.exit(exc.exit_code)
+    except RunFailed as exc:
+        raise click.ClickException(f"{exc.reason} (run {exc.run_id} marked FAILED)") from None

@@ -1,0 +1,119 @@
+"""One run lifecycle (steps/lifecycle.py): every way a block ends gives the right run status."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import click
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from steps.lifecycle import RunFailed, RunStopped, tracked_run
+from steps.sgd import sgd
+
+
+def status_and_reason(tracking, run_id):
+    run = tracking.client.get_run(run_id)
+    return run.info.status, run.data.tags.get("failure_reason")
+
+
+def test_a_block_that_returns_finishes_the_run_with_its_buffered_metrics(tracking):
+    with tracked_run(name="ok", tags={"technique": "test"}) as run:
+        run.log_params({"a": 1})
+        for step in range(3):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step)
+    assert status_and_reason(tracking, run.id) == ("FINISHED", None)
+    assert [m.step for m in tracking.client.get_metric_history(run.id, "loss")] == [0, 1, 2]
+    assert tracking.client.get_run(run.id).info.run_name == "ok"
+
+
+def diverge(runs: list) -> None:
+    with tracked_run() as run:
+        runs.append(run)
+        run.log_metrics({"loss": 1.0}, 0)
+        raise RunFailed("diverged at epoch 3")
+
+
+def test_run_failed_ends_failed_with_the_reason_and_is_raised_with_the_run_id(tracking):
+    runs = []
+    with pytest.raises(RunFailed) as caught:
+        diverge(runs)
+    (run,) = runs
+    assert caught.value.run_id == run.id
+    assert status_and_reason(tracking, run.id) == ("FAILED", "diverged at epoch 3")
+    assert tracking.client.get_metric_history(run.id, "loss")  # flushed before the end
+
+
+def test_fail_without_an_exception_ends_failed(tracking):
+    with tracked_run() as run:
+        run.fail("failed: l2")
+    assert status_and_reason(tracking, run.id) == ("FAILED", "failed: l2")
+
+
+def signalled(runs: list, saved: list, signum: int) -> None:
+    with tracked_run() as run:
+        runs.append(run)
+        run.on_close.append(lambda: saved.append("trajectory"))
+        os.kill(os.getpid(), signum)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "reason"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (Ctrl-C)")],
+)
+def test_a_signal_ends_the_run_killed_and_runs_the_close_hooks(tracking, signum, code, reason):
+    runs, saved = [], []
+    with pytest.raises(RunStopped) as caught:
+        signalled(runs, saved, signum)
+    (run,) = runs
+    assert (caught.value.exit_code, caught.value.run_id) == (code, run.id)
+    assert status_and_reason(tracking, run.id) == ("KILLED", reason)
+    assert saved == ["trajectory"]
+
+
+def interrupted_inside(runs: list) -> None:
+    with tracked_run(name="parent") as parent, tracked_run(name="compare") as inner:
+        runs += [parent, inner]
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_inside_a_nested_run_stops_the_outer_one_too(tracking):
+    runs = []
+    with pytest.raises(RunStopped) as caught:
+        interrupted_inside(runs)
+    parent, inner = runs
+    assert caught.value.run_id == parent.id
+    assert status_and_reason(tracking, inner.id) == ("KILLED", "interrupted (Ctrl-C)")
+    assert status_and_reason(tracking, parent.id) == ("KILLED", "interrupted (Ctrl-C)")
+    assert tracking.client.get_run(inner.id).data.tags["mlflow.parentRunId"] == parent.id
+    assert mlflow.active_run() is None
+
+
+def refuse(runs: list) -> None:
+    with tracked_run() as run:
+        runs.append(run)
+        raise click.ClickException("nothing to compare")
+
+
+def test_any_other_error_ends_the_run_failed_and_is_raised(tracking):
+    runs = []
+    with pytest.raises(click.ClickException):
+        refuse(runs)
+    (run,) = runs
+    assert status_and_reason(tracking, run.id) == ("FAILED", "ClickException: nothing to compare")
+
+
+def test_a_finished_run_in_mlflow_run_id_is_never_written_into(tracking, monkeypatch):
+    done = tracking.client.create_run(tracking.experiment_id).info.run_id
+    tracking.client.set_terminated(done, "FINISHED")
+    monkeypatch.setenv("MLFLOW_RUN_ID", done)
+    result = CliRunner().invoke(sgd, [])
+    assert result.exit_code == 1
+    assert f"run {done} (from MLFLOW_RUN_ID) is FINISHED" in result.output
+    assert "Traceback" not in result.output
+    run = tracking.client.get_run(done)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {}
+    assert run.data.metrics == {}

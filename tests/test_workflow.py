@@ -1,0 +1,226 @@
+"""`main` and `sweep` children in the workflow's own worker processes (docs: steps/workers.py).
+
+Real processes throughout: `python -m steps.main` starts its forkserver and workers,
+and the tests kill, interrupt and inspect them as a user or the OS would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from steps.adam import adam
+from steps.main import main
+from steps.sweep import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILDREN = ("sgd", "adam", "l1", "l2")
+
+
+def runs_by_technique(tracking) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in tracking.client.search_runs([tracking.experiment_id], max_results=1000):
+        out.setdefault(r.data.tags.get("technique"), []).append(r)
+    return out
+
+
+def start_main(project_env, log: Path, *args) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "steps.main", "--output-dir", str(log.parent / "out"), *args]
+    with open(log, "w") as out:  # a file, not a pipe: the workers must not hold our read end open
+        return subprocess.Popen(cmd, cwd=ROOT, env=project_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of a workflow: the children of its forkserver (its own child)."""
+    return [w for server in children_of(pid) for w in children_of(server)]
+
+
+def wait_for_training(tracking, proc, n: int, timeout: float = 120) -> list:
+    """Until ``n`` child runs are live (then a moment more, so that they are training)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = [
+            r
+            for r in tracking.client.search_runs([tracking.experiment_id])
+            if r.data.tags.get("technique") in CHILDREN and r.info.status == "RUNNING"
+        ]
+        if len(kids) >= n:
+            time.sleep(1.0)
+            return kids
+        time.sleep(0.2)
+    raise AssertionError("the children never started training")
+
+
+def test_children_are_nested_runs_with_the_tags_and_params_of_a_run_of_their_own(tracking, project_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "steps.main", "--output-dir", str(tracking.root / "out"), "--epochs", "30"],
+        cwd=ROOT,
+        env=project_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mlflow run" not in proc.stderr
+    runs = runs_by_technique(tracking)
+    (parent,) = runs["main"]
+    assert parent.info.run_name == "main"
+    for technique in CHILDREN:
+        (child,) = runs[technique]
+        tags = child.data.tags
+        assert child.info.status == "FINISHED"
+        assert child.info.run_name == technique
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["mlflow.project.entryPoint"] == technique
+        assert tags["mlflow.source.type"] == "PROJECT"
+        assert tags["mlflow.source.name"] == str(ROOT)
+        if (ROOT / ".git").exists():
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+            assert tags["mlflow.source.git.commit"] == head.stdout.strip()
+        assert {"gdlab.config_sha", "gdlab.code_sha", "gdlab.data_sha", "optimizer", "penalty"} <= set(tags)
+        assert {"final_loss", "final_objective", "zero_weights", "train_time_s"} <= set(child.data.metrics)
+        artifacts = {a.path for a in tracking.client.list_artifacts(child.info.run_id)}
+        assert {"weights.json", "trajectory.csv", "model"} <= artifacts
+    (compare,) = runs["compare"]
+    assert compare.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert compare.info.status == "FINISHED"
+
+    # The adam child logs what `adam` run on its own logs: the same params, the same weights.
+    result = CliRunner().invoke(adam, ["--epochs", "30"])
+    assert result.exit_code == 0, result.output
+    (alone,) = [r for r in runs_by_technique(tracking)["adam"] if not r.data.tags.get("mlflow.parentRunId")]
+    (child,) = runs["adam"]
+    assert child.data.params == alone.data.params
+    assert child.data.metrics["final_loss"] == alone.data.metrics["final_loss"]
+    assert child.data.tags["gdlab.config_sha"] == alone.data.tags["gdlab.config_sha"]
+
+
+def test_a_worker_killed_mid_child_fails_that_child_and_the_others_finish(tracking, project_env):
+    log = tracking.root / "main.log"
+    # Long enough children (a few seconds each) to kill one while it trains.
+    proc = start_main(project_env, log, "--epochs", "100000", "--log-every", "5000", "--max-parallel", "2")
+    try:
+        wait_for_training(tracking, proc, 1)
+        workers = workers_of(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    runs = runs_by_technique(tracking)
+    children = [r for t in CHILDREN for r in runs.get(t, [])]
+    assert len(children) == 4
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(failed) == 1, [(c.data.tags["technique"], c.info.status) for c in children]
+    assert failed[0].data.tags["failure_reason"] == "its worker process died (killed by SIGKILL)"
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    assert f"these steps failed: {failed[0].data.tags['technique']}" in out
+    assert runs["main"][0].info.status == "FAILED"
+    assert runs["compare"][0].info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_main_ends_every_started_run_killed_with_its_history(tracking, project_env, sig, code):
+    log = tracking.root / "main.log"
+    proc = start_main(project_env, log, "--epochs", "100000000", "--log-every", "1000")
+    try:
+        kids = wait_for_training(tracking, proc, 2)
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert proc.returncode == code, out[-3000:]
+    assert "Traceback" not in out
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs), out[-3000:]
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "main"]
+    assert parent.info.status == "KILLED"
+    for kid in kids:
+        run = tracking.client.get_run(kid.info.run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags["failure_reason"] in ("terminated (SIGTERM)", "interrupted (Ctrl-C)")
+        steps = [m.step for m in tracking.client.get_metric_history(kid.info.run_id, "loss")]
+        assert steps == sorted(steps)
+        assert steps[0] == 0  # the history up to the signal, flushed
+        assert len(steps) > 1
+    assert not workers_of(proc.pid)
+
+
+def test_max_parallel_zero_means_one_worker_a_core(tracking):
+    result = CliRunner().invoke(main, ["--max-parallel", "0", "--epochs", "5", "--output-dir", tracking.root / "o"])
+    assert result.exit_code == 0, result.output
+    (parent,) = runs_by_technique(tracking)["main"]
+    assert parent.data.params["max_parallel"] == "0"
+    assert parent.data.params["launcher"] == "local"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--backend", "kubernetes"], "--backend and --backend-config need --launcher mlflow"),
+        (["--launcher", "mlflow", "--backend-config", "/no/such.json"], "no such file: /no/such.json"),
+        (["--launcher", "ray"], "--launcher"),
+    ],
+)
+def test_bad_launch_options_are_refused_before_anything_starts(tracking, args, needle):
+    for command in (main, sweep):
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 2, result.output
+        assert needle in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_sweep_children_are_named_for_their_values_and_reuse_works(tracking):
+    args = ["--technique", "l1", "--learning-rates", "0.01,0.1", "--lambdas", "0.01", "--epochs", "10"]
+    first = CliRunner().invoke(sweep, [*args, "--reuse", "true", "--output-dir", tracking.root / "a"])
+    assert first.exit_code == 0, first.output
+    names = {r.info.run_name for r in runs_by_technique(tracking)["l1"]}
+    assert names == {"l1 lr=0.01 lambda=0.01", "l1 lr=0.1 lambda=0.01"}
+    second = CliRunner().invoke(sweep, [*args, "--reuse", "true", "--output-dir", tracking.root / "b"])
+    assert second.exit_code == 0, second.output
+    assert second.output.count("reusing run") == 2
+    assert len(runs_by_technique(tracking)["l1"]) == 2
+
+
+@pytest.mark.slow
+def test_launcher_mlflow_runs_each_child_through_mlflow_run(tracking, project_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "steps.main", "--launcher", "mlflow", "--epochs", "10", "--output-dir", "out"],
+        cwd=tracking.root,
+        env=project_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = runs_by_technique(tracking)
+    (parent,) = runs["main"]
+    for technique in CHILDREN:
+        (child,) = runs[technique]
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["mlflow.project.backend"] == "local"  # MLflow's own launch tags it
+    assert runs["compare"][0].info.status == "FINISHED"
