@@ -219,12 +219,17 @@ def _close(client, run_id: str, status: str, reason: str | None) -> None:
         click.echo(f"warning: could not close run {run_id}: {exc}", err=True)
 
 
+def project_uri(backend: str) -> str:
+    """The project a child is launched from: kubernetes/ (its docker_env twin) for Kubernetes Jobs."""
+    return str(fingerprint.ROOT / "kubernetes") if backend == "kubernetes" else str(fingerprint.ROOT)
+
+
 def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, total: int) -> None:
     """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
     client = parent.client
-    uri = str(fingerprint.ROOT / "kubernetes") if launch.backend == "kubernetes" else str(fingerprint.ROOT)
+    uri = project_uri(launch.backend)
     pending, active = list(todo), {}
     try:
         while pending or active:

@@ -8,8 +8,10 @@ and `main` exits 1.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -23,12 +25,23 @@ REUSE_HELP = "Skip a child whose entry point, resolved options, code and data ma
 OUTPUT_HELP = "Folder where compare writes its table and pictures (also logged as artifacts)."
 
 
-def cores() -> int:
-    """CPUs this process may run on."""
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def cores(cpu_max: Path = CPU_MAX) -> int:
+    """CPUs this process may use: its CPU affinity, capped by a cgroup CPU quota (a container's
+    CPU limit, e.g. a Kubernetes pod's, which the affinity does not show)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def workflow_options(f):

@@ -262,3 +262,36 @@ def test_dockerfile_installs_the_python_env_pins_and_gdlab():
     template = yaml.safe_load((K8S / "kubernetes_job_template.yaml").read_text())
     user = template["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert f"USER {user}" in lines
+
+
+@pytest.mark.parametrize("workflow", ["main", "sweep"])
+def test_with_launcher_mlflow_each_child_becomes_a_job_that_trains_the_planned_config(
+    kb, config, tmp_path, monkeypatch, workflow
+):
+    """`main`/`sweep --launcher mlflow --backend kubernetes`: every child is a Job of its own,
+    launched from kubernetes/, whose container gets the options that rebuild the child's config."""
+    from steps.launch import project_uri
+    from steps.main import launch_of
+    from steps.main import main as main_command
+    from steps.runner import make_config
+    from steps.sweep import sweep as sweep_command
+
+    monkeypatch.setenv("KUBE_MLFLOW_TRACKING_URI", IN_CLUSTER_URI)
+    command = main_command if workflow == "main" else sweep_command
+    args = ["--launcher", "mlflow", "--backend", "kubernetes", "--backend-config", str(K8S / "kubernetes_config.json")]
+    planned = []
+    monkeypatch.setattr(
+        f"steps.{workflow}.workflow", lambda _t, children, *a, **k: planned.extend(children) or ({}, None)
+    )
+    assert command.main([*args, "--epochs", "7"], standalone_mode=False) is None
+    assert len(planned) == (4 if workflow == "main" else 9)
+    assert launch_of("mlflow", 0, "kubernetes", str(K8S / "kubernetes_config.json")).backend == "kubernetes"
+    assert project_uri("kubernetes") == str(K8S)
+    for child in planned:
+        job, _ = render_job(kb, config, tmp_path, child.entry_point, child.parameters)
+        argv = unquoted(container(job)["command"], tmp_path)
+        assert argv[:2] == ["-m", f"steps.{child.entry_point}"]
+        cmd = getattr(importlib.import_module(f"steps.{child.entry_point}"), child.entry_point)
+        ctx = cmd.make_context(child.entry_point, argv[2:])
+        assert make_config(child.entry_point, **ctx.params) == child.config
+        assert child.config.epochs == 7

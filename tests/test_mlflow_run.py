@@ -152,7 +152,12 @@ def test_mlflow_run_builds_its_own_environment(tracking, project_env, env_manage
     env = dict(project_env)
     env.pop("PYTHONPATH", None)  # the built environment must stand on its own
     env["UV_COMPILE_BYTECODE"] = "1"
+    # Each manager builds its own environment: MLflow names it by the project's environment alone,
+    # so under a shared MLFLOW_ENV_ROOT the second test would reuse the first one's.
+    env["MLFLOW_ENV_ROOT"] = str(tracking.root / f"envs-{env_manager}")
     proc = mlflow_run(env, ROOT, "-e", "sgd", "--env-manager", env_manager, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    built = list(Path(env["MLFLOW_ENV_ROOT"]).glob("mlflow-*"))
+    assert built, f"{env_manager} built no environment under MLFLOW_ENV_ROOT"
     (run,) = runs(tracking)
     np.testing.assert_allclose(weights_of(tracking, run), LESSON["sgd"], rtol=1e-15)

@@ -64,20 +64,11 @@ def test_sweep_runs_the_grid_nested_tags_the_best_and_survives_a_failed_child(tr
     assert set(table["run_id"]) == {c.info.run_id for c in children}
 
 
-def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking, project_env):
-    out = tracking.root / "report"
-    proc = mlflow_run_sweep(
-        project_env,
-        out,
-        "technique=sgd",
-        "learning_rates=0.001,0.1",
-        "lambdas=5,6",
-        "dataset=synthetic",
-        "model=linear",
-        "validation_fraction=0.25",
-        "epochs=20",
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking):
+    args = ["--technique", "sgd", "--learning-rates", "0.001,0.1", "--lambdas", "5,6", "--dataset", "synthetic"]
+    args += ["--model", "linear", "--validation-fraction", "0.25", "--epochs", "20"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "report")])
+    assert result.exit_code == 0, result.output
     runs = tracking.client.search_runs([tracking.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
     children = [r for r in runs if r.data.tags.get("technique") == "sgd"]
@@ -85,6 +76,7 @@ def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking,
     assert parent.data.tags["best_metric"] == "final_val_loss"
     best = min(children, key=lambda c: c.data.metrics["final_val_loss"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert f"best (final_val_loss = {best.data.metrics['final_val_loss']:.6g})" in result.stdout
 
 
 @pytest.mark.parametrize(
