@@ -43,7 +43,9 @@ def weights_of(tracking, run):
     return json.loads(Path(path).read_text())["weights"]
 
 
-@pytest.mark.parametrize("entry_point", ["sgd", "adam", "l1", "l2"])
+# l1 and l2 through `mlflow run` add nothing: their commands come from the same generated MLproject
+# (test_cli checks it is current) and their weights are checked in process (test_cli).
+@pytest.mark.parametrize("entry_point", ["sgd", "adam"])
 def test_mlflow_run_local_env_logs_the_lessons_weights(tracking, project_env, entry_point):
     proc = mlflow_run(project_env, ROOT, "-e", entry_point, "--env-manager", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,14 +71,13 @@ def test_mlflow_run_with_another_spelling_of_a_param_does_not_conflict(tracking,
 
 @pytest.mark.parametrize(
     ("entry_point", "param", "message"),
+    # One option error and one data error through MLflow's -P; the other bad values are refused
+    # the same way in process (test_cli.test_bad_options_are_refused_before_a_run_starts).
     [
         ("adam", "beta1=1", "Invalid value for '--beta1'"),
-        ("sgd", "learning_rate=nan", "Invalid value for '--learning-rate'"),
-        ("train", "optimizer=lbfgs", "Invalid value for '--optimizer'"),
-        ("sgd", "dataset=/no/such/file.csv", "no such file"),
         ("sgd", "dataset=seed; touch {tmp}/pwned", "no such file"),  # quoted: never run by a shell
     ],
-    ids=["beta1", "nan-lr", "optimizer", "missing-csv", "shell-injection"],
+    ids=["beta1", "shell-injection"],
 )
 def test_mlflow_run_with_a_bad_param_fails_cleanly(tracking, project_env, entry_point, param, message):
     param = param.format(tmp=tracking.root)

@@ -127,7 +127,7 @@ def test_main_and_compare_through_a_tracking_server(server, server_env, tmp_path
     client = server.client
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "-P", f"output_dir={out}"],
+        [sys.executable, "-m", "steps.main", "--output-dir", str(out)],  # workers write through the server too
         env=server_env,
         cwd=tmp_path,
         capture_output=True,
