@@ -60,14 +60,90 @@ def synthetic(
         raise DataError("synthetic data needs n_samples >= 1 and n_features >= 1")
     if not 0 <= n_informative <= n_features:
         raise DataError(f"n_informative must be between 0 and n_features ({n_features})")
+    need = n_samples * n_features * 8
+    if need > physical_memory():
+        raise DataError(
+            f"synthetic data of {n_samples} x {n_features} needs {need / 2**30:.1f} GiB, more than this "
+            f"machine's {physical_memory() / 2**30:.1f} GiB of memory"
+        )
     rng = np.random.default_rng(seed)
     # Drawn as (d, n) and transposed: column-major X without a second copy of the data.
     X = rng.standard_normal((n_features, n_samples)).T
     w_true = np.zeros(n_features)
     w_true[:n_informative] = rng.uniform(0.5, 2.0, n_informative)
-    y = X @ w_true + noise * rng.standard_normal(n_samples)
+    with np.errstate(over="ignore"):  # a huge --noise overflows: load_data reports it
+        y = X @ w_true + noise * rng.standard_normal(n_samples)
     names = tuple(f"x{i}" for i in range(n_features))
     return X, y, names, w_true
+
+
+# Reading a dataset URL gives up after this many seconds without an answer (GDLAB_READ_TIMEOUT_S).
+READ_TIMEOUT_S = 30.0
+# Schemes read with the standard library; any other scheme (s3://, gs://, ...) goes through fsspec.
+URL_SCHEMES = ("http", "https", "ftp")
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) shown escaped, cut to ``limit``."""
+    s = str(text)
+    s = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _open_source(source: str):
+    """What pandas should read: a local regular file's path, or the bytes of a URL (with a timeout).
+
+    Raises :class:`DataError` for a missing file, something that is not a regular file (a FIFO,
+    a folder), a URL that does not answer in time, or a scheme whose reader is not installed.
+    """
+    import importlib.util
+    import io
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if len(scheme) > 1 and "://" in source:  # (a one-letter "scheme" is a Windows drive)
+        if scheme not in URL_SCHEMES:
+            if scheme == "file":
+                return _open_source(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
+            if importlib.util.find_spec("fsspec") is None:
+                raise DataError(
+                    f"{printable(source)}: reading {scheme}:// URLs needs fsspec and its {scheme} filesystem "
+                    f"(e.g. pip install s3fs or gcsfs); or download the file and pass its path"
+                )
+            return source  # pandas hands it to fsspec
+        timeout = float(os.environ.get("GDLAB_READ_TIMEOUT_S", READ_TIMEOUT_S))
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as response:
+                data = response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+                reason = f"no answer within {timeout:g} s (GDLAB_READ_TIMEOUT_S)"
+            raise DataError(f"{printable(source)}: could not download it ({printable(reason)})") from None
+        buffer = io.BytesIO(data)
+        buffer.name = urllib.parse.urlsplit(source).path  # lets pandas infer the compression
+        return buffer
+    path = os.path.abspath(source)
+    if not os.path.exists(path):
+        where = "" if source == path else f" (looked for {printable(path)})"
+        raise DataError(f"{printable(source)}: no such file{where}")
+    if not os.path.isfile(path):
+        kind = "a folder" if os.path.isdir(path) else "not a regular file (a FIFO, socket or device)"
+        raise DataError(f"{printable(source)}: {kind}; give a CSV file")
+    return source
+
+
+def physical_memory() -> int:
+    """Bytes of RAM (a large number where the platform does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
 
 
 def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -75,38 +151,50 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
 
     ``target`` names the column to predict; every other column is a feature and
     must be numeric. Missing values, non-numeric cells and empty files are refused
-    with a :class:`DataError` naming the column and row.
+    with a :class:`DataError` naming the column and row. Compression is inferred from
+    the name (.gz, .bz2, .zip, .xz, .zst, .tar); a URL is read with a timeout.
     """
     import warnings
 
     import pandas as pd  # pandas is only needed for CSV input
 
+    readable = _open_source(source)
+    name = printable(source)
+    compression = "infer"
+    if not isinstance(readable, str):  # downloaded bytes: infer from the URL's path
+        from pandas.io.common import infer_compression
+
+        compression = infer_compression(readable.name, "infer")
     try:
         with warnings.catch_warnings():
             # index_col=False: a row with more fields than the header is an error, not an index.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             # Blank lines are kept (and dropped below) so reported line numbers are the file's.
-            frame = pd.read_csv(source, index_col=False, skip_blank_lines=False)
+            frame = pd.read_csv(readable, index_col=False, skip_blank_lines=False, compression=compression)
     except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
+        raise DataError(f"{name}: no such file") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the file is empty") from None
+        raise DataError(f"{name}: the file is empty") from None
     except pd.errors.ParserWarning:
-        raise DataError(f"{source}: some rows have more fields than the header") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"{name}: some rows have more fields than the header") from None
+    except ImportError as exc:  # e.g. .zst without the zstandard package
+        raise DataError(f"{name}: reading it needs a package that is not installed ({printable(exc)})") from None
+    except MemoryError:
+        raise DataError(f"{name}: too large to load into memory") from None
+    except Exception as exc:  # a damaged or mislabelled file (.gz that is not gzip, a truncated archive, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{source}: not a readable CSV file ({first})") from None
+        raise DataError(f"{name}: not a readable CSV file ({printable(first)})") from None
     if target not in frame.columns:
-        cols = ", ".join(map(str, frame.columns[:20]))
-        raise DataError(f"{source}: no target column {target!r} (columns: {cols})")
+        cols = ", ".join(printable(c, 60) for c in frame.columns[:20])
+        raise DataError(f"{name}: no target column '{printable(target)}' (columns: {cols})")
     line = np.arange(len(frame)) + 2  # as an editor shows it: the header is line 1
     keep = ~frame.isna().all(axis=1).to_numpy()
     frame, line = frame[keep], line[keep]
     if len(frame) == 0:
-        raise DataError(f"{source}: the file has a header but no rows")
+        raise DataError(f"{name}: the file has a header but no rows")
     features = [c for c in frame.columns if c != target]
     if not features:
-        raise DataError(f"{source}: no feature columns besides the target {target!r}")
+        raise DataError(f"{name}: no feature columns besides the target '{printable(target)}'")
     columns = {}
     for col in frame.columns:
         if pd.api.types.is_numeric_dtype(frame[col]):
@@ -117,8 +205,8 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             cell = frame[col].iloc[row]
-            what = "a missing value" if pd.isna(cell) else f"the non-numeric or non-finite value {str(cell)!r}"
-            raise DataError(f"{source}: column {col!r} has {what} on line {line[row]}")
+            what = "a missing value" if pd.isna(cell) else f"the non-numeric or non-finite value '{printable(cell)}'"
+            raise DataError(f"{name}: column '{printable(col)}' has {what} on line {line[row]}")
         columns[col] = values
     X = np.asfortranarray(np.column_stack([columns[c] for c in features]))
     y = columns[target]

@@ -60,18 +60,45 @@ class TrainResult:
 
 def load_data(cfg: TrainConfig) -> data_mod.Dataset:
     """Build the dataset the config names (raises :class:`core.data.DataError`)."""
-    if cfg.dataset == "seed":
-        X, y, names = data_mod.seed_data()
-    elif cfg.dataset == "synthetic":
-        X, y, names, _ = data_mod.synthetic(cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed)
-    else:
-        X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
-    # Full batch streams columns (X w, X^T r): column-major. Mini-batches gather random
-    # rows: row-major, 4-5x faster to gather. float32 halves the memory traffic.
-    X = np.asarray(X, dtype=cfg.dtype, order="C" if 0 < cfg.batch_size < len(y) else "F")
-    y = y.astype(cfg.dtype, copy=False)
+    try:
+        if cfg.dataset == "seed":
+            X, y, names = data_mod.seed_data()
+        elif cfg.dataset == "synthetic":
+            X, y, names, _ = data_mod.synthetic(
+                cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed
+            )
+        else:
+            X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
+        # Full batch streams columns (X w, X^T r): column-major. Mini-batches gather random
+        # rows: row-major, 4-5x faster to gather. float32 halves the memory traffic.
+        with np.errstate(over="ignore"):
+            X = np.asarray(X, dtype=cfg.dtype, order="C" if 0 < cfg.batch_size < len(y) else "F")
+            y = y.astype(cfg.dtype, copy=False)
+    except MemoryError:
+        raise data_mod.DataError("not enough memory to load the data") from None
+    _check_scale(X, y, cfg.dtype)
     Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
     return data_mod.Dataset(Xt, yt, Xv, yv, names)
+
+
+def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
+    """Data whose values, or whose squared errors, do not fit ``dtype`` cannot be trained on:
+    say so here, rather than as a divergence ("try a smaller learning rate") or a loss of inf.
+    (max and min reduce without a temporary; a nan or inf anywhere makes them non-finite.)"""
+    big = float(np.finfo(dtype).max)
+    scale = 0.0
+    for what, a in (("a feature", X), ("the target", y)):
+        if not a.size:
+            continue
+        hi, lo = float(a.max()), float(a.min())
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            raise data_mod.DataError(f"{what} has values too large for {dtype} (beyond {big:.3g})")
+        scale = max(scale, hi, -lo)
+    if scale > np.sqrt(big / 4):  # the squared error of such a value overflows
+        raise data_mod.DataError(
+            f"values up to {scale:.3g} overflow {dtype} when squared (the loss); "
+            f"rescale the data{' or use --dtype float64' if dtype == 'float32' else ''}"
+        )
 
 
 def build(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:

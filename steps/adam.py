@@ -1,12 +1,10 @@
 """`adam`: the lesson's Adam script, torch.optim.Adam's rule (AMSGrad optional)."""
 
-import click
-
-from .options import COMMON, apply
+from .options import COMMON, apply, command
 from .runner import execute, make_config
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply([*COMMON, "beta1", "beta2", "epsilon", "amsgrad"])
 def adam(**options):
     """Adam on the MSE, with torch's defaults (betas 0.9, 0.999; eps 1e-8 after the sqrt).

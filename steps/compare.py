@@ -45,7 +45,7 @@ from urllib.request import url2pathname
 
 import click
 
-from .options import OPTIMIZER, PENALTY
+from .options import OPTIMIZER, PENALTY, command
 
 SKIP_TECHNIQUES = ("compare", "main", "sweep")
 # Hyperparameters of the optimizers and penalties, in the order the table shows them.
@@ -289,7 +289,7 @@ def _gather_one(client, run, dst: Path) -> Gathered:
             spec = json.loads(weights_file.read_text())
             g.weights = [float(w) for w in spec["weights"]]
             g.bias = None if spec.get("bias") is None else float(spec["bias"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
             g.notes.append("weights.json unreadable")
 
     small = g.weights is None or len(g.weights) + (g.bias is not None) <= MAX_TRAJECTORY_PARAMS
@@ -374,11 +374,22 @@ class Table:
     gathered: list[Gathered]  # in the table's row order
 
 
+# The table's own columns; a run's param of the same name (another tool's `bias`, say) is shown
+# as params.<name> instead of clashing with it (FIXED_COLUMNS come from the run's tags first).
+REPORT_COLUMNS = frozenset(
+    (*METRICS, "zero_weights", "weights", "bias", "train_time_s", "epochs_run", "status", "note", "start_time")
+)
+
+
+def _column(param: str) -> str:
+    return f"params.{param}" if param in REPORT_COLUMNS else param
+
+
 def build_table(gathered: list[Gathered]) -> Table:
     import numpy as np
     import pandas as pd
 
-    params = [relevant({k: parse_param(v) for k, v in g.params.items()}) for g in gathered]
+    params = [relevant({_column(k): parse_param(v) for k, v in g.params.items()}) for g in gathered]
     every = sorted({k for p in params for k in p})
     key = [k for k in KEY_PARAMS if any(k in p for p in params)]
     varying = [
@@ -450,10 +461,19 @@ def build_table(gathered: list[Gathered]) -> Table:
     return Table(df, shown, common, fixed, sort_metric, [gathered[i] for i in order])
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...)).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_frame(df):
-    """The table as written to compare.csv: weights as a JSON list (full precision)."""
+    """The table as written to compare.csv: weights as a JSON list (full precision); text cells
+    that a spreadsheet would run as a formula get a leading apostrophe (OWASP's advice)."""
     out = df.copy()
     out["weights"] = [None if w is None else json.dumps(w) for w in out["weights"]]
+    for col in out.columns:
+        values = out[col].tolist()
+        if any(isinstance(v, str) and v.startswith(FORMULA_START) for v in values):
+            out[col] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in values]
     return out
 
 
@@ -463,7 +483,7 @@ def csv_frame(df):
 # --------------------------------------------------------------------------- the command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option(
     "--experiment-name",
     type=str,
@@ -516,6 +536,23 @@ def compare(experiment_name, experiment_id, parent_run_id, filter_string, output
         raise click.ClickException(f"MLflow: {exc.message}") from None
 
 
+MANIFEST = ".gdlab-compare"  # in --output-dir: the files the last compare wrote there
+
+
+def _forget_stale(output_dir: Path, written: set[str]) -> None:
+    """Remove outputs of an earlier compare that this one did not produce (a trajectories.png
+    of two-weight runs, say), but only files compare itself wrote there: a user's own file of
+    the same name is never touched."""
+    manifest = output_dir / MANIFEST
+    try:
+        before = set(manifest.read_text().split()) if manifest.exists() else set()
+    except OSError:
+        before = set()
+    for stale in (before & set(OUTPUT_FILES)) - written:
+        (output_dir / stale).unlink(missing_ok=True)
+    manifest.write_text("\n".join(sorted(written)) + "\n")
+
+
 def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, output_dir: Path, max_runs: int):
     """The command's work (``compare`` turns MLflow errors into a message)."""
     import mlflow
@@ -566,8 +603,7 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
         figures = report.figures(table)
     try:
         files = report.write(output_dir, table, figures, title)
-        for stale in set(OUTPUT_FILES) - {f.name for f in files}:
-            (output_dir / stale).unlink(missing_ok=True)
+        _forget_stale(output_dir, {f.name for f in files})
     except OSError as exc:
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
 

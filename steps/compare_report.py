@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data import printable
+
 from .compare import Table, csv_frame
 
 NUMERIC = {
@@ -102,6 +104,8 @@ def _numeric_column(series) -> bool:
 def text_table(table: Table, max_note: int = 60) -> str:
     """The table for a terminal (notes cut to ``max_note`` characters; the files keep them whole)."""
     header, rows, right = display_rows(table)
+    header = [printable(h, limit=10_000) for h in header]  # another tool's names and values reach a terminal
+    rows = [[printable(c, limit=10_000) for c in r] for r in rows]
     if "note" in header:
         k = header.index("note")
         rows = [[*r[:k], r[k] if len(r[k]) <= max_note else r[k][: max_note - 1] + "…", *r[k + 1 :]] for r in rows]
@@ -133,11 +137,18 @@ def settings_text(table: Table) -> str:
     return ("\n" + "\n".join(lines)) if lines else ""
 
 
+def md_escape(text: str) -> str:
+    """Text for a Markdown cell or line: no HTML, no line breaks, no table pipes, no control characters."""
+    text = " ".join(str(text).split("\n"))
+    text = printable(text, limit=10_000).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|")
+
+
 def markdown_table(table: Table) -> str:
     header, rows, right = display_rows(table)
 
     def esc(s):
-        return s.replace("|", "\\|")
+        return md_escape(s)
 
     lines = ["| " + " | ".join(map(esc, header)) + " |"]
     lines.append("|" + "|".join("---:" if r else ":---" for r in right) + "|")
@@ -830,12 +841,12 @@ def _notes(table: Table) -> list[str]:
 
 
 def markdown(table: Table, title: str, images: list[str]) -> str:
-    parts = [f"# {title}", "", f"Sorted by {table.sort_metric} (best first); failed runs last.", ""]
+    parts = [f"# {md_escape(title)}", "", f"Sorted by {table.sort_metric} (best first); failed runs last.", ""]
     parts.append(markdown_table(table))
     for line in settings_lines(table):
-        parts += ["", line]
+        parts += ["", md_escape(line)]
     if notes := _notes(table):
-        parts += ["", "Runs that need a look:", "", *[f"- {n}" for n in notes]]
+        parts += ["", "Runs that need a look:", "", *[f"- {md_escape(n)}" for n in notes]]
     parts += ["", "Full precision: `compare.csv`.", ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]

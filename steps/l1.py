@@ -1,12 +1,10 @@
 """`l1`: SGD on MSE + lambda * sum|w| (the lesson's L1 script, with the penalty in the update)."""
 
-import click
-
-from .options import COMMON, apply
+from .options import COMMON, apply, command
 from .runner import execute, make_config
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply([*COMMON, "lambda", "l1-method"], {"lambda": {"default": 0.01}})
 def l1(**options):
     """SGD with an L1 penalty. The default proximal step soft-thresholds the weights

@@ -1,12 +1,10 @@
 """`l2`: SGD on MSE + lambda * sum w^2 (the lesson's L2 script, with the penalty in the update)."""
 
-import click
-
-from .options import COMMON, apply
+from .options import COMMON, apply, command
 from .runner import execute, make_config
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01}})
 def l2(**options):
     """SGD with an L2 penalty: the gradient gains 2 * lambda * w, shrinking every weight.

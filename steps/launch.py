@@ -195,13 +195,13 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
     _prewarm_compare()
     try:
         for done in pool.run(todo, make_task, started):
-            if not done.closed:
-                _close(client, done.run_id, "FAILED", done.reason)
+            if done.status != "FINISHED":  # ended by its worker, unless the worker died or could not
+                _close(client, done.run_id, done.status, done.reason)
             outcomes[done.label] = Outcome(done.run_id, done.status == "FINISHED")
             what = "finished" if done.status == "FINISHED" else f"{done.status}: {done.reason}"
             _progress(len(outcomes), total, done.label, done.run_id, what)
     except BaseException:
-        with STOPS.ignore():  # a second Ctrl-C must not cut the closing short
+        with STOPS.closing():  # a second Ctrl-C must not cut the closing short
             for task in pool.stop():
                 _close(client, task.run_id, "KILLED", "the workflow was stopped")
         raise
@@ -260,12 +260,29 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                 _progress(len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
             if active:
                 time.sleep(0.2)
-    except BaseException:
-        with STOPS.ignore():
+    except BaseException as exc:
+        interrupted = not isinstance(exc, Exception)
+        with STOPS.closing():
             for submitted in active.values():
                 submitted.cancel()
                 _close(client, submitted.run_id, "KILLED", "the workflow was stopped")
+            # A child MLflow created before its launch failed (image build, cluster config) is open too.
+            _close_strays(parent, "KILLED" if interrupted else "FAILED", f"its launch failed: {exc}")
         raise
+
+
+def _close_strays(parent, status: str, reason: str) -> None:
+    """Close the parent's children that are still open (MLflow made them; nobody will end them)."""
+    try:
+        strays = parent.client.search_runs(
+            [parent.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{parent.id}' and attributes.status = 'RUNNING'",
+            max_results=1000,
+        )
+    except Exception:
+        return
+    for run in strays:
+        _close(parent.client, run.info.run_id, status, reason)
 
 
 def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
@@ -327,5 +344,13 @@ def workflow(
         try:
             return exit_on_end(body, pool)
         except BaseException:
-            pool.stop()
+            with STOPS.closing():
+                for task in pool.stop():  # normally none: the children's loop closed its own
+                    _close(mlflow_client(), task.run_id, "KILLED", "the workflow was stopped")
             raise
+
+
+def mlflow_client():
+    import mlflow
+
+    return mlflow.MlflowClient()

@@ -78,7 +78,8 @@ class Run:
         from . import tracking
 
         with self.held():
-            tracking.set_tags(self.client, self.id, tags)
+            if tags:
+                tracking.set_tags(self.client, self.id, tags)
 
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
         """Buffered (flushed every few seconds, when full, and when the run ends)."""
@@ -100,6 +101,8 @@ def resumable(client, run_id: str) -> None:
 
 
 def _start(run_id, experiment_id, parent_run_id, name, tags):
+    """Start or resume the run; returns (client, run, tags still to set). A run this function
+    made and could not make active is ended FAILED before the error goes on."""
     import os
 
     import mlflow
@@ -115,9 +118,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         extra = dict(tags or {})
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
             extra["mlflow.parentRunId"] = parent_run_id
-        if extra:
-            tracking.set_tags(client, run.info.run_id, extra)
-        return client, run
+        return client, run, extra
     if active is not None and parent_run_id and active.info.run_id != parent_run_id:
         # Nested under another run than the active one: MLflow's start_run refuses that, so make it first.
         made = client.create_run(
@@ -125,7 +126,12 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
             run_name=name,
             tags={**(tags or {}), "mlflow.parentRunId": parent_run_id},
         )
-        return client, tracking.start_run(run_id=made.info.run_id, nested=True)
+        try:
+            return client, tracking.start_run(run_id=made.info.run_id, nested=True), {}
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.set_terminated(made.info.run_id, "FAILED")
+            raise
     run = tracking.start_run(
         experiment_id=experiment_id,
         run_name=name,
@@ -133,7 +139,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         nested=active is not None,
         tags=tags,
     )
-    return client, run
+    return client, run, {}
 
 
 @contextlib.contextmanager
@@ -148,49 +154,68 @@ def tracked_run(
     """Start a run, or resume ``run_id`` (else MLFLOW_RUN_ID, which `mlflow run` sets), and
     end it as the table in this module's docstring says.
 
-    A new run is nested under the active run, if any (``mlflow.parentRunId``), or under
-    ``parent_run_id``.
+    A new run is nested under ``parent_run_id`` when given, else under the active run, if any
+    (tag ``mlflow.parentRunId``).
     """
-    import mlflow
-
     from .tracking import check_reachable
 
     check_reachable()
     with STOPS:
-        # While the run is being created a signal is only remembered (the store may be creating
-        # its tables); the first guarded write inside the `try` raises it, so the run ends KILLED.
-        with STOPS.held(deliver=False):
-            client, started = _start(run_id, experiment_id, parent_run_id, name, tags)
-            run = Run(client, started.info)
+        run: Run | None = None
         status, stopped = "FAILED", None
         try:
-            with STOPS.held():
-                pass  # deliver a signal that came while the run was created
+            # While the run is being created a signal is only remembered (the store may be creating
+            # its tables); the guarded write below raises it, inside this `try`, so the run ends KILLED.
+            with STOPS.held(deliver=False):
+                client, started, late_tags = _start(run_id, experiment_id, parent_run_id, name, tags)
+                run = Run(client, started.info)
+            run.set_tags(late_tags)  # guarded: delivers a signal that came while the run was created
             yield run
             status = "FAILED" if run.failure else "FINISHED"
         except RunFailed as exc:
-            run.failure, exc.run_id = exc.reason, run.id
+            if run is not None:
+                run.failure, exc.run_id = exc.reason, run.id
             raise
         except RunStopped as exc:  # a run nested inside this one was interrupted
-            status, run.failure = "KILLED", exc.reason
-            stopped = RunStopped(exc.reason, exc.exit_code, run.id)
+            status, stopped = "KILLED", RunStopped(exc.reason, exc.exit_code, run and run.id)
         except KeyboardInterrupt:
-            status, run.failure = "KILLED", "interrupted (Ctrl-C)"
-            stopped = RunStopped(run.failure, 130, run.id)  # 128 + the signal's number, as shells report it
+            status, stopped = "KILLED", RunStopped("interrupted (Ctrl-C)", 130, run and run.id)
         except Terminated:
-            status, run.failure = "KILLED", "terminated (SIGTERM)"
-            stopped = RunStopped(run.failure, 143, run.id)
+            status, stopped = "KILLED", RunStopped("terminated (SIGTERM)", 143, run and run.id)
         except BaseException as exc:
-            run.failure = _one_line(exc)
+            if run is not None:
+                run.failure = _one_line(exc)
             raise
         finally:
-            with STOPS.ignore():  # a second signal must not leave the run RUNNING or lose metrics
-                try:
+            if run is not None:
+                if stopped is not None:
+                    run.failure = stopped.reason
+                with STOPS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
                     _close(run, status)
-                finally:
-                    mlflow.end_run(status=status)
+                    _end(run, status)
         if stopped is not None:
             raise stopped
+
+
+def _end(run: Run, status: str) -> None:
+    """``mlflow.end_run``; if the store refuses, try again, else say how to end the run by hand."""
+    import mlflow
+
+    from . import tracking
+
+    try:
+        mlflow.end_run(status=status)
+        return
+    except Exception:  # end_run has taken the run off MLflow's active-run stack; write the status again
+        pass
+    try:
+        tracking._retry(lambda: run.client.set_terminated(run.id, status))
+    except Exception as exc:
+        click.echo(
+            f"warning: could not end run {run.id} {status} ({_one_line(exc)}); end it with: python -c "
+            f"\"import mlflow; mlflow.MlflowClient().set_terminated('{run.id}', '{status}')\"",
+            err=True,
+        )
 
 
 def _close(run: Run, status: str) -> None:
@@ -219,7 +244,10 @@ def exit_on_end(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except RunStopped as exc:
-        click.echo(f"Run {exc.run_id} {exc.reason}: stopped, metrics so far are saved.", err=True)
+        if exc.run_id:
+            click.echo(f"Run {exc.run_id} {exc.reason}: stopped, metrics so far are saved.", err=True)
+        else:
+            click.echo(f"{exc.reason.capitalize()} before a run started.", err=True)
         sys.exit(exc.exit_code)
     except RunFailed as exc:
         raise click.ClickException(f"{exc.reason} (run {exc.run_id} marked FAILED)") from None

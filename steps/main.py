@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from .launch import LAUNCHERS, Launch, plan, workflow
-from .options import COMMON, apply
+from .options import COMMON, apply, command
 from .runner import load_checked
 
 CHILDREN = ("sgd", "adam", "l1", "l2")
@@ -88,7 +88,7 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
     )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
 @workflow_options
 def main(reuse: bool, max_parallel: int, launcher: str, backend: str, backend_config: str, output_dir: str, **shared):

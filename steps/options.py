@@ -10,6 +10,7 @@ names are the option names with ``_`` for ``-``; booleans are value options
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,3 +218,43 @@ def apply(flags: list[str], overrides: dict[str, dict] | None = None):
         return f
 
     return deco
+
+
+class Command(click.Command):
+    """A gdlab entry point: refuses an option given twice, and ``--help`` under `mlflow run`.
+
+    `mlflow run -P learning-rate=0.5` (a dash for the underscore) is passed on as a second
+    ``--learning-rate 0.5`` after the declared ``--learning-rate 0.01``; Click would keep the
+    last one while MLflow logged the first as the run's param. `-P help=1` becomes ``--help 1``:
+    Click would print the help and exit 0, leaving a FINISHED run with nothing in it.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        words = [str(a) for a in args]  # (CliRunner passes objects such as paths as they are)
+        for i, arg in enumerate(words):
+            if not arg.startswith("--") or arg == "--":
+                continue
+            name, _, inline = arg.partition("=")
+            value = inline or (words[i + 1] if i + 1 < len(words) else "")
+            if name in seen and self._takes_value(name):
+                under = name[2:].replace("-", "_")
+                raise click.UsageError(
+                    f"{name} is given twice ({seen[name]!r}, then {value!r}); under `mlflow run` a parameter "
+                    f"is spelled with '_': -P {under}={value}",
+                    ctx,
+                )
+            seen[name] = value
+        if os.environ.get("MLFLOW_RUN_ID") and any(a in ("--help", "-h") for a in words):
+            raise click.UsageError(
+                f"help is not a parameter; read the options with `python -m steps.{self.name} --help`", ctx
+            )
+        return super().parse_args(ctx, args)
+
+    def _takes_value(self, name: str) -> bool:
+        return any(name in p.opts for p in self.params if isinstance(p, click.Option) and not p.is_flag)
+
+
+def command():
+    """``@click.command`` for a gdlab entry point (-h/--help, repeated options refused)."""
+    return click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,7 @@ run ends FINISHED, FAILED or KILLED, never left RUNNING.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -66,6 +67,11 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
             raise click.UsageError("--l1-ratio applies to --penalty elasticnet only")
         if penalty not in ("l1", "elasticnet") and kwargs.get("l1_method", "prox") != "prox":
             raise click.UsageError("--l1-method applies to --penalty l1 or elasticnet only")
+    if kwargs.get("dataset") == "synthetic" and kwargs.get("n_informative", 0) > kwargs.get("n_features", 10):
+        raise click.BadParameter(
+            f"{kwargs['n_informative']} is more than --n-features ({kwargs.get('n_features', 10)})",
+            param_hint="'--n-informative'",
+        )
     try:
         cfg = TrainConfig(**kwargs)
         build(cfg, 1)  # validates the optimizer's and penalty's hyperparameters
@@ -79,7 +85,10 @@ def load_checked(cfg: TrainConfig):
     try:
         return load_data(cfg)
     except DataError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--dataset'") from None
+        message = str(exc)
+        if "no such file (looked for" in message and os.environ.get("MLFLOW_RUN_ID"):
+            message += "; `mlflow run` runs in the project's folder: give an absolute path or a URL"
+        raise click.BadParameter(message, param_hint="'--dataset'") from None
 
 
 def execute(cfg: TrainConfig, technique: str) -> None:

@@ -1,12 +1,10 @@
 """`sgd`: plain gradient descent, the lesson's first script (momentum and Nesterov optional)."""
 
-import click
-
-from .options import COMMON, apply
+from .options import COMMON, apply, command
 from .runner import execute, make_config
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply([*COMMON, "momentum", "dampening", "nesterov"])
 def sgd(**options):
     """Gradient descent on the MSE: w <- w - lr * grad (torch.optim.SGD's rule).

@@ -32,6 +32,7 @@ class Stops:
         self.raises = {signal.SIGTERM: on_term, signal.SIGINT: KeyboardInterrupt}
         self.depth = 0
         self.entered = 0
+        self.stopping = False  # a signal has been raised: this process is winding down
         self.pending: type[BaseException] | None = None
         self.previous: dict = {}
 
@@ -52,13 +53,14 @@ class Stops:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous.clear()
-        self.pending = None
+        self.pending, self.stopping = None, False
 
     def _handle(self, signum, frame) -> None:
         exc = self.raises[signum]
-        if self.depth:
+        if self.depth or self.stopping:  # inside a write or a close, or already stopping: later
             self.pending = self.pending or exc
             return
+        self.stopping = True  # the first signal starts the stop; later ones must not cut it short
         raise exc()
 
     @contextlib.contextmanager
@@ -74,15 +76,23 @@ class Stops:
             self.depth -= 1
             if deliver and not self.depth and self.pending is not None:
                 exc, self.pending = self.pending, None
+                self.stopping = True
                 raise exc()
 
     @contextlib.contextmanager
-    def ignore(self):
-        """Drop both signals inside this block: the run is being closed and must not be left RUNNING.
+    def closing(self):
+        """Closing a run: a signal that arrives meanwhile is kept, not raised (the close must not be cut
+        short) and not dropped: the next :meth:`held` block raises it, or a loop checks :attr:`pending`.
 
-        Under ``mlflow run`` a Ctrl-C reaches both processes and MLflow follows with a
-        SIGTERM; such a second signal must not interrupt the close.
+        Under ``mlflow run`` a Ctrl-C reaches both processes and MLflow follows with a SIGTERM;
+        such a second signal must not interrupt the close either.
         """
+        with self.held(deliver=False):
+            yield
+
+    @contextlib.contextmanager
+    def ignore(self):
+        """Drop both signals inside this block (for code that must finish and has no run to stop)."""
         saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in self.previous}
         try:
             yield

@@ -17,7 +17,7 @@ import click
 
 from .launch import plan, workflow
 from .main import launch_of, workflow_options
-from .options import COMMON, NON_NEGATIVE, POSITIVE, apply
+from .options import COMMON, NON_NEGATIVE, POSITIVE, apply, command
 from .runner import load_checked
 
 TECHNIQUES = ("sgd", "adam", "l1", "l2")
@@ -49,7 +49,7 @@ class FloatList(click.ParamType):
         return tuple(out)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option(
     "--technique",
     type=click.Choice(TECHNIQUES),
@@ -82,7 +82,7 @@ def sweep(
     grid = [(lr, lam) for lr in learning_rates for lam in (lambdas if technique in PENALIZED else (None,))]
     children = []
     for lr, lam in grid:
-        label = f"{technique} lr={lr:g}" + (f" lambda={lam:g}" if lam is not None else "")
+        label = f"{technique} lr={lr!r}" + (f" lambda={lam!r}" if lam is not None else "")  # distinct values
         extra = {"learning_rate": lr, **({"lam": lam} if lam is not None else {})}
         children.append(plan(label, technique, shared, **extra))
     data = load_checked(children[0].config)

@@ -102,10 +102,14 @@ def start_run(**kwargs):
     try:
         return mlflow.start_run(**kwargs)
     except MlflowException as exc:
-        raise click.ClickException(
-            f"MLflow could not start the run: {exc.message} "
-            "(check MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID)"
-        ) from None
+        text = _first_line(exc)
+        store = any(w in text.lower() for w in ("readonly", "read-only", "database", "disk", "permission"))
+        hint = (
+            f"the tracking store {mlflow.get_tracking_uri()}"
+            if store
+            else "MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID"
+        )
+        raise click.ClickException(f"MLflow could not start the run: {text} (check {hint})") from None
 
 
 def check_reachable(timeout_s: float = 5.0) -> None:
@@ -120,6 +124,8 @@ def check_reachable(timeout_s: float = 5.0) -> None:
     import click
 
     uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:"):
+        check_sqlite(uri)
     if not uri.startswith(("http://", "https://")):
         return
     try:
@@ -133,6 +139,46 @@ def check_reachable(timeout_s: float = 5.0) -> None:
             f"cannot reach the MLflow tracking server at {uri} ({reason}); start it, or point "
             "MLFLOW_TRACKING_URI at a running server (unset it for the local sqlite store)"
         ) from None
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite(uri: str) -> None:
+    """A one-line error, before MLflow's tracebacks, for a sqlite store that cannot work:
+    not a database, a folder, or a file or folder that cannot be read or written."""
+    import os
+
+    import click
+
+    path = uri.split(":///", 1)[1] if ":///" in uri else ""
+    if not path or path.startswith(":memory:"):
+        return
+    path = path.split("?", 1)[0]
+    target = Path(path)
+    problem = None
+    if target.is_dir():
+        problem = "is a folder, not a database file"
+    elif target.exists():
+        try:
+            with open(target, "rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            problem = f"cannot be opened ({exc.strerror or exc})"
+        else:
+            if header and header != SQLITE_HEADER:
+                problem = "is not an SQLite database"
+            elif not os.access(target, os.W_OK) or not os.access(target.parent, os.W_OK | os.X_OK):
+                problem = "cannot be written (read-only file or folder)"
+    elif not target.parent.is_dir():
+        problem = f"cannot be created: no folder {target.parent}"
+    elif not os.access(target.parent, os.W_OK | os.X_OK):
+        problem = f"cannot be created: the folder {target.parent} is read-only"
+    if problem:
+        raise click.ClickException(
+            f"the tracking store {uri} {problem}; point MLFLOW_TRACKING_URI at a writable sqlite file "
+            "(sqlite:///mlflow.db) or a tracking server"
+        )
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
@@ -173,7 +219,23 @@ def log_model(run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
     target = run_dir / "model"
     with _no_requirement_scan():
         _save_pyfunc(target, spec_file, example, pred)
+    _no_local_paths(target / "MLmodel")
     mlflow.log_artifacts(str(target), "model")
+
+
+def _no_local_paths(mlmodel: Path) -> None:
+    """MLflow records where the model's files came from on this machine (a temporary folder, the
+    checkout); the loader reads only their names. Keep the names, drop the machine's paths."""
+    import yaml
+
+    spec = yaml.safe_load(mlmodel.read_text())
+    flavor = spec.get("flavors", {}).get("python_function", {})
+    if flavor.get("model_code_path"):
+        flavor["model_code_path"] = Path(flavor["model_code_path"]).name
+    for artifact in (flavor.get("artifacts") or {}).values():
+        if isinstance(artifact, dict) and "uri" in artifact:
+            artifact["uri"] = artifact.get("path", Path(artifact["uri"]).name)
+    mlmodel.write_text(yaml.safe_dump(spec, default_flow_style=False, sort_keys=False))
 
 
 @contextlib.contextmanager

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import click
-
-from .options import COMMON, OPTIMIZER, PENALTY, apply
+from .options import COMMON, OPTIMIZER, PENALTY, apply, command
 from .runner import execute, make_config
 
 EPSILON_HELP = (
@@ -13,7 +11,7 @@ EPSILON_HELP = (
 )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @apply(COMMON + OPTIMIZER + PENALTY, {"epsilon": {"default": None, "help": EPSILON_HELP}})
 def train(**options):
     """Train one ReLU (or linear) neuron with any optimizer and penalty, logged to MLflow.

@@ -65,7 +65,6 @@ class Done:
     reason: str | None = None
     weights: list | None = None
     bias: float | None = None
-    closed: bool = True  # False: its worker died, the parent must close the run
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -75,6 +74,7 @@ def serve(conn) -> None:
     """A worker's life: take a task, train it, send back how it ended; until told to stop."""
     from .signals import STOPS, Terminated
 
+    _die_with_parent()
     try:
         with STOPS:
             while True:
@@ -83,10 +83,26 @@ def serve(conn) -> None:
                     return
                 done = _train(task)
                 conn.send(done)
-                if done.status == "KILLED":
-                    return  # the workflow is being stopped
+                if done.status == "KILLED" or STOPS.pending or STOPS.stopping:
+                    return  # the workflow is being stopped (a signal may have come while the run closed)
     except (EOFError, OSError, KeyboardInterrupt, Terminated):
         return  # the workflow went away or stopped us while idle
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this worker when its parent (the forkserver, which exits with the workflow) dies:
+    a workflow killed with SIGKILL must not leave workers training forever. The run in hand is
+    then closed KILLED like any other. Linux only (prctl); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 _data_cache: dict = {}
@@ -116,7 +132,7 @@ def _train(task: Task) -> Done:
         return Done(task.label, task.run_id, "FAILED", exc.reason)
     except RunStopped as exc:
         return Done(task.label, task.run_id, "KILLED", exc.reason)
-    except Exception as exc:  # the run was ended FAILED with this reason
+    except Exception as exc:  # usually ended FAILED by tracked_run; the parent closes it if not
         return Done(task.label, task.run_id, "FAILED", f"{type(exc).__name__}: {exc}")
     return Done(task.label, task.run_id, "FINISHED", None, result.weights, result.bias)
 
@@ -217,13 +233,18 @@ class Workers:
                         done = w.conn.recv()
                 except (EOFError, OSError):
                     pass
-                if done is None:
+                if done is None:  # it died holding the task; the caller closes the run FAILED
                     w.process.join(5)
-                    reason = f"its worker process died ({_how(w.process)})"
-                    done = Done(w.task.label, w.task.run_id, "FAILED", reason, closed=False)
+                    yield Done(w.task.label, w.task.run_id, "FAILED", f"its worker process died ({_how(w.process)})")
                     self._replace(w)
-                w.task = None
+                    continue
+                # The task is let go only once the caller has dealt with its Done: if a signal comes
+                # in between, stop() still lists it, and its run is closed if it is still open.
                 yield done
+                w.task = None
+                if done.status == "KILLED":  # the worker exits after an interrupted child
+                    w.process.join(5)
+                    self._replace(w)
 
     def _replace(self, dead: _Worker) -> _Worker:
         dead.conn.close()
@@ -243,8 +264,7 @@ class Workers:
             self._ready()
         unreported = []
         for w in self.workers:
-            if w.process.is_alive():
-                os.kill(w.process.pid, signal.SIGTERM)
+            w.process.terminate()  # SIGTERM; a no-op for a worker that has already gone
         for w in self.workers:
             w.process.join(grace_s)
             if w.process.is_alive():

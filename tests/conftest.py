@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -73,3 +74,20 @@ def project_env(tracking):
     # `mlflow run --env-manager local` runs `python -m steps...`: make that this interpreter.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def interactive_sigint() -> None:
+    """``preexec_fn`` for a subprocess that a test interrupts with SIGINT: Ctrl-C's default action.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit that: under
+    `./.ci/run &` every process would ignore the test's Ctrl-C (Python then keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _python_handles_sigint():
+    """Each test starts with Python's own Ctrl-C handler (KeyboardInterrupt), as in a terminal,
+    even when pytest itself was started with SIGINT ignored (see interactive_sigint)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

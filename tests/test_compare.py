@@ -104,7 +104,8 @@ def compare_runs(client, experiment_id):
 def test_compare_prints_the_table_and_writes_every_output(lesson):
     result = lesson.result
     assert result.exit_code == 0, result.output
-    assert {p.name for p in lesson.out.iterdir()} == OUTPUTS
+    # ... and a hidden manifest of them (a later compare removes only files it wrote itself).
+    assert {p.name for p in lesson.out.iterdir()} == OUTPUTS | {".gdlab-compare"}
     for name in ("adam", "sgd", "l1", "l2", "FAILED", "no final metrics logged", "diverged"):
         assert name in result.output
     assert "best final_loss first" in result.output
@@ -441,10 +442,19 @@ def test_many_runs_without_trajectories_use_the_metric_history(tracking, tmp_pat
         client.set_terminated(rid)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "trajectories.png").write_bytes(b"stale")
+    (out / "trajectories.png").write_bytes(b"stale")  # written by an earlier compare, which says so:
+    (out / ".gdlab-compare").write_text("compare.csv\ntrajectories.png\n")
     result = invoke(compare, ["--output-dir", out])
     assert result.exit_code == 0, result.output
     assert not (out / "trajectories.png").exists()
+
+    # A user's own file of that name (compare did not write it) is never deleted.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "trajectories.png").write_bytes(b"my picture")
+    result = invoke(compare, ["--output-dir", mine])
+    assert result.exit_code == 0, result.output
+    assert (mine / "trajectories.png").read_bytes() == b"my picture"
     rows = read_csv(out / "compare.csv")
     assert len(rows) == 14
     runs, _, _ = search(client, tracking.experiment_id, "", 100)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
+from conftest import interactive_sigint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def start(env, *args):
     return subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interactive_sigint,
     )
 
 

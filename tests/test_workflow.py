@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import interactive_sigint
 
 from steps.adam import adam
 from steps.main import cores, main
@@ -34,7 +35,9 @@ def runs_by_technique(tracking) -> dict[str, list]:
 def start_main(project_env, log: Path, *args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "steps.main", "--output-dir", str(log.parent / "out"), *args]
     with open(log, "w") as out:  # a file, not a pipe: the workers must not hold our read end open
-        return subprocess.Popen(cmd, cwd=ROOT, env=project_env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=project_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=interactive_sigint
+        )
 
 
 def children_of(pid: int) -> list[int]:
