@@ -124,7 +124,7 @@ def test_missing_file_is_a_data_error_naming_the_file(tmp_path):
 
 
 def test_directory_is_a_data_error_naming_it(tmp_path):
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: not a readable CSV file")):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: a folder; give a CSV file")):
         data.load_csv(str(tmp_path))
 
 

@@ -154,6 +154,22 @@ def test_escape_sequences_in_a_csv_never_reach_the_terminal(tracking):
     assert "\x07" not in result.output
 
 
+# --------------------------------------------------------------------------- 4: -P names MLflow passes on
+
+
+def test_help_under_mlflow_run_fails_the_run_instead_of_finishing_it_empty(tracking, monkeypatch):
+    run = tracking.client.create_run(tracking.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run)  # `mlflow run -P help=1` appends `--help 1` to the command
+    refused(CliRunner().invoke(sgd, ["--epochs", "100", "--help", "1"]), "help is not a parameter")
+
+
+def test_an_option_given_twice_is_refused(tracking):
+    # What `mlflow run -e sgd -P learning-rate=0.5` runs: the declared option, then the unknown key.
+    result = CliRunner().invoke(sgd, ["--learning-rate", "0.01", "--epochs", "5", "--learning-rate", "0.5"])
+    refused(result, "--learning-rate is given twice ('0.01', then '0.5')", "-P learning_rate=0.5")
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
 # --------------------------------------------------------------------------- 9, 11: the store
 
 

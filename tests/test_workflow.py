@@ -112,7 +112,7 @@ def test_children_are_nested_runs_with_the_tags_and_params_of_a_run_of_their_own
 def test_a_worker_killed_mid_child_fails_that_child_and_the_others_finish(tracking, project_env):
     log = tracking.root / "main.log"
     # Long enough children (a few seconds each) to kill one while it trains.
-    proc = start_main(project_env, log, "--epochs", "100000", "--log-every", "5000", "--max-parallel", "2")
+    proc = start_main(project_env, log, "--epochs", "40000", "--log-every", "5000", "--max-parallel", "2")
     try:
         wait_for_training(tracking, proc, 1)
         workers = workers_of(proc.pid)
