@@ -83,7 +83,7 @@ def plan(label: str, entry_point: str, shared: dict, **overrides) -> Child:
     dataset = options.get("dataset")
     if dataset and os.path.exists(dataset):  # children run in the project folder, not here
         options["dataset"] = os.path.abspath(dataset)
-    kwargs = {p.name: p.default for p in command.params if p.name != "help"}
+    kwargs = {p.name: p.default for p in command.params if p.expose_value and p.name != "help"}
     kwargs.update(options)
     return Child(label, entry_point, options, make_config(entry_point, **kwargs))
 

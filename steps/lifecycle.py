@@ -30,6 +30,7 @@ and the run is ended, with a second signal ignored meanwhile: no run is left RUN
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 import click
@@ -37,6 +38,11 @@ import click
 from .signals import STOPS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
+
+
+class StoreGone(Exception):
+    """The tracking store did not answer within the budget (--store-timeout). What the run could
+    not write is in its spill file; ``python -m steps.recover`` writes it once the store is back."""
 
 
 class RunFailed(Exception):
@@ -50,9 +56,9 @@ class RunFailed(Exception):
 class RunStopped(BaseException):
     """The run was interrupted (Ctrl-C or SIGTERM) and ended KILLED."""
 
-    def __init__(self, reason: str, exit_code: int, run_id: str | None = None):
+    def __init__(self, reason: str, exit_code: int, run_id: str | None = None, message: str | None = None):
         super().__init__(reason)
-        self.reason, self.exit_code, self.run_id = reason, exit_code, run_id
+        self.reason, self.exit_code, self.run_id, self.message = reason, exit_code, run_id, message
 
 
 class Run:
@@ -177,24 +183,44 @@ def tracked_run(
                 run.failure, exc.run_id = exc.reason, run.id
             raise
         except RunStopped as exc:  # a run nested inside this one was interrupted
-            status, stopped = "KILLED", RunStopped(exc.reason, exc.exit_code, run and run.id)
+            status, stopped = "KILLED", RunStopped(exc.reason, exc.exit_code, run and run.id, exc.message)
         except KeyboardInterrupt:
             status, stopped = "KILLED", RunStopped("interrupted (Ctrl-C)", 130, run and run.id)
         except Terminated:
             status, stopped = "KILLED", RunStopped("terminated (SIGTERM)", 143, run and run.id)
         except BaseException as exc:
             if run is not None:
-                run.failure = _one_line(exc)
+                gone = isinstance(exc, StoreGone)
+                run.failure = f"the tracking store went away ({exc})" if gone else _one_line(exc)
             raise
         finally:
             if run is not None:
                 if stopped is not None:
                     run.failure = stopped.reason
-                with STOPS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
-                    _close(run, status)
-                    _end(run, status)
+                try:
+                    with STOPS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
+                        _close(run, status)
+                        _end(run, status)
+                except (KeyboardInterrupt, Terminated) as exc:  # a second signal abandoned the close
+                    stopped = _abandoned(run, status, exc)
         if stopped is not None:
             raise stopped
+
+
+def _abandoned(run: Run, status: str, exc: BaseException) -> RunStopped:
+    """The close was cut short by a second signal: keep what is left, say what state the run is in."""
+    from . import tracking
+
+    end = {"status": "KILLED" if status == "FINISHED" else status, "failure_reason": run.failure or "interrupted"}
+    with contextlib.suppress(Exception):
+        tracking.spill(run.id, metrics=run.buffer.pending, end=end)
+        run.buffer.pending = []
+    code = 130 if isinstance(exc, KeyboardInterrupt) else 143
+    message = (
+        f"Run {run.id}: its close was abandoned (a second signal), so it may be left RUNNING; what was not "
+        f"written is in {tracking.spill_file(run.id)}: `python -m steps.recover` writes it and ends the run."
+    )
+    return RunStopped(end["failure_reason"], code, run.id, message)
 
 
 def _end(run: Run, status: str) -> None:
@@ -203,6 +229,11 @@ def _end(run: Run, status: str) -> None:
 
     from . import tracking
 
+    if tracking.gone():  # do not wait on it again: take the run off MLflow's stack, quickly
+        with tracking._one_attempt(), contextlib.suppress(Exception):
+            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "2"
+            mlflow.end_run(status=status)
+        return
     try:
         mlflow.end_run(status=status)
         return
@@ -210,6 +241,8 @@ def _end(run: Run, status: str) -> None:
         pass
     try:
         tracking._retry(lambda: run.client.set_terminated(run.id, status))
+    except StoreGone:
+        tracking.spill(run.id, end={"status": status, "failure_reason": run.failure})
     except Exception as exc:
         click.echo(
             f"warning: could not end run {run.id} {status} ({_one_line(exc)}); end it with: python -c "
@@ -219,7 +252,8 @@ def _end(run: Run, status: str) -> None:
 
 
 def _close(run: Run, status: str) -> None:
-    """Flush what the run has; say why it did not finish. Errors are reported, not raised."""
+    """Flush what the run has; say why it did not finish. Errors are reported, not raised; if the
+    store has gone away, what could not be written (and how the run should end) is spilled."""
     from . import tracking
 
     try:
@@ -228,8 +262,14 @@ def _close(run: Run, status: str) -> None:
             tracking.set_tags(run.client, run.id, {"failure_reason": run.failure or status.lower()})
             for hook in run.on_close:
                 hook()
+    except StoreGone:
+        pass
     except Exception as exc:  # report, but still end the run
         click.echo(f"warning: could not save everything of run {run.id}: {_one_line(exc)}", err=True)
+    if tracking.gone():
+        run.failure = run.failure or f"the tracking store went away ({tracking.gone()})"
+        end = {"status": "FAILED" if status == "FINISHED" else status, "failure_reason": run.failure}
+        tracking.spill(run.id, end=end)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -244,10 +284,27 @@ def exit_on_end(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except RunStopped as exc:
-        if exc.run_id:
+        if exc.message:
+            click.echo(exc.message, err=True)
+        elif exc.run_id:
             click.echo(f"Run {exc.run_id} {exc.reason}: stopped, metrics so far are saved.", err=True)
         else:
-            click.echo(f"{exc.reason.capitalize()} before a run started.", err=True)
+            click.echo(f"{exc.reason[:1].upper()}{exc.reason[1:]} before a run started.", err=True)
         sys.exit(exc.exit_code)
     except RunFailed as exc:
         raise click.ClickException(f"{exc.reason} (run {exc.run_id} marked FAILED)") from None
+    except StoreGone as exc:
+        raise click.ClickException(store_gone_message(exc)) from None
+
+
+def store_gone_message(exc: BaseException) -> str:
+    """What to do when the tracking store went away: where the unwritten metrics are, how to replay them."""
+    from . import tracking
+
+    where = tracking.spill_dir()
+    files = sorted(where.glob("*.jsonl")) if where.is_dir() else []
+    kept = f"; what was not written is in {', '.join(map(str, files))}" if files else ""
+    return (
+        f"the tracking store went away ({exc}): the run could not be ended there{kept}. When the store "
+        "answers again, `python -m steps.recover` writes it and ends the run"
+    )

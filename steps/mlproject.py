@@ -31,7 +31,7 @@ entry_points:
 """
 
 # Entry point -> module in steps/ holding the Click command of the same name.
-ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep"]
+ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep", "recover"]
 
 
 def _yaml_str(s: str) -> str:
@@ -57,11 +57,11 @@ def render(entry_points=ENTRY_POINTS) -> str:
             continue
         command = getattr(module, ep)
         params = list(parameters(command))
-        out.append(f"  {ep}:\n    parameters:\n")
+        out.append(f"  {ep}:\n    parameters:{'' if params else ' {}'}\n")
         for name, _flag, typ, default in params:
             out.append(f"      {name}: {{type: {typ}, default: {_yaml_str(default)}}}\n")
-        args = " ".join(f"{flag} {{{name}}}" for name, flag, _t, _d in params)
-        out.append(f'    command: "python -m steps.{ep} {args}"\n\n')
+        args = "".join(f" {flag} {{{name}}}" for name, flag, _t, _d in params)
+        out.append(f'    command: "python -m steps.{ep}{args}"\n\n')
     return "".join(out).rstrip() + "\n"
 
 

@@ -229,6 +229,20 @@ class Command(click.Command):
     Click would print the help and exit 0, leaving a FINISHED run with nothing in it.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Option(
+                ["--store-timeout"],
+                type=NON_NEGATIVE,
+                default=None,
+                expose_value=False,
+                callback=_store_timeout,
+                help="Seconds to keep retrying a tracking store that does not answer before giving up on it; "
+                "what was not written is then kept for `recover`. [default: GDLAB_STORE_TIMEOUT_S, else 120]",
+            )
+        )
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         seen: dict[str, str] = {}
         words = [str(a) for a in args]  # (CliRunner passes objects such as paths as they are)
@@ -253,6 +267,12 @@ class Command(click.Command):
 
     def _takes_value(self, name: str) -> bool:
         return any(name in p.opts for p in self.params if isinstance(p, click.Option) and not p.is_flag)
+
+
+def _store_timeout(ctx, param, value):
+    if value is not None:
+        os.environ["GDLAB_STORE_TIMEOUT_S"] = repr(value)  # read by steps.tracking, inherited by workers
+    return value
 
 
 def command():

@@ -5,13 +5,21 @@ to be, which in a training run is often half-way through an SQLAlchemy
 transaction of ``log_batch``. Interrupted there, the store's connection can keep
 its write lock, and the flush that saves the buffered metrics then meets
 "database is locked". So writes run inside :meth:`Stops.held`: a signal that
-arrives meanwhile is remembered and raised as soon as the write is done.
+arrives meanwhile is remembered and raised as soon as the write is done. A second
+signal (a person pressing Ctrl-C again, more than a second later) abandons a write
+or a close that is taking too long: the process must never be held by a store that
+does not answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import time
+
+# A second signal this soon after the first is part of the same stop, not a person insisting:
+# under `mlflow run`, a Ctrl-C reaches both processes and MLflow follows it with a SIGTERM.
+SAME_STOP_S = 1.0
 
 
 class Terminated(BaseException):
@@ -33,6 +41,8 @@ class Stops:
         self.depth = 0
         self.entered = 0
         self.stopping = False  # a signal has been raised: this process is winding down
+        self.first_at: float | None = None  # when the first signal of this stop came
+        self.abandoned = False  # a second signal cut a write or a close short
         self.pending: type[BaseException] | None = None
         self.previous: dict = {}
 
@@ -53,14 +63,22 @@ class Stops:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous.clear()
-        self.pending, self.stopping = None, False
+        self.pending, self.stopping, self.first_at, self.abandoned = None, False, None, False
 
     def _handle(self, signum, frame) -> None:
         exc = self.raises[signum]
+        now = time.monotonic()
+        first = self.first_at is None
+        self.first_at = now if first else self.first_at
+        if not first and self.depth and now - self.first_at > SAME_STOP_S:
+            # A second Ctrl-C/SIGTERM, by a person, during a write or a close: abandon it (a store
+            # that does not answer must not hold the process), whatever state the run is left in.
+            self.stopping, self.abandoned = True, True
+            raise exc()
         if self.depth or self.stopping:  # inside a write or a close, or already stopping: later
             self.pending = self.pending or exc
             return
-        self.stopping = True  # the first signal starts the stop; later ones must not cut it short
+        self.stopping = True  # the first signal starts the stop; the close that follows is not cut short
         raise exc()
 
     @contextlib.contextmanager
@@ -83,9 +101,7 @@ class Stops:
     def closing(self):
         """Closing a run: a signal that arrives meanwhile is kept, not raised (the close must not be cut
         short) and not dropped: the next :meth:`held` block raises it, or a loop checks :attr:`pending`.
-
-        Under ``mlflow run`` a Ctrl-C reaches both processes and MLflow follows with a SIGTERM;
-        such a second signal must not interrupt the close either.
+        Only a second signal, more than :data:`SAME_STOP_S` after the first, abandons the close.
         """
         with self.held(deliver=False):
             yield

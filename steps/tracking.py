@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import os
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from .lifecycle import StoreGone
 from .options import as_param
 
 # MLflow's log_batch takes at most 1,000 metrics a call.
@@ -40,30 +44,143 @@ class MetricBuffer:
 
     def flush(self) -> None:
         with self.guard():
-            while self.pending:
-                chunk = self.pending[:MAX_BATCH]
-                _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
-                self.pending = self.pending[MAX_BATCH:]  # dropped only once written
+            try:
+                while self.pending:
+                    chunk = self.pending[:MAX_BATCH]
+                    _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
+                    self.pending = self.pending[MAX_BATCH:]  # dropped only once written
+            except BaseException:  # the store went away, or a second Ctrl-C abandoned the write
+                if self.pending:
+                    spill(self.run_id, metrics=self.pending)
+                    self.pending = []
+                raise
         self.last_flush = time.monotonic()
 
 
-def _retry(write, attempts: int = 4):
-    """Run ``write``; retry with backoff when the store is busy.
+# --------------------------------------------------------------------------- a store that goes away
 
-    MLflow already waits up to 20 s on a locked sqlite file (``PRAGMA busy_timeout``)
-    and retries HTTP errors; this covers what is left, so that many runs at once on
-    one store lose no metric.
+# Seconds of retrying a tracking store that does not answer before giving up on it
+# (--store-timeout, GDLAB_STORE_TIMEOUT_S); each attempt waits at most MLFLOW_HTTP_REQUEST_TIMEOUT.
+STORE_TIMEOUT_S = 120.0
+HTTP_TIMEOUT_S = "10"
+
+
+_gone: list[str] = []  # why this process gave up on the store (then every write fails at once)
+
+
+def gone() -> str | None:
+    """Why this process gave up on the tracking store, or None."""
+    return _gone[0] if _gone else None
+
+
+def store_timeout_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get("GDLAB_STORE_TIMEOUT_S", STORE_TIMEOUT_S)))
+    except ValueError:
+        return STORE_TIMEOUT_S
+
+
+def bound_http_waits() -> None:
+    """MLflow's HTTP client retries a dead server for minutes (7 retries, 120 s timeouts); gdlab's
+    own writes retry within a stated budget instead, so MLflow's calls are kept short."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_TIMEOUT_S)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """The store did not answer (refused, timed out, 5xx), as opposed to refusing the write."""
+    text = str(getattr(exc, "message", None) or exc)
+    return (
+        "failed with exception" in text
+        or "failed with timeout exception" in text
+        or "Max retries exceeded" in text
+        or re.search(r"error code 5\d\d", text) is not None
+    )
+
+
+@contextlib.contextmanager
+def _one_attempt():
+    """MLflow's HTTP client without its own retries, for writes that :func:`_retry` retries."""
+    key = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    saved = os.environ.get(key)
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+
+
+def spill_dir() -> Path:
+    """Where metrics a run could not write wait for ``recover`` (GDLAB_SPILL_DIR, else a user cache)."""
+    base = os.environ.get("GDLAB_SPILL_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(base) / ("" if os.environ.get("GDLAB_SPILL_DIR") else "gdlab/spill")
+
+
+def spill_file(run_id: str) -> Path:
+    return spill_dir() / f"{run_id}.jsonl"
+
+
+def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
+    """Append ``metrics`` (and how the run should end) to the run's spill file, JSON lines."""
+    path = spill_file(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    if not path.exists():
+        lines.append(json.dumps({"run_id": run_id, "tracking_uri": mlflow.get_tracking_uri()}))
+    lines += [json.dumps({"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}) for m in metrics]
+    if end is not None:
+        lines.append(json.dumps({"end": end}))
+    with open(path, "a") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    return path
+
+
+def spilled_points(run_id: str) -> int:
+    path = spill_file(run_id)
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if line.startswith('{"key"'))
+
+
+def _retry(write, attempts: int = 4):
+    """Run ``write``; retry with backoff when the store is busy or does not answer.
+
+    A busy store (a locked sqlite file; MLflow already waits up to 20 s on one) is retried
+    ``attempts`` times, so that many runs at once on one store lose no metric. A store that
+    does not answer is retried for :func:`store_timeout_s` seconds, with a warning at the first
+    failure, then given up on (:class:`StoreGone`; later writes fail at once).
     """
     import click
     from mlflow.exceptions import MlflowException
 
-    for attempt in range(attempts):
+    deadline = None
+    for attempt in itertools.count():
+        if _gone:
+            raise StoreGone(_gone[0])
         try:
-            with _quiet_store_errors():
+            with _quiet_store_errors(), _one_attempt():
                 return write()
         except MlflowException as exc:
+            if _unanswered(exc):
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + store_timeout_s()
+                    click.echo(
+                        f"warning: the tracking store {mlflow.get_tracking_uri()} does not answer "
+                        f"({_first_line(exc)}); retrying for up to {store_timeout_s():g} s "
+                        "(--store-timeout / GDLAB_STORE_TIMEOUT_S)",
+                        err=True,
+                    )
+                if now >= deadline:
+                    _gone.append(f"no answer from {mlflow.get_tracking_uri()} for {store_timeout_s():g} s")
+                    raise StoreGone(_gone[0]) from None
+                time.sleep(min(0.5 * 2**attempt, 5.0, max(0.0, deadline - now)))
+                continue
             busy = "locked" in str(exc).lower() or exc.error_code == "TEMPORARILY_UNAVAILABLE"
-            if not busy or attempt == attempts - 1:
+            if not busy or attempt >= attempts - 1:
                 raise
             wait = 0.5 * 2**attempt
             click.echo(f"warning: the tracking store is busy ({_first_line(exc)}); retrying in {wait:g} s", err=True)
@@ -128,6 +245,7 @@ def check_reachable(timeout_s: float = 5.0) -> None:
         check_sqlite(uri)
     if not uri.startswith(("http://", "https://")):
         return
+    bound_http_waits()
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
             pass

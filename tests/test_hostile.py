@@ -272,3 +272,61 @@ def test_the_logged_model_records_no_local_paths(tracking):
 
     assert len(model.predict(pd.DataFrame({"x0": [0.1], "x1": [0.2]}))) == 1
     assert json.loads((Path(local) / "artifacts" / "model_spec.json").read_text())["model"] == "relu"
+
+
+# --------------------------------------------------------------------------- 2: a store that hangs
+
+
+def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
+    """A server that answers /health but never answers an API call: the first SIGTERM asks for a
+    clean stop (which would wait on the store), a second one abandons the wait at once."""
+    import http.server
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    class Hangs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/health"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+                return
+            time.sleep(600)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hangs)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {**project_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{httpd.server_address[1]}"}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "steps.train", "--epochs", "10"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4.5)  # started, and now waiting on the store
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        httpd.shutdown()
+        httpd.server_close()
+    assert took < 5, err
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert "(SIGTERM)" in err

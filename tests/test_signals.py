@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
+from steps import signals
 from steps.signals import Stops
 
 
@@ -120,3 +122,51 @@ def test_a_store_that_stays_busy_raises_after_the_last_attempt(monkeypatch):
 
     with pytest.raises(MlflowException, match="locked"):
         tracking._retry(write, attempts=2)
+
+
+def test_a_signal_while_a_run_closes_is_kept_for_the_next_write_not_dropped():
+    log = []
+    with Stops(on_term=Stop) as stops:
+        with stops.closing():
+            os.kill(os.getpid(), signal.SIGTERM)
+            log.append("closed")
+        log.append("after the close")
+        with pytest.raises(Stop), stops.held():
+            log.append("next write")
+    assert log == ["closed", "after the close", "next write"]
+
+
+def int_then_term(stops: Stops, log: list) -> None:
+    with stops.held():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        log.append("write finished")
+
+
+def test_mlflows_follow_up_sigterm_does_not_cut_the_write_short():
+    """`mlflow run` answers Ctrl-C with a SIGTERM to its child a moment later: one stop, not two."""
+    log = []
+    with Stops(on_term=Stop) as stops, pytest.raises(KeyboardInterrupt):
+        int_then_term(stops, log)
+    assert log == ["write finished"]
+
+
+def term_twice(stops: Stops, log: list) -> None:
+    with stops.held():
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: waits for the write
+        log.append("still writing")
+        time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # the second: now
+        log.append("never reached")
+
+
+def test_a_second_signal_later_abandons_a_write_that_hangs(monkeypatch):
+    """A person pressing Ctrl-C again: the write (a store that does not answer) is given up."""
+    monkeypatch.setattr(signals, "SAME_STOP_S", 0.0)
+    log = []
+    with Stops(on_term=Stop) as stops:
+        with pytest.raises(Stop):
+            term_twice(stops, log)
+        assert stops.abandoned
+    assert log == ["still writing"]
+    assert stops.abandoned is False  # reset when the outermost block ends

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,39 +13,13 @@ from steps.sweep import sweep
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def mlflow_run_sweep(env, out, *params):
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(ROOT),
-        "-e",
-        "sweep",
-        "--env-manager",
-        "local",
-        "-P",
-        f"output_dir={out}",
-    ]
-    for p in params:
-        cmd += ["-P", p]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_sweep_runs_the_grid_nested_tags_the_best_and_survives_a_failed_child(tracking, project_env):
+def test_sweep_runs_the_grid_nested_tags_the_best_and_survives_a_failed_child(tracking):
     out = tracking.root / "report"
     # l2 on a linear model: lambda 1e6 diverges (the L2 gradient 2*lambda*w blows up), 0.01 trains.
-    proc = mlflow_run_sweep(
-        project_env,
-        out,
-        "technique=l2",
-        "learning_rates=0.01,0.05",
-        "lambdas=0.01,1e6",
-        "model=linear",
-        "max_parallel=3",
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "2 of 4 children failed" in proc.stderr
+    args = ["--technique", "l2", "--learning-rates", "0.01,0.05", "--lambdas", "0.01,1e6", "--model", "linear"]
+    result = CliRunner().invoke(sweep, [*args, "--max-parallel", "3", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 of 4 children failed" in result.stderr
     runs = tracking.client.search_runs([tracking.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
     children = [r for r in runs if r.data.tags.get("technique") == "l2"]

@@ -5,6 +5,7 @@ of `main` and a direct `python -m steps.compare` through it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -93,20 +94,34 @@ def server(tmp_path, empty_store):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     # No job runner (GenAI jobs): its seven worker processes would take the CPU the runs need.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    procs = []
+
+    def start() -> None:
+        procs.append(
+            subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{_tail(root / 'server.log')}")
+            if procs[-1].poll() is not None:
+                pytest.fail(f"mlflow server exited with {procs[-1].returncode}:\n{_tail(root / 'server.log')}")
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server not healthy after {START_TIMEOUT_S} s:\n{_tail(root / 'server.log')}")
             time.sleep(0.25)
+
+    def kill() -> None:  # the server dies and stays down (its workers too)
+        os.killpg(procs[-1].pid, signal.SIGKILL)
+        procs[-1].wait(timeout=30)
+
+    try:
+        start()
         client = mlflow.MlflowClient(url)
         experiment_id = client.create_experiment("gdlab-server")
-        yield SimpleNamespace(url=url, client=client, experiment_id=experiment_id, artifacts=root / "artifacts")
+        yield SimpleNamespace(
+            url=url, client=client, experiment_id=experiment_id, artifacts=root / "artifacts", kill=kill, restart=start
+        )
     finally:
-        _stop(proc)
+        for proc in procs:
+            _stop(proc)
         log.close()
 
 
@@ -180,3 +195,58 @@ def test_main_and_compare_through_a_tracking_server(server, server_env, tmp_path
     assert new.info.status == "FINISHED"
     assert new.data.metrics["runs_compared"] == len(CHILDREN)
     assert {a.path for a in client.list_artifacts(new.info.run_id)} >= REPORT
+
+
+@pytest.mark.slow  # two server start-ups, a run and `recover`: about a minute
+def test_a_server_that_dies_mid_run_is_given_up_on_within_the_budget_and_nothing_is_lost(server, server_env, tmp_path):
+    spill = tmp_path / "spill"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "steps.train", "--dataset", "synthetic", "--model", "linear"]
+    cmd += ["--epochs", "100000000", "--log-every", "100", "--store-timeout", "5"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        runs = []
+        while time.monotonic() < deadline and not runs:  # until some epochs reached the server
+            runs = [r for r in server.client.search_runs([server.experiment_id]) if "loss" in r.data.metrics]
+            time.sleep(0.5)
+        assert runs, "no metrics ever reached the server"
+        (run,) = runs
+        server.kill()
+        killed = time.monotonic()
+        first_line = proc.stderr.readline()
+        warned = time.monotonic() - killed
+        rest = proc.communicate(timeout=120)[1]
+        exited = time.monotonic() - killed
+    finally:
+        proc.kill()
+    err = first_line + rest
+    print(f"after the kill: first warning {warned:.1f} s, exit {exited:.1f} s")  # for the closing note (-s)
+    assert "warning: the tracking store" in first_line, err
+    assert "does not answer" in first_line, err
+    assert warned < 20  # the next flush (every 5 s) meets the dead server and says so at once
+    assert exited < 45  # the 5 s budget, then the close without waiting on the store again
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    spilled = spill / f"{run.info.run_id}.jsonl"
+    assert f"what was not written is in {spilled}" in err
+    assert "python -m steps.recover" in err
+    kept = [json.loads(line) for line in spilled.read_text().splitlines()]
+    assert kept[0]["run_id"] == run.info.run_id
+    assert kept[-1]["end"]["status"] == "FAILED"
+    points = sum(1 for k in kept if "key" in k)
+    assert points > 0
+
+    server.restart()
+    assert server.client.get_run(run.info.run_id).info.status == "RUNNING"  # the store could not be told
+    recovered = subprocess.run(
+        [sys.executable, "-m", "steps.recover"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"run {run.info.run_id}: {points} metric values written" in recovered.stdout
+    assert not spilled.exists()
+    after = server.client.get_run(run.info.run_id)
+    assert after.info.status == "FAILED"
+    assert "the tracking store went away" in after.data.tags["failure_reason"]
+    steps = sorted(m.step for m in server.client.get_metric_history(run.info.run_id, "loss"))
+    assert steps == list(range(0, steps[-1] + 1, 100))  # every logged epoch: none lost, none twice

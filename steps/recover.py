@@ -1,0 +1,71 @@
+"""`recover`: write what runs could not write because their tracking store went away, and end them.
+
+When the store does not answer for --store-timeout seconds, a run gives up on it and keeps
+what it could not write (metrics, and how it should end) in a spill file, one JSON line a
+value, under GDLAB_SPILL_DIR (default ~/.cache/gdlab/spill/<run id>.jsonl). Once the store
+answers again, this writes each file's metrics to its run (with their steps and timestamps),
+sets the run's failure_reason and ends it, if it is still open, then deletes the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import command
+
+
+def replay(path: Path) -> str:
+    """Write one spill file to its run; a line of what was done."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    from . import tracking
+    from .lifecycle import NOT_DONE
+
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not lines or "run_id" not in lines[0]:
+        raise click.ClickException(f"{path}: not a gdlab spill file")
+    head = lines[0]
+    run_id, uri = head["run_id"], head.get("tracking_uri") or mlflow.get_tracking_uri()
+    client = mlflow.MlflowClient(uri)
+    metrics = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in lines if "key" in m]
+    ends = [m["end"] for m in lines if "end" in m]
+    try:
+        for i in range(0, len(metrics), tracking.MAX_BATCH):
+            chunk = metrics[i : i + tracking.MAX_BATCH]
+            tracking._retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
+        ended = ""
+        if ends and client.get_run(run_id).info.status in NOT_DONE:
+            end = ends[-1]
+            if end.get("failure_reason"):
+                tracking.set_tags(client, run_id, {"failure_reason": end["failure_reason"]})
+            client.set_terminated(run_id, end["status"])
+            ended = f", ended {end['status']}"
+    except Exception as exc:  # the store still does not answer, or refuses: keep the file
+        raise click.ClickException(f"{path}: could not write run {run_id} to {uri} ({exc}); the file is kept") from None
+    path.unlink()
+    return f"run {run_id}: {len(metrics)} metric values written to {uri}{ended}"
+
+
+@command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def recover(files: tuple[Path, ...]):
+    """Write the metrics that runs kept in spill files when their tracking store went away, and
+    end those runs (default: every file in GDLAB_SPILL_DIR, else ~/.cache/gdlab/spill)."""
+    from . import tracking
+
+    if not files:
+        where = tracking.spill_dir()
+        files = tuple(sorted(where.glob("*.jsonl"))) if where.is_dir() else ()
+        if not files:
+            click.echo(f"nothing to recover in {where}")
+            return
+    for path in files:
+        click.echo(replay(path))
+
+
+if __name__ == "__main__":
+    recover()
