@@ -487,7 +487,7 @@ def test_csv_data_that_is_gone_draws_paths_without_a_surface(tracking, tmp_path)
 def test_options_have_help_defaults_and_fit_the_mlproject():
     import click
 
-    options = [p for p in compare.params if isinstance(p, click.Option) and p.name != "help"]
+    options = [p for p in compare.params if isinstance(p, click.Option) and p.expose_value and p.name != "help"]
     assert {o.opts[0] for o in options} == {
         "--experiment-name",
         "--experiment-id",
