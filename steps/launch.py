@@ -315,6 +315,7 @@ def workflow(
     output_dir: str,
     judge: Callable[[dict[str, Outcome], bool], str | None],
     after_children: Callable | None = None,
+    name: str | None = None,
 ) -> tuple[dict[str, Outcome], str | None]:
     """Start (or resume) the parent run, run the children, compare them, close the parent.
 
@@ -326,7 +327,7 @@ def workflow(
     from .workers import Workers
 
     def body(pool):
-        with tracked_run(name=technique, tags={"technique": technique}) as parent:
+        with tracked_run(name=name or technique, tags={"technique": technique}) as parent:
             parent.log_params({("lambda" if k == "lam" else k): v for k, v in params.items()})
             outcomes = run_children(parent, children, launch=launch, reuse=reuse, data=data, pool=pool)
             if after_children is not None:

@@ -121,6 +121,9 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
     if resume:
         resumable(client, resume)
         run = tracking.start_run(run_id=run_id, nested=active is not None)
+        if not run_id and name and "mlflow.project.entryPoint" in run.data.tags and run.info.run_name != name:
+            # `mlflow run` made it (MLFLOW_RUN_ID) with a random name ("auspicious-kit-7"): name it for what it is.
+            tracking._retry(lambda: client.update_run(run.info.run_id, name=name))
         extra = dict(tags or {})
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
             extra["mlflow.parentRunId"] = parent_run_id

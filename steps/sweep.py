@@ -133,6 +133,7 @@ def sweep(
         output_dir=output_dir,
         judge=judge,
         after_children=tag_best,
+        name=f"sweep {technique}",
     )
     failed = [label for label, o in outcomes.items() if not o.ok]
     if failed:

@@ -41,11 +41,16 @@ def by_technique(tracking):
 
 def test_mlflow_run_dot_runs_the_lesson_as_nested_children_then_compares_them(tracking, project_env):
     out = tracking.root / "report"
-    proc = run_main(project_env, out)
+    # The experiment by name, as MLflow documents it (`mlflow run` and its children must agree).
+    env = {k: v for k, v in project_env.items() if k != "MLFLOW_EXPERIMENT_ID"}
+    env["MLFLOW_EXPERIMENT_NAME"] = "gdlab-test"
+    proc = run_main(env, out)
     assert proc.returncode == 0, proc.stderr[-4000:]
     runs = by_technique(tracking)
     (main,) = runs["main"]
     assert main.info.status == "FINISHED"
+    assert main.info.run_name == "main"  # not the random name `mlflow run` gave it
+    assert {r.info.run_name for t in CHILDREN for r in runs[t]} == CHILDREN
     children = [r for t in CHILDREN for r in runs[t]]
     assert len(children) == 4
     for child in children:

@@ -202,6 +202,7 @@ def test_sweep_children_are_named_for_their_values_and_reuse_works(tracking):
     assert first.exit_code == 0, first.output
     names = {r.info.run_name for r in runs_by_technique(tracking)["l1"]}
     assert names == {"l1 lr=0.01 lambda=0.01", "l1 lr=0.1 lambda=0.01"}
+    assert {r.info.run_name for r in runs_by_technique(tracking)["sweep"]} == {"sweep l1"}
     second = CliRunner().invoke(sweep, [*args, "--reuse", "true", "--output-dir", tracking.root / "b"])
     assert second.exit_code == 0, second.output
     assert second.output.count("reusing run") == 2
