@@ -553,7 +553,15 @@ def _forget_stale(output_dir: Path, written: set[str]) -> None:
     manifest.write_text("\n".join(sorted(written)) + "\n")
 
 
-def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, output_dir: Path, max_runs: int):
+def run_compare(
+    experiment_name,
+    experiment_id,
+    parent_run_id,
+    filter_string,
+    output_dir: Path,
+    max_runs: int,
+    subject: str | None = None,
+):
     """The command's work (``compare`` turns MLflow errors into a message)."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -573,7 +581,9 @@ def run_compare(experiment_name, experiment_id, parent_run_id, filter_string, ou
             raise click.UsageError(f"--parent-run-id: no run with id {parent_run_id!r}") from None
     exp = resolve_experiment(client, experiment_name, experiment_id, parent)
     filters = [f for f in (filter_string.strip(), parent and f"tags.`mlflow.parentRunId` = '{parent_run_id}'") if f]
-    where = f"experiment {exp.name!r} (id {exp.experiment_id})" + (
+    # Whose runs these are, for the title: what the caller says (a workflow: "the children of main
+    # run ..."), else the experiment and the filter as given.
+    where = subject or f"experiment {exp.name!r} (id {exp.experiment_id})" + (
         f", filter {' and '.join(filters)!r}" if filters else ""
     )
     own = {r for r in (os.environ.get("MLFLOW_RUN_ID"), parent_run_id) if r}

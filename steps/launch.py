@@ -292,7 +292,11 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
     try:
         # By id (reused children belong to an earlier parent); nested under the active run, ``parent``.
-        run_compare("", parent.experiment_id, "", f"attributes.run_id IN ({ids})", Path(output_dir), len(run_ids))
+        name = parent.client.get_run(parent.id).info.run_name
+        subject = f"the children of {name} run {parent.id} (experiment id {parent.experiment_id})"
+        run_compare(
+            "", parent.experiment_id, "", f"attributes.run_id IN ({ids})", Path(output_dir), len(run_ids), subject
+        )
     except RunStopped:
         raise
     except click.ClickException as exc:

@@ -98,6 +98,12 @@ def test_children_are_nested_runs_with_the_tags_and_params_of_a_run_of_their_own
     (compare,) = runs["compare"]
     assert compare.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert compare.info.status == "FINISHED"
+    # The report says whose runs it compares, not the filter of run ids it used.
+    title = (tracking.root / "out" / "compare.md").read_text().splitlines()[0]
+    assert title == f"# gdlab comparison: 4 runs of the children of main run {parent.info.run_id} (experiment id " + (
+        f"{tracking.experiment_id})"
+    )
+    assert "attributes.run_id" not in result.output
 
     # The adam child logs what `adam` run on its own logs: the same params, the same weights.
     result = CliRunner().invoke(adam, ["--epochs", "30"])
