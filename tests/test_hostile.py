@@ -286,6 +286,8 @@ def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
 
     from conftest import ROOT
 
+    waiting = threading.Event()  # set once the run is waiting on an API call
+
     class Hangs(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path.startswith("/health"):
@@ -293,6 +295,7 @@ def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
                 self.end_headers()
                 self.wfile.write(b"OK")
                 return
+            waiting.set()
             time.sleep(600)
 
         do_POST = do_GET
@@ -314,7 +317,8 @@ def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
         text=True,
     )
     try:
-        time.sleep(4.5)  # started, and now waiting on the store
+        assert waiting.wait(timeout=120), "the run never called the store"
+        time.sleep(0.5)  # in the call, with its signal handlers in place
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         time.sleep(1.5)
