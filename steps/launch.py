@@ -16,11 +16,9 @@ in this process, nested under the workflow's run, over exactly the children.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from core.config import TrainConfig
 from core.data import Dataset
 
 from . import fingerprint
-from .lifecycle import NOT_DONE, RunStopped, tracked_run
+from .lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
 from .options import as_param
 from .runner import make_config
 from .signals import STOPS
@@ -160,20 +158,6 @@ def run_children(parent, children: list[Child], *, launch: Launch, reuse: bool, 
     return {c.label: outcomes[c.label] for c in children}
 
 
-def _prewarm_compare() -> None:
-    """Import what `compare` draws with while the children train (this process only waits
-    then): about 0.7 s off the end of the workflow."""
-
-    def imports() -> None:
-        with contextlib.suppress(Exception):
-            import matplotlib.backends.backend_agg
-            import matplotlib.figure  # noqa: F401
-
-            from . import compare_report  # noqa: F401
-
-    threading.Thread(target=imports, name="gdlab-prewarm", daemon=True).start()
-
-
 def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int) -> None:
     import mlflow
 
@@ -192,7 +176,6 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
     def started(task: Task) -> None:
         click.echo(f"{task.label}: started run {task.run_id}", err=True)
 
-    _prewarm_compare()
     try:
         for done in pool.run(todo, make_task, started):
             if done.status != "FINISHED":  # ended by its worker, unless the worker died or could not
@@ -208,13 +191,9 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
 
 
 def _close(client, run_id: str, status: str, reason: str | None) -> None:
-    """End a run whose worker could not (it died, or was killed): only if it is still open."""
-    from . import tracking
-
+    """End a run whose worker could not (it died, or was killed); a store error is a warning."""
     try:
-        if client.get_run(run_id).info.status in NOT_DONE:
-            tracking.set_tags(client, run_id, {"failure_reason": reason or status.lower()})
-            client.set_terminated(run_id, status)
+        end_if_open(client, run_id, status, reason)
     except Exception as exc:
         click.echo(f"warning: could not close run {run_id}: {exc}", err=True)
 
@@ -349,13 +328,9 @@ def workflow(
         try:
             return exit_on_end(body, pool)
         except BaseException:
+            import mlflow
+
             with STOPS.closing():
                 for task in pool.stop():  # normally none: the children's loop closed its own
-                    _close(mlflow_client(), task.run_id, "KILLED", "the workflow was stopped")
+                    _close(mlflow.MlflowClient(), task.run_id, "KILLED", "the workflow was stopped")
             raise
-
-
-def mlflow_client():
-    import mlflow
-
-    return mlflow.MlflowClient()

@@ -24,7 +24,9 @@ any other exception                    FAILED    re-raised
 
 Whatever the ending, the buffered metrics are flushed, a run that did not finish gets
 a ``failure_reason`` tag and the ``on_close`` hooks (e.g. save the weight path so far),
-and the run is ended, with a second signal ignored meanwhile: no run is left RUNNING.
+and the run is ended. A signal that comes meanwhile waits (:meth:`Stops.closing`); only a
+second one, a person insisting, abandons a close that waits on the store, and what was not
+written is spilled. No run is left RUNNING while the store answers.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ NOT_DONE = ("RUNNING", "SCHEDULED")
 class StoreGone(Exception):
     """The tracking store did not answer within the budget (--store-timeout). What the run could
     not write is in its spill file; ``python -m steps.recover`` writes it once the store is back."""
+
+    run_id: str | None = None  # set by tracked_run: whose spill file to name
 
 
 class RunFailed(Exception):
@@ -96,6 +100,18 @@ class Run:
         self.failure = reason
 
 
+def end_if_open(client, run_id: str, status: str, reason: str | None) -> bool:
+    """End ``run_id`` ``status`` with its ``failure_reason``, unless it has ended already (a finished
+    run is never written into). For runs whose own process could not end them."""
+    from . import tracking
+
+    if client.get_run(run_id).info.status not in NOT_DONE:
+        return False
+    tracking.set_tags(client, run_id, {"failure_reason": reason or status.lower()})
+    client.set_terminated(run_id, status)
+    return True
+
+
 def resumable(client, run_id: str) -> None:
     """Refuse to write into a run that has ended: a finished run is never written into."""
     status = client.get_run(run_id).info.status
@@ -109,8 +125,6 @@ def resumable(client, run_id: str) -> None:
 def _start(run_id, experiment_id, parent_run_id, name, tags):
     """Start or resume the run; returns (client, run, tags still to set). A run this function
     made and could not make active is ended FAILED before the error goes on."""
-    import os
-
     import mlflow
 
     from . import tracking
@@ -193,8 +207,9 @@ def tracked_run(
             status, stopped = "KILLED", RunStopped("terminated (SIGTERM)", 143, run and run.id)
         except BaseException as exc:
             if run is not None:
-                gone = isinstance(exc, StoreGone)
-                run.failure = f"the tracking store went away ({exc})" if gone else _one_line(exc)
+                run.failure = _one_line(exc)
+                if isinstance(exc, StoreGone):
+                    run.failure, exc.run_id = f"the tracking store went away ({exc})", run.id
             raise
         finally:
             if run is not None:
@@ -233,8 +248,7 @@ def _end(run: Run, status: str) -> None:
     from . import tracking
 
     if tracking.gone():  # do not wait on it again: take the run off MLflow's stack, quickly
-        with tracking._one_attempt(), contextlib.suppress(Exception):
-            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "2"
+        with tracking.http_waits(max_retries=0, timeout_s=2), contextlib.suppress(Exception):
             mlflow.end_run(status=status)
         return
     try:
@@ -304,8 +318,12 @@ def store_gone_message(exc: BaseException) -> str:
     """What to do when the tracking store went away: where the unwritten metrics are, how to replay them."""
     from . import tracking
 
+    own = getattr(exc, "run_id", None)
     where = tracking.spill_dir()
-    files = sorted(where.glob("*.jsonl")) if where.is_dir() else []
+    if own and tracking.spill_file(own).exists():
+        files = [tracking.spill_file(own)]
+    else:
+        files = sorted(where.glob("*.jsonl")) if where.is_dir() else []
     kept = f"; what was not written is in {', '.join(map(str, files))}" if files else ""
     return (
         f"the tracking store went away ({exc}): the run could not be ended there{kept}. When the store "

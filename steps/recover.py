@@ -23,7 +23,7 @@ def replay(path: Path) -> str:
     from mlflow.entities import Metric
 
     from . import tracking
-    from .lifecycle import NOT_DONE
+    from .lifecycle import end_if_open
 
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not lines or "run_id" not in lines[0]:
@@ -38,12 +38,8 @@ def replay(path: Path) -> str:
             chunk = metrics[i : i + tracking.MAX_BATCH]
             tracking._retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
         ended = ""
-        if ends and client.get_run(run_id).info.status in NOT_DONE:
-            end = ends[-1]
-            if end.get("failure_reason"):
-                tracking.set_tags(client, run_id, {"failure_reason": end["failure_reason"]})
-            client.set_terminated(run_id, end["status"])
-            ended = f", ended {end['status']}"
+        if ends and end_if_open(client, run_id, ends[-1]["status"], ends[-1].get("failure_reason")):
+            ended = f", ended {ends[-1]['status']}"
     except Exception as exc:  # the store still does not answer, or refuses: keep the file
         raise click.ClickException(f"{path}: could not write run {run_id} to {uri} ({exc}); the file is kept") from None
     path.unlink()

@@ -106,7 +106,6 @@ def train_run(
     data: Dataset,
     *,
     run_id: str | None = None,
-    tags: dict | None = None,
     progress: bool = False,
 ) -> TrainResult:
     """Train on ``data`` and log it all to one run (``run_id``, MLFLOW_RUN_ID or a new one).
@@ -149,7 +148,6 @@ def train_run(
                 "optimizer": cfg.optimizer,
                 "penalty": cfg.penalty,
                 **fingerprint.tags(cfg, data),
-                **(tags or {}),
             }
         )
         try:

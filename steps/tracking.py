@@ -99,24 +99,29 @@ def _unanswered(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _one_attempt():
-    """MLflow's HTTP client without its own retries, for writes that :func:`_retry` retries."""
-    key = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-    saved = os.environ.get(key)
-    os.environ[key] = "0"
+def http_waits(max_retries: int, timeout_s: float | None = None):
+    """MLflow's HTTP client with these retries (and timeout) inside the block: none for the writes
+    :func:`_retry` retries itself, a short wait for a store already given up on."""
+    values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries)}
+    if timeout_s is not None:
+        values["MLFLOW_HTTP_REQUEST_TIMEOUT"] = f"{timeout_s:g}"
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def spill_dir() -> Path:
     """Where metrics a run could not write wait for ``recover`` (GDLAB_SPILL_DIR, else a user cache)."""
-    base = os.environ.get("GDLAB_SPILL_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return Path(base) / ("" if os.environ.get("GDLAB_SPILL_DIR") else "gdlab/spill")
+    if chosen := os.environ.get("GDLAB_SPILL_DIR"):
+        return Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gdlab" / "spill"
 
 
 def spill_file(run_id: str) -> Path:
@@ -138,13 +143,6 @@ def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
     return path
 
 
-def spilled_points(run_id: str) -> int:
-    path = spill_file(run_id)
-    if not path.exists():
-        return 0
-    return sum(1 for line in path.read_text().splitlines() if line.startswith('{"key"'))
-
-
 def _retry(write, attempts: int = 4):
     """Run ``write``; retry with backoff when the store is busy or does not answer.
 
@@ -161,7 +159,7 @@ def _retry(write, attempts: int = 4):
         if _gone:
             raise StoreGone(_gone[0])
         try:
-            with _quiet_store_errors(), _one_attempt():
+            with _quiet_store_errors(), http_waits(max_retries=0):
                 return write()
         except MlflowException as exc:
             if _unanswered(exc):

@@ -63,8 +63,6 @@ class Done:
     run_id: str
     status: str  # FINISHED, FAILED or KILLED
     reason: str | None = None
-    weights: list | None = None
-    bias: float | None = None
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -111,8 +109,6 @@ _data_cache: dict = {}
 def _train(task: Task) -> Done:
     import mlflow
 
-    from core.training import load_data
-
     from .lifecycle import RunFailed, RunStopped, tracked_run
     from .runner import train_run
 
@@ -123,26 +119,28 @@ def _train(task: Task) -> Done:
     mlflow.set_tracking_uri(task.tracking_uri)
     try:
         try:
-            data = _load(task.config, load_data)
+            data = _load(task.config)
         except Exception as exc:  # checked by the parent already; the file may have changed since
             with tracked_run(run_id=task.run_id):
                 raise RunFailed(f"could not load --dataset: {exc}") from None
-        result = train_run(task.config, task.technique, data, run_id=task.run_id)
+        train_run(task.config, task.technique, data, run_id=task.run_id)
     except RunFailed as exc:
         return Done(task.label, task.run_id, "FAILED", exc.reason)
     except RunStopped as exc:
         return Done(task.label, task.run_id, "KILLED", exc.reason)
     except Exception as exc:  # usually ended FAILED by tracked_run; the parent closes it if not
         return Done(task.label, task.run_id, "FAILED", f"{type(exc).__name__}: {exc}")
-    return Done(task.label, task.run_id, "FINISHED", None, result.weights, result.bias)
+    return Done(task.label, task.run_id, "FINISHED")
 
 
 DATA_FIELDS = ("dataset", "target", "n_samples", "n_features", "n_informative", "noise", "data_seed")
 SPLIT_FIELDS = ("validation_fraction", "dtype", "seed", "batch_size")
 
 
-def _load(cfg: TrainConfig, load_data):
+def _load(cfg: TrainConfig):
     """The config's data; a worker keeps the last dataset (the children of a workflow share it)."""
+    from core.training import load_data
+
     key = tuple(getattr(cfg, f) for f in DATA_FIELDS + SPLIT_FIELDS)
     if key not in _data_cache:
         _data_cache.clear()
@@ -251,9 +249,6 @@ class Workers:
         new = self._spawn()
         self.workers[self.workers.index(dead)] = new
         return new
-
-    def in_flight(self) -> list[Task]:
-        return [w.task for w in self.workers if w.task]
 
     def stop(self, grace_s: float = GRACE_S) -> list[Task]:
         """SIGTERM every worker (each closes its run KILLED), wait up to ``grace_s``, kill the rest.
