@@ -287,24 +287,89 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Best:
+    """The workflow's best child: lowest ``metric`` (validation loss with a split, else the objective)."""
+
+    label: str
+    run_id: str
+    metric: str
+    value: float
+
+
+def best_metric(data: Dataset) -> str:
+    return "final_val_loss" if data.X_val is not None else "final_objective"
+
+
+def tag_best(parent, outcomes: dict[str, Outcome], metric: str) -> Best | None:
+    """Tag the parent with its best finished child (``best_run_id``) and log ``best_<metric>``."""
+    import math
+
+    scored = []
+    for label, o in outcomes.items():
+        value = parent.client.get_run(o.run_id).data.metrics.get(metric) if o.ok else None
+        if value is not None and math.isfinite(value):
+            scored.append((value, label, o.run_id))
+    failed = [label for label, o in outcomes.items() if not o.ok]
+    if failed:
+        parent.set_tags({"failed_children": ", ".join(failed)})
+    if not scored:
+        return None
+    value, label, run_id = min(scored)
+    parent.set_tags({"best_run_id": run_id, "best_metric": metric, "best_label": label})
+    parent.log_metrics({f"best_{metric}": value})
+    return Best(label, run_id, metric, value)
+
+
+CHAMPION = "champion"
+
+
+def register_best(parent, best: Best | None, name: str) -> str | None:
+    """Register the best child's LoggedModel under ``name`` and point the alias ``champion`` at it.
+
+    Says what was done; returns None, or why nothing was registered.
+    """
+    import mlflow
+
+    from . import tracking
+
+    if best is None:
+        return f"no child finished, so no model was registered as {name!r}"
+    run = parent.client.get_run(best.run_id)
+    outputs = run.outputs.model_outputs if run.outputs else []
+    source = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{best.run_id}/model"
+    try:
+        with parent.held():
+            version = mlflow.register_model(source, name, await_registration_for=0)
+            parent.client.set_registered_model_alias(name, CHAMPION, version.version)
+    except Exception as exc:
+        return f"registering {best.label}'s model as {name!r} failed: {tracking.first_line(exc)}"
+    parent.set_tags({"registered_model": f"{name} version {version.version}"})
+    click.echo(
+        f"registered {best.label}'s model as {name} version {version.version}, "
+        f"alias @{CHAMPION} (models:/{name}@{CHAMPION})"
+    )
+    return None
+
+
 def workflow(
     technique: str,
     children: list[Child],
     params: dict,
     *,
     data: Dataset,
-    launch: Launch,
-    reuse: bool,
-    output_dir: str,
+    flow,
     judge: Callable[[dict[str, Outcome], bool], str | None],
-    after_children: Callable | None = None,
     name: str | None = None,
-) -> tuple[dict[str, Outcome], str | None]:
-    """Start (or resume) the parent run, run the children, compare them, close the parent.
+) -> tuple[dict[str, Outcome], Best | None, str | None]:
+    """Start (or resume) the parent run, run the children, tag the best, compare them, close the parent.
 
     ``judge(outcomes, compare_ok)`` returns a failure reason (the parent then ends
-    FAILED) or None. Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the
-    children and end every started run KILLED, then exit 130 / 143.
+    FAILED) or None. ``flow`` (a :class:`steps.main.Workflow`) says how to launch the children,
+    whether to reuse runs, where the report goes and, with ``flow.register_model``, the name
+    under which the best child's model is registered (alias ``champion``) before the compare.
+    Returns the outcomes, the best child and that reason. Ctrl-C / SIGTERM stop the children
+    and end every started run KILLED, then exit 130 / 143.
     """
     from .lifecycle import exit_on_end
     from .workers import Workers
@@ -312,19 +377,22 @@ def workflow(
     def body(pool):
         with tracked_run(name=name or technique, tags={"technique": technique}) as parent:
             parent.log_params({("lambda" if k == "lam" else k): v for k, v in params.items()})
-            outcomes = run_children(parent, children, launch=launch, reuse=reuse, data=data, pool=pool)
-            if after_children is not None:
-                with parent.held():
-                    after_children(parent.client, parent.id, outcomes)
-            compare_ok = compare_children(parent, [o.run_id for o in outcomes.values()], os.path.abspath(output_dir))
-            reason = judge(outcomes, compare_ok)
+            outcomes = run_children(parent, children, launch=flow.launch, reuse=flow.reuse, data=data, pool=pool)
+            best = tag_best(parent, outcomes, best_metric(data))
+            if best is not None:
+                click.echo(f"best ({best.metric} = {best.value:.6g}): {best.label}, run {best.run_id}")
+            unregistered = flow.register_model and register_best(parent, best, flow.register_model)
+            compare_ok = compare_children(
+                parent, [o.run_id for o in outcomes.values()], os.path.abspath(flow.output_dir)
+            )
+            reason = "; ".join(filter(None, [judge(outcomes, compare_ok), unregistered])) or None
             if reason:
                 parent.fail(reason)
-        return outcomes, reason
+        return outcomes, best, reason
 
-    if launch.launcher != "local":
+    if flow.launch.launcher != "local":
         return exit_on_end(body, None)
-    with Workers(min(launch.max_parallel, len(children))) as pool:
+    with Workers(min(flow.launch.max_parallel, len(children))) as pool:
         try:
             return exit_on_end(body, pool)
         except BaseException:

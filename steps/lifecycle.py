@@ -91,9 +91,10 @@ class Run:
             if tags:
                 tracking.set_tags(self.client, self.id, tags)
 
-    def log_metrics(self, metrics: dict, step: int = 0) -> None:
-        """Buffered (flushed every few seconds, when full, and when the run ends)."""
-        self.buffer.add(metrics, step)
+    def log_metrics(self, metrics: dict, step: int = 0, model_id: str | None = None) -> None:
+        """Buffered (flushed every few seconds, when full, and when the run ends); ``model_id``
+        links them to a LoggedModel of the run as well."""
+        self.buffer.add(metrics, step, model_id)
 
     def fail(self, reason: str) -> None:
         """End FAILED with ``reason`` when the block returns (no exception needed)."""

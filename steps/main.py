@@ -8,9 +8,11 @@ and `main` exits 1.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -44,8 +46,61 @@ def cores(cpu_max: Path = CPU_MAX) -> int:
     return n
 
 
+REGISTER_HELP = (
+    "Register the best child's model (lowest final_val_loss with a validation split, else final_objective; "
+    "the parent's best_run_id) in the MLflow Model Registry under this name, with the alias 'champion'."
+)
+
+
+class RegisteredModelName(click.ParamType):
+    """A registered model's name: not empty, no '/' or ':' (they would break a models:/ URI)."""
+
+    name = "name"
+
+    def convert(self, value, param, ctx):
+        value = str(value).strip()
+        if value and any(c in value for c in "/:%"):
+            self.fail(f"{value!r}: a registered model's name cannot hold '/', ':' or '%'", param, ctx)
+        return value
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """What the workflow options (:func:`workflow_options`) say, checked together."""
+
+    reuse: bool
+    launch: Launch
+    output_dir: str
+    register_model: str
+    params: dict  # as the parent run logs them
+
+    @classmethod
+    def of(cls, reuse, max_parallel, launcher, backend, backend_config, output_dir, register_model) -> Workflow:
+        params = {"reuse": reuse, "max_parallel": max_parallel, "launcher": launcher, "output_dir": output_dir}
+        if launcher == "mlflow":
+            params.update(backend=backend, backend_config=backend_config)
+        if register_model:
+            params.update(register_model=register_model)
+        launch = launch_of(launcher, max_parallel, backend, backend_config)
+        return cls(reuse, launch, output_dir, register_model, params)
+
+
+WORKFLOW_OPTIONS = ("reuse", "max_parallel", "launcher", "backend", "backend_config", "output_dir", "register_model")
+
+
 def workflow_options(f):
-    """Options of the workflows (`main`, `sweep`) besides the training options."""
+    """Options of the workflows (`main`, `sweep`) besides the training options; the command
+    receives them as one ``flow`` (a :class:`Workflow`)."""
+
+    command = f
+
+    @functools.wraps(command)
+    def with_flow(**kwargs):
+        flow = Workflow.of(**{name: kwargs.pop(name) for name in WORKFLOW_OPTIONS})
+        return command(flow=flow, **kwargs)
+
+    f = with_flow
+    f = click.option("--register-model", type=RegisteredModelName(), default="", help=REGISTER_HELP)(f)
     f = click.option("--output-dir", default="compare_output", show_default=True, help=OUTPUT_HELP)(f)
     f = click.option(
         "--backend-config",
@@ -91,24 +146,18 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
 @command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
 @workflow_options
-def main(reuse: bool, max_parallel: int, launcher: str, backend: str, backend_config: str, output_dir: str, **shared):
+def main(flow: Workflow, **shared):
     """Run the lesson end to end: sgd, adam, l1, l2 as nested child runs, then compare them."""
-    launch = launch_of(launcher, max_parallel, backend, backend_config)
     children = [plan(ep, ep, shared) for ep in CHILDREN]  # checks every child's options first
     data = load_checked(children[0].config)  # one dataset for every child
 
     def judge(outcomes, compare_ok):
         failed = [label for label, o in outcomes.items() if not o.ok] + ([] if compare_ok else ["compare"])
-        return f"failed: {', '.join(failed)}" if failed else None
+        return f"these steps failed: {', '.join(failed)} (see their runs' failure_reason tag)" if failed else None
 
-    params = {**shared, "reuse": reuse, "max_parallel": max_parallel, "launcher": launcher, "output_dir": output_dir}
-    if launcher == "mlflow":
-        params.update(backend=backend, backend_config=backend_config)
-    _, reason = workflow(
-        "main", children, params, data=data, launch=launch, reuse=reuse, output_dir=output_dir, judge=judge
-    )
+    _, _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, judge=judge)
     if reason:
-        click.echo(f"Error: these steps {reason} (see their runs' failure_reason tag)", err=True)
+        click.echo(f"Error: {reason}", err=True)
         sys.exit(1)
 
 

@@ -156,17 +156,6 @@ def train_run(
             raise RunFailed(str(exc)) from None
         if bar is not None:
             bar.render_finish()
-        run.log_metrics(
-            {
-                **result.final,
-                "zero_weights": sum(w == 0.0 for w in result.weights),
-                "train_time_s": result.train_time_s,
-                "steps_per_s": result.steps_per_s,
-                "epochs_run": result.epochs_run,
-            },
-            result.epochs_run,
-        )
-        run.buffer.flush()
         _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
         weights = tmpdir / "weights.json"
         weights.write_text(json.dumps({"weights": result.weights, "bias": result.bias}, indent=2))
@@ -181,9 +170,22 @@ def train_run(
                 }
             )
         )
-        with run.held():
-            mlflow.log_artifacts(str(tmpdir))
-            tracking.log_model(tmpdir, spec, data.feature_names, data.X_train)
+        with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
+            run.log_metrics(
+                {
+                    **result.final,
+                    "zero_weights": sum(w == 0.0 for w in result.weights),
+                    "train_time_s": result.train_time_s,
+                    "steps_per_s": result.steps_per_s,
+                    "epochs_run": result.epochs_run,
+                },
+                result.epochs_run,
+                model_id=model.model_id,
+            )
+            run.buffer.flush()
+            with run.held():
+                mlflow.log_artifacts(str(tmpdir))
+                tracking.log_model(model, tmpdir, spec, data.feature_names, data.X_train)
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
     return result

@@ -10,13 +10,12 @@ tagged, and `compare` runs over the grid.
 
 from __future__ import annotations
 
-import math
 import sys
 
 import click
 
 from .launch import plan, workflow
-from .main import launch_of, workflow_options
+from .main import Workflow, workflow_options
 from .options import COMMON, NON_NEGATIVE, POSITIVE, apply, command
 from .runner import load_checked
 
@@ -73,12 +72,9 @@ class FloatList(click.ParamType):
 )
 @apply([o for o in COMMON if o != "learning-rate"])
 @workflow_options
-def sweep(
-    technique, learning_rates, lambdas, reuse, max_parallel, launcher, backend, backend_config, output_dir, **shared
-):
+def sweep(technique, learning_rates, lambdas, flow: Workflow, **shared):
     """Run a grid (learning rates x lambdas) of one technique as nested child runs, in parallel;
     tag the sweep run with the best child (`best_run_id`), then compare the grid."""
-    launch = launch_of(launcher, max_parallel, backend, backend_config)
     grid = [(lr, lam) for lr in learning_rates for lam in (lambdas if technique in PENALIZED else (None,))]
     children = []
     for lr, lam in grid:
@@ -86,26 +82,6 @@ def sweep(
         extra = {"learning_rate": lr, **({"lam": lam} if lam is not None else {})}
         children.append(plan(label, technique, shared, **extra))
     data = load_checked(children[0].config)
-    split = data.X_val is not None
-    key = "final_val_loss" if split else "final_objective"
-    best: dict = {}
-
-    def tag_best(client, parent_id, outcomes):
-        from . import tracking
-
-        scored = []
-        for label, o in outcomes.items():
-            value = client.get_run(o.run_id).data.metrics.get(key) if o.ok else None
-            if value is not None and math.isfinite(value):
-                scored.append((value, label, o.run_id))
-        if scored:
-            value, label, run_id = min(scored)
-            best.update(label=label, run_id=run_id, value=value)
-            tracking.set_tags(client, parent_id, {"best_run_id": run_id, "best_metric": key, "best_label": label})
-            client.log_metric(parent_id, f"best_{key}", value)
-        failed = [label for label, o in outcomes.items() if not o.ok]
-        if failed:
-            tracking.set_tags(client, parent_id, {"failed_children": ", ".join(failed)})
 
     def judge(outcomes, compare_ok):
         if not any(o.ok for o in outcomes.values()):
@@ -117,29 +93,20 @@ def sweep(
         "learning_rates": ",".join(map(str, learning_rates)),
         "lambdas": ",".join(map(str, lambdas)),
         **shared,
-        "reuse": reuse,
-        "max_parallel": max_parallel,
-        "launcher": launcher,
-        "output_dir": output_dir,
-        **({"backend": backend, "backend_config": backend_config} if launcher == "mlflow" else {}),
+        **flow.params,
     }
-    outcomes, reason = workflow(
+    outcomes, _, reason = workflow(
         "sweep",
         children,
         params,
         data=data,
-        launch=launch,
-        reuse=reuse,
-        output_dir=output_dir,
+        flow=flow,
         judge=judge,
-        after_children=tag_best,
         name=f"sweep {technique}",
     )
     failed = [label for label, o in outcomes.items() if not o.ok]
     if failed:
         click.echo(f"warning: {len(failed)} of {len(outcomes)} children failed: {', '.join(failed)}", err=True)
-    if best:
-        click.echo(f"best ({key} = {best['value']:.6g}): {best['label']}, run {best['run_id']}")
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)

@@ -36,9 +36,9 @@ class MetricBuffer:
         self.pending: list[Metric] = []
         self.last_flush = time.monotonic()
 
-    def add(self, metrics: dict[str, float], step: int) -> None:
+    def add(self, metrics: dict[str, float], step: int, model_id: str | None = None) -> None:
         ts = int(time.time() * 1000)
-        self.pending.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
+        self.pending.extend(Metric(k, float(v), ts, step, model_id=model_id) for k, v in metrics.items())
         if len(self.pending) >= MAX_BATCH or time.monotonic() - self.last_flush > self.flush_every_s:
             self.flush()
 
@@ -168,7 +168,7 @@ def _retry(write, attempts: int = 4):
                     deadline = now + store_timeout_s()
                     click.echo(
                         f"warning: the tracking store {mlflow.get_tracking_uri()} does not answer "
-                        f"({_first_line(exc)}); retrying for up to {store_timeout_s():g} s "
+                        f"({first_line(exc)}); retrying for up to {store_timeout_s():g} s "
                         "(--store-timeout / GDLAB_STORE_TIMEOUT_S)",
                         err=True,
                     )
@@ -181,11 +181,12 @@ def _retry(write, attempts: int = 4):
             if not busy or attempt >= attempts - 1:
                 raise
             wait = 0.5 * 2**attempt
-            click.echo(f"warning: the tracking store is busy ({_first_line(exc)}); retrying in {wait:g} s", err=True)
+            click.echo(f"warning: the tracking store is busy ({first_line(exc)}); retrying in {wait:g} s", err=True)
             time.sleep(wait)
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (MLflow's can run to a page), at most 200 characters."""
     lines = str(getattr(exc, "message", None) or exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
 
@@ -217,7 +218,7 @@ def start_run(**kwargs):
     try:
         return mlflow.start_run(**kwargs)
     except MlflowException as exc:
-        text = _first_line(exc)
+        text = first_line(exc)
         store = any(w in text.lower() for w in ("readonly", "read-only", "database", "disk", "permission"))
         hint = (
             f"the tracking store {mlflow.get_tracking_uri()}"
@@ -319,24 +320,63 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
-def log_model(run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
-    """Save the MLflow model (models-from-code: no pickled Python) and log it as ``model/``.
+@contextlib.contextmanager
+def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
+    """An MLflow 3 LoggedModel named ``model`` for the run, yielded while it is PENDING.
+
+    Log the run's final metrics with its ``model_id`` and its files with :func:`log_model`
+    inside the block: the model ends READY, or FAILED if the block raises. This is what
+    ``mlflow.pyfunc.log_model(name="model")`` does, taken apart so that the MLmodel file can be
+    cleaned of this machine's paths before it is uploaded (:func:`_no_local_paths`) and the
+    metrics are linked as they are logged, not by re-reading every metric's history.
+    """
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+    client = MlflowClient()
+    model = _retry(
+        lambda: client.create_logged_model(
+            experiment_id=experiment_id,
+            name="model",
+            source_run_id=run_id,
+            params={k: as_param(v) for k, v in params.items()},
+            model_type="gdlab",
+        )
+    )
+    _retry(lambda: client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=step)]))
+    try:
+        yield model
+    except BaseException:
+        with contextlib.suppress(Exception), http_waits(0, 5):
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        raise
+    _retry(lambda: client.finalize_logged_model(model.model_id, LoggedModelStatus.READY))
+
+
+def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
+    """Save the MLflow model (models-from-code: no pickled Python) as the files of ``model``.
 
     ``spec_file`` holds {"weights", "bias", "model", "features"}; the model code
     (``pyfunc_model.py``) reads it back at load time.
     """
     import numpy as np
     import pandas as pd
+    from mlflow.models import Model
 
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
     spec = json.loads(spec_file.read_text())
     z = example.to_numpy() @ np.asarray(spec["weights"]) + (spec["bias"] or 0.0)
     pred = np.maximum(z, 0.0) if spec["model"] == "relu" else z
     target = run_dir / "model"
+    meta = Model(
+        artifact_path=model.artifact_location,
+        model_uuid=model.model_id,
+        run_id=model.source_run_id,
+        model_id=model.model_id,
+    )
     with _no_requirement_scan():
-        _save_pyfunc(target, spec_file, example, pred)
+        _save_pyfunc(target, spec_file, example, pred, meta)
     _no_local_paths(target / "MLmodel")
-    mlflow.log_artifacts(str(target), "model")
+    MlflowClient().log_model_artifacts(model.model_id, str(target))
 
 
 def _no_local_paths(mlmodel: Path) -> None:
@@ -375,7 +415,7 @@ def _no_requirement_scan():
             setattr(env, name, original)
 
 
-def _save_pyfunc(target: Path, spec_file: Path, example, pred) -> None:
+def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
     import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
@@ -383,6 +423,7 @@ def _save_pyfunc(target: Path, spec_file: Path, example, pred) -> None:
     mlflow.pyfunc.save_model(
         path=str(target),
         python_model=str(MODEL_CODE),
+        mlflow_model=meta,
         artifacts={"weights": str(spec_file)},
         signature=infer_signature(example, pred),
         input_example=example,

@@ -88,8 +88,24 @@ def test_logged_model_loads_and_predicts_on_a_dataframe(tracking):
     expected = frame.to_numpy() @ np.array(spec["weights"]) + spec["bias"]
     np.testing.assert_allclose(np.asarray(model.predict(frame)), expected)
     assert model.metadata.signature is not None
-    mlmodel = (tracking.root / "dl").parent
-    assert mlmodel.exists()
+
+
+def test_the_model_is_an_mlflow_3_logged_model_with_the_final_metrics(tracking):
+    invoke(sgd)
+    run = only_run(tracking)
+    (logged,) = mlflow.search_logged_models(experiment_ids=[tracking.experiment_id], output_format="list")
+    assert (logged.name, logged.status.name, logged.source_run_id) == ("model", "READY", run.info.run_id)
+    linked = {m.key: (m.value, m.step) for m in logged.metrics}
+    assert linked["final_loss"] == (run.data.metrics["final_loss"], 100)
+    assert set(linked) >= {"final_objective", "zero_weights", "epochs_run"}
+    assert "loss" not in linked  # the history stays the run's
+    assert logged.params["learning_rate"] == run.data.params["learning_rate"]
+    assert [o.model_id for o in run.outputs.model_outputs] == [logged.model_id]
+    frame = pd.DataFrame({"x0": [0.1, 0.4], "x1": [0.2, 0.5]})
+    by_id = mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(frame)
+    by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(frame)
+    np.testing.assert_array_equal(np.asarray(by_id), np.asarray(by_run))
+    np.testing.assert_allclose(np.asarray(by_id), np.maximum(frame.to_numpy() @ np.array(SGD_WEIGHTS), 0.0))
 
 
 def test_logged_model_contains_no_pickle(tracking):

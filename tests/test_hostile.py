@@ -263,6 +263,11 @@ def test_the_logged_model_records_no_local_paths(tracking):
         run_id=run.info.run_id, artifact_path="model", dst_path=str(tracking.root / "m")
     )
     text = (Path(local) / "MLmodel").read_text()
+    (logged,) = mlflow.search_logged_models(experiment_ids=[tracking.experiment_id], output_format="list")
+    # Where the model lives in the store is MLflow's to record; the temporary folder it was
+    # saved in and the checkout its code came from are not.
+    assert yaml.safe_load(text)["artifact_path"] == logged.artifact_location
+    text = text.replace(logged.artifact_location, "<store>")
     assert "/tmp" not in text
     assert str(Path(__file__).resolve().parents[1]) not in text
     flavor = yaml.safe_load(text)["flavors"]["python_function"]
