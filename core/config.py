@@ -16,6 +16,49 @@ from . import optimizers
 # The options each optimizer reads (everything else is data, model or loop).
 DTYPES = ("float64", "float32")
 OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
+SYNTHETIC_OPTIONS = ("n_samples", "n_features", "n_informative", "noise", "data_seed")
+BUILT_IN_DATASETS = ("seed", "synthetic")
+# The schedule options each schedule reads.
+SCHEDULE_OPTIONS = {"step": ("lr_step_size", "lr_gamma"), "exponential": ("lr_gamma",), "invscaling": ("lr_power",)}
+# The penalty options each penalty reads.
+PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
+
+
+def unused_options(settings: dict) -> set[str]:
+    """The options (CLI names with ``_``) that a run with these settings does not read.
+
+    ``settings`` maps option names to values, typed or as logged strings; only dataset,
+    lr_schedule, penalty, optimizer, validation_fraction, init and batch_size are looked at,
+    and a missing one rules nothing out. The one statement of which option acts when.
+    """
+
+    def number(name: str) -> float | None:
+        try:
+            return float(settings[name])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    unused: set[str] = set()
+    dataset = settings.get("dataset")
+    if dataset is not None:
+        unused.update(o for o in SYNTHETIC_OPTIONS if dataset != "synthetic")
+        if dataset in BUILT_IN_DATASETS:
+            unused.add("target")
+    for table, chosen in (
+        (SCHEDULE_OPTIONS, settings.get("lr_schedule")),
+        (PENALTY_OPTIONS, settings.get("penalty")),
+        (OPTIMIZER_OPTIONS, settings.get("optimizer")),
+    ):
+        if chosen is not None:  # the options of the others that the chosen one does not read
+            own = table.get(chosen, ())
+            unused.update(o for opts in table.values() for o in opts if o not in own)
+    split = number("validation_fraction")
+    if split == 0:
+        unused.add("patience")
+    batch = number("batch_size")
+    if split == 0 and batch == 0 and settings.get("init") in ("seed", "zeros"):
+        unused.add("seed")  # no split to draw, no batches to shuffle, no random start
+    return unused
 
 
 @dataclass(frozen=True)
@@ -98,13 +141,13 @@ class TrainConfig:
         return {k: (d if getattr(self, k) is None else getattr(self, k)) for k, d in defaults.items()}
 
     def params(self) -> dict:
-        """Every resolved option under its CLI name (with ``_``), for logging.
-
-        Optimizer options that the chosen optimizer does not read are left out.
+        """The options that act on this run, resolved, under their CLI names (with ``_``), for logging:
+        the chosen optimizer's hyperparameters (torch's defaults filled in), the penalty's and the
+        schedule's own options when there are any, the generator's for synthetic data, and the
+        options every run reads. :func:`unused_options` says which are left out.
         """
         out = asdict(self)
         out["lambda"] = out.pop("lam")
-        for name in {k for opts in OPTIMIZER_OPTIONS.values() for k in opts}:
-            out.pop(name, None)
         out.update(self.optimizer_hyper())
-        return out
+        unused = unused_options(out)
+        return {k: v for k, v in out.items() if k not in unused}

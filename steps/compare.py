@@ -339,24 +339,13 @@ def parse_param(value: str):
     return v if math.isfinite(v) else value
 
 
-SYNTHETIC_PARAMS = ("n_samples", "n_features", "n_informative", "noise", "data_seed")
-
-
 def relevant(p: dict) -> dict:
-    """A run's params without the ones its setup ignores (every run logs every option):
-    synthetic-data options unless dataset=synthetic, the CSV target for the built-in data,
-    l1_ratio unless penalty=elasticnet, l1_method unless the penalty has an L1 part."""
-    drop = set()
-    ds, pen = p.get("dataset"), p.get("penalty")
-    if ds is not None and ds != "synthetic":
-        drop.update(SYNTHETIC_PARAMS)
-    if ds in ("seed", "synthetic"):
-        drop.add("target")
-    if pen is not None and pen != "elasticnet":
-        drop.add("l1_ratio")
-    if pen is not None and pen not in ("l1", "elasticnet"):
-        drop.add("l1_method")
-    return {k: v for k, v in p.items() if k not in drop}
+    """A run's params without the ones its setup ignores (gdlab logs only those that act, but
+    `mlflow run` logs every parameter the MLproject declares): :func:`core.config.unused_options`."""
+    from core.config import unused_options
+
+    unused = unused_options(p)
+    return {k: v for k, v in p.items() if k not in unused}
 
 
 def _varies(values: list) -> bool:

@@ -51,6 +51,8 @@ def test_sgd_defaults_reproduce_the_lesson_and_log_the_contract(tracking):
     assert params["learning_rate"] == "0.01"
     assert params["epochs"] == "100"
     assert params["nesterov"] == "false"
+    # Only the options that acted: no penalty, no synthetic generator, no other optimizer's.
+    assert not {"lambda", "l1_ratio", "n_samples", "target", "beta1", "lr_step_size"} & set(params)
     for key in ("final_loss", "final_objective", "zero_weights", "train_time_s", "steps_per_s"):
         assert key in metrics
     assert metrics["final_loss"] == metrics["final_objective"]

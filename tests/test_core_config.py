@@ -101,16 +101,42 @@ def test_params_keep_only_the_options_the_optimizer_reads_resolved(optimizer):
     assert params["optimizer"] == optimizer
 
 
-def test_params_hold_every_other_field_under_its_cli_name():
+SHARED = {
+    "dataset", "validation_fraction", "dtype", "model", "fit_intercept", "init", "epochs", "batch_size",
+    "learning_rate", "lr_schedule", "log_every", "optimizer", "penalty",
+}  # fmt: skip
+
+
+def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
     cfg = TrainConfig(optimizer="adam", beta2=0.99)
     params = cfg.params()
-    other = {f.name for f in dataclasses.fields(cfg)} - ALL_OPTIMIZER_OPTIONS - {"lam"}
-    assert set(params) == other | {"lambda"} | set(OPTIMIZER_OPTIONS["adam"])
+    # The lesson's data, no penalty, a constant rate, no split and the fixed start: nothing else acts.
+    assert set(params) == SHARED | set(OPTIMIZER_OPTIONS["adam"])
     assert params["beta2"] == 0.99
     assert params["epsilon"] == 1e-8
     assert params["learning_rate"] == 0.01
-    assert "momentum" not in params
-    assert "weight_decay" not in params
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "extra"),
+    [
+        ({"dataset": "synthetic"}, {"n_samples", "n_features", "n_informative", "noise", "data_seed"}),
+        ({"dataset": "data.csv"}, {"target"}),
+        ({"penalty": "l2", "lam": 0.1}, {"lambda"}),
+        ({"penalty": "l1", "lam": 0.1}, {"lambda", "l1_method"}),
+        ({"penalty": "elasticnet", "lam": 0.1}, {"lambda", "l1_ratio", "l1_method"}),
+        ({"lr_schedule": "step"}, {"lr_step_size", "lr_gamma"}),
+        ({"lr_schedule": "exponential"}, {"lr_gamma"}),
+        ({"lr_schedule": "invscaling"}, {"lr_power"}),
+        ({"lr_schedule": "cosine"}, set()),
+        ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
+        ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
+        ({"init": "normal"}, {"seed"}),
+    ],
+)
+def test_an_option_is_logged_when_it_acts(kwargs, extra):
+    params = TrainConfig(**kwargs).params()
+    assert set(params) == SHARED | set(OPTIMIZER_OPTIONS["sgd"]) | extra
 
 
 def test_options_table_matches_the_optimizer_defaults():

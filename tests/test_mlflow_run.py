@@ -76,10 +76,14 @@ def test_mlflow_run_with_another_spelling_of_a_param_does_not_conflict(tracking,
     # the same way in process (test_cli.test_bad_options_are_refused_before_a_run_starts).
     [
         ("adam", "beta1=1", "Invalid value for '--beta1'"),
-        ("sgd", "dataset=seed; touch {tmp}/pwned", "no such file"),  # quoted: never run by a shell
+        # These two are MLflow's quoting and argv, as the first is; -m slow keeps the default suite
+        # within its time. Quoted, so never run by a shell:
+        pytest.param("sgd", "dataset=seed; touch {tmp}/pwned", "no such file", marks=pytest.mark.slow),
         # A dash for the underscore: MLflow appends a second --learning-rate, and logged the first
         # (the same argv is checked in process: test_hostile.py).
-        ("sgd", "learning-rate=0.5", "--learning-rate is given twice ('0.01', then '0.5')"),
+        pytest.param(
+            "sgd", "learning-rate=0.5", "--learning-rate is given twice ('0.01', then '0.5')", marks=pytest.mark.slow
+        ),
     ],
     ids=["beta1", "shell-injection", "dashed-name"],
 )

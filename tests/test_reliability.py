@@ -62,7 +62,7 @@ def test_a_signal_mid_run_flushes_metrics_and_ends_the_run_killed(tracking, proj
     assert len(steps) > 1
 
 
-def test_six_runs_at_once_on_one_sqlite_store_lose_nothing(tracking, project_env):
+def test_four_runs_at_once_on_one_sqlite_store_lose_nothing(tracking, project_env):
     procs = [
         start(
             project_env,
@@ -76,13 +76,13 @@ def test_six_runs_at_once_on_one_sqlite_store_lose_nothing(tracking, project_env
             "--seed",
             str(i),
         )
-        for i in range(6)
+        for i in range(4)  # twice as many writers as this machine's cores
     ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
     runs = tracking.client.search_runs([tracking.experiment_id])
-    assert len(runs) == 6
+    assert len(runs) == 4
     for run in runs:
         assert run.info.status == "FINISHED"
         steps = [m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")]
