@@ -43,19 +43,28 @@ def seed_data() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return X, np.array(SEED_Y, dtype=np.float64), ("x0", "x1")
 
 
+TEACHERS = ("linear", "relu")
+
+
 def synthetic(
     n_samples: int = 200,
     n_features: int = 10,
     n_informative: int = 3,
     noise: float = 0.1,
     seed: int = 0,
+    teacher: str = "linear",
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
-    """A seeded linear regression problem with a sparse true weight vector.
+    """A seeded regression problem with a sparse true weight vector, made by the model it will train.
 
     ``X ~ N(0, 1)``; the first ``n_informative`` true weights are drawn from
     U(0.5, 2) (the rest are exactly zero, so L1's sparsity can be seen);
-    ``y = X w_true + noise * N(0, 1)``. Returns ``(X, y, names, w_true)``.
+    ``y = f(X w_true) + noise * N(0, 1)`` with ``f`` the ``teacher``'s activation: the
+    identity for ``linear``, ``max(0, z)`` for ``relu`` (so a ReLU neuron can fit it; a linear
+    target is negative half the time, where a ReLU neuron can only answer 0).
+    Returns ``(X, y, names, w_true)``.
     """
+    if teacher not in TEACHERS:
+        raise DataError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     if n_samples < 1 or n_features < 1:
         raise DataError("synthetic data needs n_samples >= 1 and n_features >= 1")
     if not 0 <= n_informative <= n_features:
@@ -72,7 +81,10 @@ def synthetic(
     w_true = np.zeros(n_features)
     w_true[:n_informative] = rng.uniform(0.5, 2.0, n_informative)
     with np.errstate(over="ignore"):  # a huge --noise overflows: load_data reports it
-        y = X @ w_true + noise * rng.standard_normal(n_samples)
+        z = X @ w_true
+        if teacher == "relu":
+            np.maximum(z, 0.0, out=z)
+        y = z + noise * rng.standard_normal(n_samples)
     names = tuple(f"x{i}" for i in range(n_features))
     return X, y, names, w_true
 

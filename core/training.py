@@ -65,7 +65,7 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
             X, y, names = data_mod.seed_data()
         elif cfg.dataset == "synthetic":
             X, y, names, _ = data_mod.synthetic(
-                cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed
+                cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed, teacher=cfg.model
             )
         else:
             X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)

@@ -512,6 +512,7 @@ def load_surface_data(p: dict):
                 int(p.get("n_informative", 3)),
                 float(p.get("noise", 0.1)),
                 int(p.get("data_seed", 0)),
+                teacher=p.get("model", "relu"),
             )
         else:
             local = ds.removeprefix("file://")

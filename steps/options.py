@@ -77,7 +77,9 @@ _opts = [
         "dataset",
         str,
         "seed",
-        "'seed' (the lesson's 2x2 set), 'synthetic' (seeded sparse regression) or a CSV path/URI.",
+        "'seed' (the lesson's 2x2 set), 'synthetic' or a CSV path/URI. synthetic draws X ~ N(0, 1) and "
+        "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
+        "activation (a ReLU teacher for relu).",
     ),
     Opt("target", str, "y", "CSV column to predict; every other column is a feature."),
     Opt("n-samples", click.IntRange(1), 200, "Synthetic data: number of rows."),

@@ -59,6 +59,16 @@ def test_synthetic_without_noise_is_exactly_linear():
     assert_array_equal(y, X @ w)
 
 
+def test_synthetic_for_relu_comes_from_a_relu_teacher_on_the_same_draw():
+    X, y, _, w = data.synthetic(50, 4, 2, noise=0.0, seed=1, teacher="relu")
+    assert_array_equal(y, np.maximum(X @ w, 0.0))
+    assert (y == 0).sum() > 10  # the teacher is off for a good share of the rows
+    X2, y2, _, w2 = data.synthetic(50, 4, 2, noise=0.1, seed=1, teacher="relu")
+    X3, y3, _, _ = data.synthetic(50, 4, 2, noise=0.1, seed=1)
+    assert_array_equal(X2, X3)  # same inputs and weights; only f differs
+    np.testing.assert_allclose(y2 - np.maximum(X2 @ w2, 0.0), y3 - X3 @ w2, rtol=0, atol=1e-15)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
