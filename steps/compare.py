@@ -550,8 +550,13 @@ def run_compare(
     output_dir: Path,
     max_runs: int,
     subject: str | None = None,
+    params: dict | None = None,
 ):
-    """The command's work (``compare`` turns MLflow errors into a message)."""
+    """The command's work (``compare`` turns MLflow errors into a message).
+
+    A workflow gives the ``subject`` of the title (whose runs these are) and the ``params`` its
+    compare run logs, in place of the filter it builds from the children's ids.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -616,7 +621,8 @@ def run_compare(
     ) as run:
         run_id = run.id
         run.log_params(  # the options as given, under their MLproject names
-            {
+            params
+            or {
                 "experiment_name": experiment_name,
                 "experiment_id": experiment_id,
                 "parent_run_id": parent_run_id,

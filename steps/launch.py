@@ -273,8 +273,22 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
         # By id (reused children belong to an earlier parent); nested under the active run, ``parent``.
         name = parent.client.get_run(parent.id).info.run_name
         subject = f"the children of {name} run {parent.id} (experiment id {parent.experiment_id})"
+        listed = ", ".join(run_ids)
+        params = {
+            "compared": subject,
+            # MLflow keeps at most 6,000 characters a param; compare.csv lists every run anyway.
+            "run_ids": listed if len(listed) <= 6000 else f"{len(run_ids)} runs, listed in compare.csv",
+            "output_dir": output_dir,
+        }
         run_compare(
-            "", parent.experiment_id, "", f"attributes.run_id IN ({ids})", Path(output_dir), len(run_ids), subject
+            "",
+            parent.experiment_id,
+            "",
+            f"attributes.run_id IN ({ids})",
+            Path(output_dir),
+            len(run_ids),
+            subject,
+            params,
         )
     except RunStopped:
         raise
