@@ -547,17 +547,20 @@ def run_compare(
     experiment_id,
     parent_run_id,
     filter_string,
-    output_dir: Path,
+    output_dir: Path | None,
     max_runs: int,
     subject: str | None = None,
     params: dict | None = None,
 ):
     """The command's work (``compare`` turns MLflow errors into a message).
 
+    With ``output_dir`` None the report goes to the compare run's artifacts only (a workflow
+    run from a Git URL, whose working folder is MLflow's temporary checkout), and the command
+    that downloads it is printed.
+
     A workflow gives the ``subject`` of the title (whose runs these are) and the ``params`` its
     compare run logs, in place of the filter it builds from the children's ids.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -596,11 +599,31 @@ def run_compare(
     if table.frame["final_loss"].isna().all():
         raise click.ClickException(f"none of the {len(runs)} runs has final metrics: nothing to compare")
 
+    params = params or {  # the options as given, under their MLproject names
+        "experiment_name": experiment_name,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent_run_id,
+        "filter": filter_string,
+        "output_dir": output_dir,
+        "max_runs": max_runs,
+    }
+    title = f"gdlab comparison: {len(runs)} runs of {where}"
+    if output_dir is None:
+        with tempfile.TemporaryDirectory(prefix="gdlab-compare-") as tmp:
+            return _report(exp, runs, table, Path(tmp), title, parent_run_id, params, kept=False)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--output-dir {output_dir}: {exc.strerror or exc}") from None
-    title = f"gdlab comparison: {len(runs)} runs of {where}"
+    return _report(exp, runs, table, output_dir, title, parent_run_id, params, kept=True)
+
+
+def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, params: dict, kept: bool):
+    """Write the report's files to ``output_dir`` and log them to a new compare run."""
+    import mlflow
+
+    from . import compare_report as report
+
     with warnings.catch_warnings():
         # Diverged runs carry losses near 1e300; matplotlib's log scale warns about them.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -620,17 +643,7 @@ def run_compare(
         experiment_id=exp.experiment_id, parent_run_id=parent_run_id or None, name="compare", tags=tags
     ) as run:
         run_id = run.id
-        run.log_params(  # the options as given, under their MLproject names
-            params
-            or {
-                "experiment_name": experiment_name,
-                "experiment_id": experiment_id,
-                "parent_run_id": parent_run_id,
-                "filter": filter_string,
-                "output_dir": output_dir,
-                "max_runs": max_runs,
-            }
-        )
+        run.log_params(params)
         status = table.frame["status"]
         run.log_metrics(
             {
@@ -646,7 +659,14 @@ def run_compare(
             mlflow.log_table(report.json_frame(table.frame), artifact_file="compare.json")
             for f in files:  # the pictures as written (log_figure would draw each one again: ~1 s apiece)
                 mlflow.log_artifact(str(f))
-    click.echo(f"\nWrote {', '.join(f.name for f in files)} to {output_dir}/ (and to compare run {run_id}).")
+    names = ", ".join(f.name for f in files)
+    if kept:
+        click.echo(f"\nWrote {names} to {output_dir}/ (and to compare run {run_id}).")
+    else:
+        click.echo(
+            f"\nLogged {names} to compare run {run_id}; to get them here:\n"
+            f"  mlflow artifacts download --run-id {run_id} --dst-path compare_output"
+        )
 
 
 if __name__ == "__main__":

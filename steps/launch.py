@@ -264,6 +264,27 @@ def _close_strays(parent, status: str, reason: str) -> None:
         _close(parent.client, run.info.run_id, status, reason)
 
 
+REPORTS = "compare_output"
+
+
+def report_dir(run, output_dir: str) -> str | None:
+    """Where a workflow's compare writes its files: ``--output-dir`` if given, else a folder of
+    its own under ``compare_output/`` (``main-1a2b3c4d``), so one workflow's report never replaces
+    another's. None (the compare run's artifacts only) when MLflow runs the project from a Git
+    URL: the working folder is then MLflow's temporary checkout."""
+    tags = run.data.tags
+    source = tags.get("mlflow.source.name", "")
+    fetched = tags.get("mlflow.source.type") == "PROJECT" and "://" in source and not source.startswith("file:")
+    if fetched and not os.path.isabs(output_dir):
+        if output_dir:
+            click.echo(f"warning: --output-dir {output_dir} would be inside MLflow's temporary checkout", err=True)
+        return None
+    if output_dir:
+        return os.path.abspath(output_dir)
+    folder = f"{run.info.run_name or 'workflow'}-{run.info.run_id[:8]}".replace(" ", "-").replace("/", "-")
+    return os.path.abspath(os.path.join(REPORTS, folder))
+
+
 def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
     """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``."""
     from .compare import run_compare
@@ -271,25 +292,18 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
     try:
         # By id (reused children belong to an earlier parent); nested under the active run, ``parent``.
-        name = parent.client.get_run(parent.id).info.run_name
-        subject = f"the children of {name} run {parent.id} (experiment id {parent.experiment_id})"
+        run = parent.client.get_run(parent.id)
+        subject = f"the children of {run.info.run_name} run {parent.id} (experiment id {parent.experiment_id})"
         listed = ", ".join(run_ids)
+        out = report_dir(run, output_dir)
         params = {
             "compared": subject,
             # MLflow keeps at most 6,000 characters a param; compare.csv lists every run anyway.
             "run_ids": listed if len(listed) <= 6000 else f"{len(run_ids)} runs, listed in compare.csv",
-            "output_dir": output_dir,
+            "output_dir": out or "(the compare run's artifacts)",
         }
-        run_compare(
-            "",
-            parent.experiment_id,
-            "",
-            f"attributes.run_id IN ({ids})",
-            Path(output_dir),
-            len(run_ids),
-            subject,
-            params,
-        )
+        filter_string = f"attributes.run_id IN ({ids})"
+        run_compare("", parent.experiment_id, "", filter_string, out and Path(out), len(run_ids), subject, params)
     except RunStopped:
         raise
     except click.ClickException as exc:
@@ -396,9 +410,7 @@ def workflow(
             if best is not None:
                 click.echo(f"best ({best.metric} = {best.value:.6g}): {best.label}, run {best.run_id}")
             unregistered = flow.register_model and register_best(parent, best, flow.register_model)
-            compare_ok = compare_children(
-                parent, [o.run_id for o in outcomes.values()], os.path.abspath(flow.output_dir)
-            )
+            compare_ok = compare_children(parent, [o.run_id for o in outcomes.values()], flow.output_dir)
             reason = "; ".join(filter(None, [judge(outcomes, compare_ok), unregistered])) or None
             if reason:
                 parent.fail(reason)

@@ -24,7 +24,12 @@ from .runner import load_checked
 CHILDREN = ("sgd", "adam", "l1", "l2")
 
 REUSE_HELP = "Skip a child whose entry point, resolved options, code and data match a FINISHED run; use that run."
-OUTPUT_HELP = "Folder where compare writes its table and pictures (also logged as artifacts)."
+OUTPUT_HELP = (
+    "Folder where compare writes its table and pictures (also logged as the compare run's artifacts); "
+    "by default one of this run's own, compare_output/<run name>-<run id>. When MLflow runs the project "
+    "from a Git URL, a relative folder would be in its temporary checkout: the report is then in the "
+    "compare run's artifacts only, and the command that downloads it is printed."
+)
 
 
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
@@ -101,7 +106,7 @@ def workflow_options(f):
 
     f = with_flow
     f = click.option("--register-model", type=RegisteredModelName(), default="", help=REGISTER_HELP)(f)
-    f = click.option("--output-dir", default="compare_output", show_default=True, help=OUTPUT_HELP)(f)
+    f = click.option("--output-dir", default="", help=OUTPUT_HELP)(f)
     f = click.option(
         "--backend-config",
         default="",

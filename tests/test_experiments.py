@@ -30,12 +30,15 @@ def names(runs):
 def test_main_then_compare_under_mlflow_experiment_name(tracking, monkeypatch):
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "lesson")  # not there yet: MLflow makes it
-    result = CliRunner().invoke(main, ["--epochs", "5", "--output-dir", str(tracking.root / "m")])
+    result = CliRunner().invoke(main, ["--epochs", "5"])
     assert result.exit_code == 0, result.output + result.stderr
     lesson = tracking.client.get_experiment_by_name("lesson")
     runs = runs_in(tracking, lesson.experiment_id)
     assert names(runs) == ["adam", "compare", "l1", "l2", "main", "sgd"]
     assert runs_in(tracking, tracking.experiment_id) == []
+    # Without --output-dir the report has a folder of its own run's (the working folder is tmp).
+    (parent,) = [r for r in runs if r.info.run_name == "main"]
+    assert (tracking.root / "compare_output" / f"main-{parent.info.run_id[:8]}" / "compare.html").is_file()
 
     # compare on its own: the experiment the variable names, and its run lands there too.
     result = CliRunner().invoke(compare, ["--output-dir", str(tracking.root / "c")])
@@ -49,7 +52,7 @@ def test_sweep_under_mlflow_experiment_id(tracking, monkeypatch):
     other = tracking.client.create_experiment("other", artifact_location=(tracking.root / "other").as_uri())
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", other)
     args = ["--technique", "sgd", "--learning-rates", "0.01,0.1", "--epochs", "5"]
-    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "s")])
+    result = CliRunner().invoke(sweep, args)
     assert result.exit_code == 0, result.output + result.stderr
     runs = runs_in(tracking, other)
     assert names(runs) == ["compare", "sgd lr=0.01", "sgd lr=0.1", "sweep sgd"]
@@ -63,6 +66,7 @@ def test_sweep_under_mlflow_experiment_id(tracking, monkeypatch):
     assert compared.data.params["compared"] == subject
     assert sorted(compared.data.params["run_ids"].split(", ")) == children
     assert "filter" not in compared.data.params
+    assert (tracking.root / "compare_output" / f"sweep-sgd-{parent.info.run_id[:8]}" / "compare.html").is_file()
 
 
 @pytest.mark.slow

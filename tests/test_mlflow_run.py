@@ -8,6 +8,7 @@ builds a whole environment the first time, is marked slow.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -142,14 +143,24 @@ def git_daemon(tmp_path):
         daemon.wait(timeout=10)
 
 
-def test_mlflow_run_from_a_git_url_at_a_commit(tracking, project_env, git_daemon):
+def test_mlflow_run_of_main_from_a_git_url_at_a_commit_keeps_its_report(tracking, project_env, git_daemon):
     url, sha = git_daemon
-    proc = mlflow_run(project_env, url, "-e", "adam", "--version", sha, "--env-manager", "local")
+    proc = mlflow_run(project_env, url, "-e", "main", "--version", sha, "--env-manager", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = runs(tracking)
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["mlflow.source.git.commit"] == sha
-    np.testing.assert_allclose(weights_of(tracking, run), LESSON["adam"], rtol=1e-14)
+    by_name = {r.info.run_name: r for r in runs(tracking)}
+    assert sorted(by_name) == ["adam", "compare", "l1", "l2", "main", "sgd"]
+    assert all(r.info.status == "FINISHED" for r in by_name.values())
+    assert {r.data.tags["mlflow.source.git.commit"] for r in by_name.values() if r.info.run_name != "compare"} == {sha}
+    np.testing.assert_allclose(weights_of(tracking, by_name["adam"]), LESSON["adam"], rtol=1e-14)
+    # MLflow ran the project in a temporary checkout: the report is in the compare run, and the
+    # command that gets it is printed (not a path that is gone once `mlflow run` returns).
+    compare_id = by_name["compare"].info.run_id
+    assert f"mlflow artifacts download --run-id {compare_id} --dst-path compare_output" in proc.stdout
+    checkout = re.search(r"Fetching project from \S+ into (\S+)", proc.stderr)
+    assert checkout, proc.stderr[-2000:]
+    assert checkout.group(1) not in proc.stdout
+    logged = {a.path for a in tracking.client.list_artifacts(compare_id)}
+    assert {"compare.html", "compare.csv", "loss_curves.png"} <= logged
 
 
 @pytest.mark.slow
