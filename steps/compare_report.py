@@ -173,11 +173,17 @@ class Style:
     failed: bool
 
 
+def order_note(table: Table) -> str:
+    """How the legends and the table are ordered: say the metric (validation loss, when there is a
+    split, orders curves that show the training loss)."""
+    return f"runs in order of {table.sort_metric}, lowest first"
+
+
 def styles(table: Table) -> list[Style]:
     """A label and colour per row (the table's order), shared by both figures and the HTML.
 
-    Labels name the technique and the hyperparameters that differ between runs (the ones
-    common to all runs go into the figure's subtitle).
+    Labels name the technique and every hyperparameter value that differs between runs (at most
+    MAX_LABEL_PARTS of them; the ones common to all runs go into the figure's subtitle).
     """
     from matplotlib import colormaps
 
@@ -188,15 +194,6 @@ def styles(table: Table) -> list[Style]:
     techniques = list(dict.fromkeys(df["technique"]))
     tab10 = colormaps["tab10"].colors
     recs = df.to_dict("records")
-    # A label names a differing hyperparameter when the run's value is not the usual one
-    # (the most common), or when every run has its own value (a sweep).
-    usual = {}
-    for k in varying:
-        counts: dict[str, int] = {}
-        for v in df[k]:
-            if not _missing(v):
-                counts[fmt_value(v)] = counts.get(fmt_value(v), 0) + 1
-        usual[k] = max(counts, key=counts.get) if max(counts.values()) > 1 else None
     labels = []
     for rec in recs:
         parts, extra = [rec["technique"] or "?"], []
@@ -209,8 +206,6 @@ def styles(table: Table) -> list[Style]:
             if _missing(v) or (k == "lambda" and rec["penalty"] in ("none", "")):
                 continue
             if k == "l1_ratio" and rec["penalty"] != "elasticnet":
-                continue
-            if k != "lambda" and fmt_value(v) == usual.get(k):
                 continue
             extra.append(_label_part(k, v))
         # Hyperparameters first (the order of `varying`); at most a few, so legends stay legible.
@@ -356,8 +351,8 @@ def loss_curves(table: Table, st: list[Style]):
     if labelled:
         for i, x, y in curves:
             s = st[i]
-            final = df.loc[i, "final_loss"]
-            tail = f"   final loss {final:.4g}" if not _missing(final) else ""
+            value = df.loc[i, table.sort_metric]
+            tail = f"   {table.sort_metric} {value:.4g}" if not _missing(value) else ""
             ax.plot(x, y, color=s.color, lw=2.2, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
             ax.plot(x[-1], y[-1], marker="X" if s.failed else "o", ms=8, color=s.color, mec="black", mew=0.8)
         fig.legend(
@@ -365,7 +360,7 @@ def loss_curves(table: Table, st: list[Style]):
             ncols=1 if n <= 4 else 2,
             fontsize=10.5,
             frameon=False,
-            title=f"runs, best {table.sort_metric} first",
+            title=order_note(table),
             title_fontsize=10,
         )
     else:
@@ -379,7 +374,7 @@ def loss_curves(table: Table, st: list[Style]):
             handles.append(Line2D([], [], color=color, lw=2, label=f"{tech or '?'}: {len(members)} runs"))
         best = [c for c in curves if not st[c[0]].failed][:5]
         for rank, (i, x, y) in enumerate(best, 1):
-            (h,) = ax.plot(x, y, color=st[i].color, lw=2.4, label=f"best #{rank}: {st[i].label}")
+            (h,) = ax.plot(x, y, color=st[i].color, lw=2.4, label=f"#{rank} by {table.sort_metric}: {st[i].label}")
             ax.plot(x[-1], y[-1], marker="o", ms=7, color=st[i].color, mec="black", mew=0.8)
             h.set_path_effects(_outline())
             handles.append(h)
@@ -711,6 +706,8 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
         handles.append(
             Line2D([], [], ls="none", marker="*", ms=15, color="gold", mec="black", label="lowest point drawn")
         )
+    if labelled:
+        note = f"{order_note(table)}\n{note}"
     if single:  # below the plot, where constrained layout makes room for it
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10.5, frameon=False, title=note,
                    title_fontsize=10)  # fmt: skip

@@ -509,3 +509,50 @@ def test_options_have_help_defaults_and_fit_the_mlproject():
         "output_dir": "compare_output",
         "max_runs": "1000",
     }
+
+
+# --------------------------------------------------------------------------- legends (unit)
+
+
+def fake_gathered(technique: str, params: dict, metrics: dict, i: int):
+    from steps.compare import Gathered
+
+    info = SimpleNamespace(run_id=f"{i:032x}", run_name=technique, status="FINISHED", start_time=i)
+    params = {k: str(v) for k, v in params.items()}
+    data = SimpleNamespace(params=params, metrics=metrics, tags={"technique": technique})
+    return Gathered(run=SimpleNamespace(info=info, data=data), technique=technique)
+
+
+def test_a_sweeps_legend_names_every_value_that_differs_and_the_metric_that_orders_it():
+    from steps.compare import build_table
+
+    base = {"optimizer": "sgd", "penalty": "l1", "dataset": "synthetic", "validation_fraction": 0.2}
+    grid = [(lr, lam) for lr in (0.001, 0.01, 0.1) for lam in (0.001, 0.01, 0.1)]
+    gathered = [
+        fake_gathered(
+            "l1",
+            {**base, "learning_rate": lr, "lambda": lam},
+            {"final_loss": 1.0 + i, "final_objective": 1.5 + i, "final_val_loss": 9.0 - i},
+            i,
+        )
+        for i, (lr, lam) in enumerate(grid)
+    ]
+    table = build_table(gathered)
+    assert table.sort_metric == "final_val_loss"
+    labels = [s.label for s in compare_report.styles(table)]
+    # Every value appears 3 times: none is "usual", so none is left out (lr=0.1 was, before).
+    expected = [f"l1 lr={lr:g} λ={lam:g}" for lr, lam in reversed(grid)]  # lowest val loss first
+    assert labels == expected
+    assert compare_report.order_note(table) == "runs in order of final_val_loss, lowest first"
+
+
+def test_labels_keep_a_value_shared_by_most_runs_when_it_differs_from_the_others():
+    from steps.compare import build_table
+
+    rates = [0.01, 0.01, 0.01, 0.5]
+    gathered = [
+        fake_gathered("sgd", {"optimizer": "sgd", "penalty": "none", "learning_rate": lr}, {"final_loss": i}, i)
+        for i, lr in enumerate(rates)
+    ]
+    labels = sorted(s.label.split(" #")[0] for s in compare_report.styles(build_table(gathered)))
+    assert labels == ["sgd lr=0.01"] * 3 + ["sgd lr=0.5"]
