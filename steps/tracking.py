@@ -373,8 +373,14 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
         run_id=model.source_run_id,
         model_id=model.model_id,
     )
-    with _no_requirement_scan():
-        _save_pyfunc(target, spec_file, example, pred, meta)
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.WARNING)  # not "Validating input example against model signature" a run
+    try:
+        with _no_requirement_scan():
+            _save_pyfunc(target, spec_file, example, pred, meta)
+    finally:
+        pyfunc_log.setLevel(level)
     _no_local_paths(target / "MLmodel")
     MlflowClient().log_model_artifacts(model.model_id, str(target))
 
