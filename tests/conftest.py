@@ -91,3 +91,23 @@ def _python_handles_sigint():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+# Modules whose tests start processes (`mlflow run`, servers, workflows) and take seconds each.
+HEAVY_MODULES = (
+    "test_mlflow_run",
+    "test_main",
+    "test_tracking_server",
+    "test_registry",
+    "test_workflow",
+    "test_reliability",
+    "test_experiments",
+    "test_hostile",
+    "test_sweep",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heavy tests first: pytest-xdist hands out the rest as workers free up, so the run does not
+    end with one worker on a long test while the other sits idle."""
+    items.sort(key=lambda item: item.module.__name__.rsplit(".", 1)[-1] not in HEAVY_MODULES)
