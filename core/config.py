@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from . import optimizers
+from . import optimizers, schedules
 
 # The options each optimizer reads (everything else is data, model or loop).
 DTYPES = ("float64", "float32")
@@ -22,6 +22,12 @@ BUILT_IN_DATASETS = ("seed", "synthetic")
 SCHEDULE_OPTIONS = {"step": ("lr_step_size", "lr_gamma"), "exponential": ("lr_gamma",), "invscaling": ("lr_power",)}
 # The penalty options each penalty reads.
 PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
+
+
+def option_name(field: str) -> str:
+    """The CLI name (``_`` form) of a :class:`TrainConfig` field: ``lam`` is ``lambda``, which is
+    a Python keyword; every other field has its option's name."""
+    return "lambda" if field == "lam" else field
 
 
 def unused_options(settings: dict) -> set[str]:
@@ -124,10 +130,7 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 0 (0 = full batch)")
         if self.patience < 0:
             raise ValueError("patience must be >= 0 (0 = no early stopping)")
-        if not 0.0 < self.lr_gamma <= 1.0:
-            raise ValueError("lr_gamma must be in (0, 1]")
-        if self.lr_step_size < 1:
-            raise ValueError("lr_step_size must be >= 1")
+        self.schedule()  # the schedule's own checks: its name, step size and gamma
         if self.log_every < 1:
             raise ValueError("log_every must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -135,10 +138,38 @@ class TrainConfig:
         if self.patience and self.validation_fraction == 0:
             raise ValueError("patience (early stopping) needs a validation split: set validation_fraction > 0")
 
+    def schedule(self):
+        """The learning rate as a function of the epoch (:func:`core.schedules.make`)."""
+        return schedules.make(
+            self.lr_schedule,
+            self.learning_rate,
+            epochs=self.epochs,
+            step_size=self.lr_step_size,
+            gamma=self.lr_gamma,
+            power=self.lr_power,
+        )
+
     def optimizer_hyper(self) -> dict:
         """The chosen optimizer's hyperparameters, torch's defaults filled in."""
         defaults = optimizers.DEFAULTS[self.optimizer]
         return {k: (d if getattr(self, k) is None else getattr(self, k)) for k, d in defaults.items()}
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainConfig:
+        """The config a run's logged params describe: the inverse of :meth:`params`.
+
+        ``params`` maps CLI names (``_`` form, ``lambda``) to values as MLflow keeps them
+        (strings: "0.01", "true"); an option that is not there takes its default, names that are
+        not options are ignored. Raises ValueError for a value that does not parse or validate.
+        """
+        kwargs = {}
+        for f in fields(cls):
+            raw = params.get(option_name(f.name))
+            if raw is None or raw == "None":
+                continue
+            kind = str(f.type).split(" | ")[0]  # "float | None": a float, or absent
+            kwargs[f.name] = _parse(str(raw), kind, f.name)
+        return cls(**kwargs)
 
     def params(self) -> dict:
         """The options that act on this run, resolved, under their CLI names (with ``_``), for logging:
@@ -146,8 +177,21 @@ class TrainConfig:
         schedule's own options when there are any, the generator's for synthetic data, and the
         options every run reads. :func:`unused_options` says which are left out.
         """
-        out = asdict(self)
-        out["lambda"] = out.pop("lam")
+        out = {option_name(k): v for k, v in asdict(self).items()}
         out.update(self.optimizer_hyper())
         unused = unused_options(out)
         return {k: v for k, v in out.items() if k not in unused}
+
+
+def _parse(raw: str, kind: str, name: str):
+    """A logged param's string as the field's type (``kind``: "str", "int", "float" or "bool")."""
+    if kind == "bool":
+        if raw.lower() not in ("true", "false"):
+            raise ValueError(f"{name} must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+    if kind == "int":
+        number = float(raw)
+        if not number.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {raw!r}")
+        return int(number)
+    return float(raw) if kind == "float" else raw

@@ -166,36 +166,10 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
     with a :class:`DataError` naming the column and row. Compression is inferred from
     the name (.gz, .bz2, .zip, .xz, .zst, .tar); a URL is read with a timeout.
     """
-    import warnings
-
     import pandas as pd  # pandas is only needed for CSV input
 
-    readable = _open_source(source)
     name = printable(source)
-    compression = "infer"
-    if not isinstance(readable, str):  # downloaded bytes: infer from the URL's path
-        from pandas.io.common import infer_compression
-
-        compression = infer_compression(readable.name, "infer")
-    try:
-        with warnings.catch_warnings():
-            # index_col=False: a row with more fields than the header is an error, not an index.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            # Blank lines are kept (and dropped below) so reported line numbers are the file's.
-            frame = pd.read_csv(readable, index_col=False, skip_blank_lines=False, compression=compression)
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty") from None
-    except pd.errors.ParserWarning:
-        raise DataError(f"{name}: some rows have more fields than the header") from None
-    except ImportError as exc:  # e.g. .zst without the zstandard package
-        raise DataError(f"{name}: reading it needs a package that is not installed ({printable(exc)})") from None
-    except MemoryError:
-        raise DataError(f"{name}: too large to load into memory") from None
-    except Exception as exc:  # a damaged or mislabelled file (.gz that is not gzip, a truncated archive, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{name}: not a readable CSV file ({printable(first)})") from None
+    frame = _read_frame(_open_source(source), name)
     if target not in frame.columns:
         cols = ", ".join(printable(c, 60) for c in frame.columns[:20])
         raise DataError(f"{name}: no target column '{printable(target)}' (columns: {cols})")
@@ -223,6 +197,39 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
     X = np.asfortranarray(np.column_stack([columns[c] for c in features]))
     y = columns[target]
     return X, y, tuple(map(str, features))
+
+
+def _read_frame(readable, name: str):
+    """The CSV as a DataFrame, every failure a :class:`DataError` naming the file (``name``).
+    ``readable`` is a local path or downloaded bytes (compression inferred from the URL's path)."""
+    import warnings
+
+    import pandas as pd
+
+    compression = "infer"
+    if not isinstance(readable, str):  # downloaded bytes: infer from the URL's path
+        from pandas.io.common import infer_compression
+
+        compression = infer_compression(readable.name, "infer")
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a row with more fields than the header is an error, not an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # Blank lines are kept (and dropped by the caller) so reported line numbers are the file's.
+            return pd.read_csv(readable, index_col=False, skip_blank_lines=False, compression=compression)
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name}: the file is empty") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"{name}: some rows have more fields than the header") from None
+    except ImportError as exc:  # e.g. .zst without the zstandard package
+        raise DataError(f"{name}: reading it needs a package that is not installed ({printable(exc)})") from None
+    except MemoryError:
+        raise DataError(f"{name}: too large to load into memory") from None
+    except Exception as exc:  # a damaged or mislabelled file (.gz that is not gzip, a truncated archive, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{name}: not a readable CSV file ({printable(first)})") from None
 
 
 def _to_float(value) -> float:

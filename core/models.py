@@ -21,7 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-MODELS = ("relu", "linear")
+from .neuron import ACTIVATIONS, forward
+
+MODELS = ACTIVATIONS
 INITS = ("seed", "zeros", "normal")
 
 
@@ -56,20 +58,19 @@ class Model:
         d = self.n_features
         return theta[:d], (float(theta[d]) if self.fit_intercept else None)
 
-    def _z(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        d = self.n_features
-        z = X @ theta[:d]
-        if self.fit_intercept:
-            z += theta[d]
-        return z
-
     def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        z = self._z(theta, X)
-        return np.maximum(z, 0.0) if self.kind == "relu" else z
+        """f(X w + b) for ``theta`` (n_params,), or one column per parameter vector for (n_params, k)."""
+        d = self.n_features
+        return forward(X, theta[:d], theta[d] if self.fit_intercept else None, self.kind)
 
     def loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
         r = self.predict(theta, X) - y
         return float(r @ r) / len(y)
+
+    def losses(self, thetas: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The MSE of each parameter vector, one a row of ``thetas`` (k, n_params): a loss surface."""
+        r = self.predict(thetas.T, X) - y[:, None]
+        return np.einsum("ij,ij->j", r, r) / len(y)
 
     def workspace(self, n: int, dtype=np.float64) -> Workspace:
         """Buffers for :meth:`loss_and_grad` on up to ``n`` rows, reused every step."""

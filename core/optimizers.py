@@ -17,22 +17,12 @@ is the learning rate, the lesson's 0.01, which the caller passes in.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-
-# torch.optim's defaults, per optimizer.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "sgd": {"momentum": 0.0, "dampening": 0.0, "nesterov": False},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "amsgrad": False},
-    "adamw": {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "amsgrad": False, "weight_decay": 1e-2},
-    "rmsprop": {"alpha": 0.99, "epsilon": 1e-8, "momentum": 0.0, "centered": False},
-    "adagrad": {"lr_decay": 0.0, "epsilon": 1e-10},
-}
 
 
 class Optimizer(NamedTuple):
@@ -96,8 +86,9 @@ def _check_betas(beta1: float, beta2: float, eps: float) -> None:
     _check(0.0 <= beta2 < 1.0, f"Invalid beta parameter at index 1: {beta2}")
 
 
-def scale_by_adam(*, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, amsgrad: bool = False) -> Optimizer:
-    r"""Adam (Kingma & Ba), torch's form: eps is added *after* the bias-corrected sqrt.
+def adam(*, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, amsgrad: bool = False) -> Optimizer:
+    r"""torch.optim.Adam (Kingma & Ba), torch's form: epsilon is added *after* the bias-corrected
+    sqrt. An L2 penalty, if any, enters through the gradient.
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
@@ -105,10 +96,11 @@ def scale_by_adam(*, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
         \hat v_t = \max(\hat v_{t-1}, v_t) \text{ with AMSGrad (on the raw } v\text{), else } v_t \\
         \text{step} = \frac{\gamma}{1 - \beta_1^t} \cdot \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
 
-    (optax's ``scale_by_adam`` puts eps in the same place but applies the bias
-    correction to m and v before dividing; the values agree to rounding.)
+    (optax's ``scale_by_adam`` puts eps in the same place but applies the bias correction to
+    m and v before dividing, and leaves the learning rate to ``scale_by_learning_rate``; the
+    values agree to rounding.)
     """
-    _check_betas(beta1, beta2, eps)
+    _check_betas(beta1, beta2, epsilon)
 
     def init(params: np.ndarray) -> AdamState:
         z = np.zeros_like(params)
@@ -121,16 +113,11 @@ def scale_by_adam(*, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
         vmax = np.maximum(state.max_exp_avg_sq, v) if amsgrad else state.max_exp_avg_sq
         bias_correction1 = 1.0 - beta1**t
         bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        denom = np.sqrt(vmax if amsgrad else v) / bias_correction2_sqrt + eps
+        denom = np.sqrt(vmax if amsgrad else v) / bias_correction2_sqrt + epsilon
         step = (lr / bias_correction1) * m / denom
         return step, AdamState(t, m, v, vmax)
 
     return Optimizer(init, update)
-
-
-def adam(*, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, amsgrad: bool = False) -> Optimizer:
-    """torch.optim.Adam (an L2 penalty, if any, enters through the gradient)."""
-    return scale_by_adam(beta1=beta1, beta2=beta2, eps=epsilon, amsgrad=amsgrad)
 
 
 class DecayState(NamedTuple):
@@ -172,9 +159,7 @@ def adamw(
     mask: slice | None = None,
 ) -> Optimizer:
     """torch.optim.AdamW: Adam plus decoupled weight decay (torch's default 0.01)."""
-    return add_decayed_weights(
-        scale_by_adam(beta1=beta1, beta2=beta2, eps=epsilon, amsgrad=amsgrad), weight_decay, mask
-    )
+    return add_decayed_weights(adam(beta1=beta1, beta2=beta2, epsilon=epsilon, amsgrad=amsgrad), weight_decay, mask)
 
 
 class RmspropState(NamedTuple):
@@ -247,11 +232,32 @@ def adagrad(*, lr_decay: float = 0.0, epsilon: float = 1e-10) -> Optimizer:
     return Optimizer(init, update)
 
 
-def build(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optimizer:
+BUILDERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": sgd,
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "adagrad": adagrad,
+}
+OPTIMIZERS = tuple(BUILDERS)
+# torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name != "mask"}
+    for name, fn in BUILDERS.items()
+}
+
+
+def default(option: str) -> Any:
+    """An optimizer option's default for the first optimizer (in OPTIMIZERS order) that reads it:
+    the value the CLI shows (``epsilon`` 1e-8 for Adam; Adagrad's own is 1e-10)."""
+    return next(d[option] for d in DEFAULTS.values() if option in d)
+
+
+def create(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optimizer:
     """The optimizer ``name`` with torch's defaults overridden by ``hyper``'s entries that apply."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     kwargs = {k: hyper.get(k, v) for k, v in DEFAULTS[name].items()}
     if name == "adamw":
         kwargs["mask"] = mask
-    return {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad}[name](**kwargs)
+    return BUILDERS[name](**kwargs)

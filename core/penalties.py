@@ -66,11 +66,15 @@ class Penalty:
 
     def value(self, w: np.ndarray) -> float:
         """lambda * R(w)."""
-        out = 0.0
+        return float(self.values(w))
+
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """lambda * R(w) of each weight vector, one a row of ``W`` (..., d)."""
+        out = np.zeros(np.shape(W)[:-1])
         if self.l1_weight:
-            out += self.l1_weight * float(np.abs(w).sum())
+            out += self.l1_weight * np.abs(W).sum(axis=-1)
         if self.l2_weight:
-            out += self.l2_weight * float(w @ w)
+            out += self.l2_weight * np.einsum("...i,...i->...", W, W)
         return out
 
     def add_grad(self, grad_w: np.ndarray, w: np.ndarray) -> None:

@@ -22,11 +22,14 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "invscaling")
 def make(
     name: str, lr: float, *, epochs: int, step_size: int = 30, gamma: float = 0.1, power: float = 0.25
 ) -> Callable[[int], float]:
+    """The schedule ``name`` as a function of the epoch; refuses what no schedule could use."""
+    if step_size < 1:
+        raise ValueError(f"step_size must be >= 1, got {step_size}")
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
     if name == "constant":
         return lambda e: lr
     if name == "step":
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}")
         return lambda e: lr * gamma ** (e // step_size)
     if name == "exponential":
         return lambda e: lr * gamma**e

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import data as data_mod
-from . import optimizers, schedules
+from . import optimizers
 from .config import TrainConfig
 from .models import Model
 from .penalties import Penalty
@@ -101,11 +101,30 @@ def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
         )
 
 
-def build(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:
+def components(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:
+    """The model, optimizer and penalty ``cfg`` names, for ``n_features`` inputs (each validates
+    its own hyperparameters)."""
     model = Model(cfg.model, n_features, cfg.fit_intercept)
-    opt = optimizers.build(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, n_features))
+    opt = optimizers.create(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, n_features))
     penalty = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
     return model, opt, penalty
+
+
+def loss_surface(cfg: TrainConfig, X, y, w0, w1, bias: float = 0.0, penalized: bool = True):
+    """The objective of ``cfg``'s two-weight model over the grid ``w0`` x ``w1`` (1-D arrays) at a
+    fixed bias: the model's own loss, plus the penalty's own value when ``penalized``.
+    Returns the meshgrid W0, W1 and Z of that shape."""
+    model, _, penalty = components(cfg, 2)
+    W0, W1 = np.meshgrid(w0, w1)
+    flat = np.column_stack([W0.ravel(), W1.ravel()])
+    thetas = np.column_stack([flat, np.full(len(flat), bias)]) if model.fit_intercept else flat
+    Z = np.empty(len(flat))
+    chunk = max(1, 2_000_000 // max(1, len(y)))  # at most 2M residuals in memory at once
+    for s in range(0, len(flat), chunk):
+        Z[s : s + chunk] = model.losses(thetas[s : s + chunk], X, y)
+    if penalized:
+        Z += penalty.values(flat)
+    return W0, W1, Z.reshape(W0.shape)
 
 
 def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = None) -> TrainResult:
@@ -115,19 +134,15 @@ def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = No
 
 
 def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) -> TrainResult:
-    model, opt, penalty = build(cfg, data.n_features)
+    """The loop itself. One function on purpose (85 lines): the per-epoch and per-step state
+    lives in local variables, and on tiny problems (the lesson: 2x2) every extra Python call a
+    step shows in steps_per_s, which benchmarks/bench_core.py holds near the call floor."""
+    model, opt, penalty = components(cfg, data.n_features)
     d = model.n_features
     X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
     theta = model.init(cfg.init, cfg.seed).astype(X.dtype)
     state = opt.init(theta)
-    lr_at = schedules.make(
-        cfg.lr_schedule,
-        cfg.learning_rate,
-        epochs=cfg.epochs,
-        step_size=cfg.lr_step_size,
-        gamma=cfg.lr_gamma,
-        power=cfg.lr_power,
-    )
+    lr_at = cfg.schedule()
     n = len(y)
     batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
     ws = model.workspace(batch, X.dtype)  # every step reuses these buffers

@@ -15,7 +15,7 @@ which torch produced it. ``tests/test_torch_parity.py`` replays every case with
 ``core.training.fit`` and compares every recorded step; it also imports this
 file (``build_fixture`` / ``run_case``) to recompute the trajectories live.
 
-Conventions (those of DESIGN.md):
+Conventions (those of docs/design.md):
 
 * parameters theta = (w, b): weights, then the bias when ``fit_intercept``;
   the bias starts at 0 and is never penalized nor decayed (for AdamW it sits in

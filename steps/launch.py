@@ -26,14 +26,14 @@ from pathlib import Path
 
 import click
 
-from core.config import TrainConfig
+from core.config import TrainConfig, option_name
 from core.data import Dataset
 
 from . import fingerprint
 from .lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
 from .options import as_param
 from .runner import make_config
-from .signals import STOPS
+from .signals import SIGNALS
 
 LAUNCHERS = ("local", "mlflow")
 # What a child copies from the workflow's run: where the code came from, as `mlflow run` tags it.
@@ -66,14 +66,10 @@ class Child:
     @property
     def parameters(self) -> dict[str, str]:
         """The options as MLproject parameters (``-P`` strings)."""
-        out = {}
-        for name, value in self.options.items():
-            key = "lambda" if name == "lam" else name
-            out[key] = as_param(value)
-        return out
+        return {option_name(name): as_param(value) for name, value in self.options.items()}
 
 
-def plan(label: str, entry_point: str, shared: dict, **overrides) -> Child:
+def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child:
     """A child of ``entry_point`` taking the ``shared`` options it accepts, then ``overrides``."""
     command = _command(entry_point)
     accepted = {p.name for p in command.params}
@@ -184,7 +180,7 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
             what = "finished" if done.status == "FINISHED" else f"{done.status}: {done.reason}"
             _progress(len(outcomes), total, done.label, done.run_id, what)
     except BaseException:
-        with STOPS.closing():  # a second Ctrl-C must not cut the closing short
+        with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
             for task in pool.stop():
                 _close(client, task.run_id, "KILLED", "the workflow was stopped")
         raise
@@ -241,7 +237,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                 time.sleep(0.2)
     except BaseException as exc:
         interrupted = not isinstance(exc, Exception)
-        with STOPS.closing():
+        with SIGNALS.closing():
             for submitted in active.values():
                 submitted.cancel()
                 _close(client, submitted.run_id, "KILLED", "the workflow was stopped")
@@ -387,12 +383,12 @@ def workflow(
     *,
     data: Dataset,
     flow,
-    judge: Callable[[dict[str, Outcome], bool], str | None],
+    failure_of: Callable[[dict[str, Outcome], bool], str | None],
     name: str | None = None,
 ) -> tuple[dict[str, Outcome], Best | None, str | None]:
     """Start (or resume) the parent run, run the children, tag the best, compare them, close the parent.
 
-    ``judge(outcomes, compare_ok)`` returns a failure reason (the parent then ends
+    ``failure_of(outcomes, compare_ok)`` returns a failure reason (the parent then ends
     FAILED) or None. ``flow`` (a :class:`steps.main.Workflow`) says how to launch the children,
     whether to reuse runs, where the report goes and, with ``flow.register_model``, the name
     under which the best child's model is registered (alias ``champion``) before the compare.
@@ -404,14 +400,14 @@ def workflow(
 
     def body(pool):
         with tracked_run(name=name or technique, tags={"technique": technique}) as parent:
-            parent.log_params({("lambda" if k == "lam" else k): v for k, v in params.items()})
+            parent.log_params({option_name(k): v for k, v in params.items()})
             outcomes = run_children(parent, children, launch=flow.launch, reuse=flow.reuse, data=data, pool=pool)
             best = tag_best(parent, outcomes, best_metric(data))
             if best is not None:
                 click.echo(f"best ({best.metric} = {best.value:.6g}): {best.label}, run {best.run_id}")
             unregistered = flow.register_model and register_best(parent, best, flow.register_model)
             compare_ok = compare_children(parent, [o.run_id for o in outcomes.values()], flow.output_dir)
-            reason = "; ".join(filter(None, [judge(outcomes, compare_ok), unregistered])) or None
+            reason = "; ".join(filter(None, [failure_of(outcomes, compare_ok), unregistered])) or None
             if reason:
                 parent.fail(reason)
         return outcomes, best, reason
@@ -424,7 +420,7 @@ def workflow(
         except BaseException:
             import mlflow
 
-            with STOPS.closing():
+            with SIGNALS.closing():
                 for task in pool.stop():  # normally none: the children's loop closed its own
                     _close(mlflow.MlflowClient(), task.run_id, "KILLED", "the workflow was stopped")
             raise

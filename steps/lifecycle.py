@@ -24,7 +24,7 @@ any other exception                    FAILED    re-raised
 
 Whatever the ending, the buffered metrics are flushed, a run that did not finish gets
 a ``failure_reason`` tag and the ``on_close`` hooks (e.g. save the weight path so far),
-and the run is ended. A signal that comes meanwhile waits (:meth:`Stops.closing`); only a
+and the run is ended. A signal that comes meanwhile waits (:meth:`DeferredSignals.closing`); only a
 second one, a person insisting, abandons a close that waits on the store, and what was not
 written is spilled. No run is left RUNNING while the store answers.
 """
@@ -37,32 +37,10 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from .signals import STOPS, Terminated
+from .errors import RunFailed, RunStopped, StoreGone
+from .signals import SIGNALS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
-
-
-class StoreGone(Exception):
-    """The tracking store did not answer within the budget (--store-timeout). What the run could
-    not write is in its spill file; ``python -m steps.recover`` writes it once the store is back."""
-
-    run_id: str | None = None  # set by tracked_run: whose spill file to name
-
-
-class RunFailed(Exception):
-    """Raise inside :func:`tracked_run` to end the run FAILED with ``reason``."""
-
-    def __init__(self, reason: str, run_id: str | None = None):
-        super().__init__(reason)
-        self.reason, self.run_id = reason, run_id
-
-
-class RunStopped(BaseException):
-    """The run was interrupted (Ctrl-C or SIGTERM) and ended KILLED."""
-
-    def __init__(self, reason: str, exit_code: int, run_id: str | None = None, message: str | None = None):
-        super().__init__(reason)
-        self.reason, self.exit_code, self.run_id, self.message = reason, exit_code, run_id, message
 
 
 class Run:
@@ -73,8 +51,8 @@ class Run:
 
         self.client, self.info = client, info
         self.id, self.experiment_id = info.run_id, info.experiment_id
-        self.held = STOPS.held  # `with run.held():` a signal waits until the block ends
-        self.buffer = MetricBuffer(client, self.id, guard=STOPS.held)
+        self.held = SIGNALS.held  # `with run.held():` a signal waits until the block ends
+        self.buffer = MetricBuffer(client, self.id, guard=SIGNALS.held)
         self.failure: str | None = None
         self.on_close: list[Callable[[], None]] = []  # called when the run ends without finishing
 
@@ -184,13 +162,13 @@ def tracked_run(
     from .tracking import check_reachable
 
     check_reachable()
-    with STOPS:
+    with SIGNALS:
         run: Run | None = None
         status, stopped = "FAILED", None
         try:
             # While the run is being created a signal is only remembered (the store may be creating
             # its tables); the guarded write below raises it, inside this `try`, so the run ends KILLED.
-            with STOPS.held(deliver=False):
+            with SIGNALS.kept():
                 client, started, late_tags = _start(run_id, experiment_id, parent_run_id, name, tags)
                 run = Run(client, started.info)
             run.set_tags(late_tags)  # guarded: delivers a signal that came while the run was created
@@ -217,7 +195,7 @@ def tracked_run(
                 if stopped is not None:
                     run.failure = stopped.reason
                 try:
-                    with STOPS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
+                    with SIGNALS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
                         _close(run, status)
                         _end(run, status)
                 except (KeyboardInterrupt, Terminated) as exc:  # a second signal abandoned the close

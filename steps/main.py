@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from .launch import LAUNCHERS, Launch, plan, workflow
+from .launch import LAUNCHERS, Launch, make_child, workflow
 from .options import COMMON, apply, command
 from .runner import load_checked
 
@@ -153,14 +153,14 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
 @workflow_options
 def main(flow: Workflow, **shared):
     """Run the lesson end to end: sgd, adam, l1, l2 as nested child runs, then compare them."""
-    children = [plan(ep, ep, shared) for ep in CHILDREN]  # checks every child's options first
+    children = [make_child(ep, ep, shared) for ep in CHILDREN]  # checks every child's options first
     data = load_checked(children[0].config)  # one dataset for every child
 
-    def judge(outcomes, compare_ok):
+    def failure_of(outcomes, compare_ok):
         failed = [label for label, o in outcomes.items() if not o.ok] + ([] if compare_ok else ["compare"])
         return f"these steps failed: {', '.join(failed)} (see their runs' failure_reason tag)" if failed else None
 
-    _, _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, judge=judge)
+    _, _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, failure_of=failure_of)
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)

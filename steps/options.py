@@ -1,23 +1,23 @@
 """Every CLI option of the training entry points, declared once.
 
-The table :data:`OPTIONS` feeds three things: the Click options of each command,
-the MLproject's parameters (``python -m steps.mlproject`` renders the file and a
-test checks it is current), and the README's option table. MLproject parameter
-names are the option names with ``_`` for ``-``; booleans are value options
-(``--nesterov true``).
+The table :data:`OPTIONS` feeds the Click options of each command and the MLproject's
+parameters (``python -m steps.mlproject`` renders the file; ``tests/test_cli.py`` checks it
+is current). MLproject parameter names are the option names with ``_`` for ``-``; booleans
+are value options (``--nesterov true``). The optimizer options' defaults are torch's, read
+from :data:`core.optimizers.DEFAULTS`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
 
 from core import models, optimizers, penalties, schedules
-from core.config import DTYPES
+from core.config import DTYPES, TrainConfig
 
 
 def as_param(value) -> str:
@@ -57,105 +57,116 @@ class Opt:
     help: str
     dest: str | None = None  # Python name when it differs (lambda -> lam)
 
-    @property
-    def param(self) -> str:
-        """The MLproject / MLflow parameter name."""
-        return self.flag.replace("-", "_")
-
-    @property
-    def mlproject_type(self) -> str:
-        return "float" if isinstance(self.type, click.FloatRange) else "string"
-
     def click_option(self):
         names = [f"--{self.flag}"] + ([self.dest] if self.dest else [])
         return click.option(*names, type=self.type, default=self.default, show_default=True, help=self.help)
 
+
+# Every option's default is the config's (core.config.TrainConfig); the optimizer options',
+# torch.optim's, as core.optimizers states them (the config leaves them to the optimizer).
+CONFIG = {f.name: f.default for f in fields(TrainConfig)}
+TORCH = {name: optimizers.default(name) for opts in optimizers.DEFAULTS.values() for name in opts}
 
 _opts = [
     # data
     Opt(
         "dataset",
         str,
-        "seed",
+        CONFIG["dataset"],
         "'seed' (the lesson's 2x2 set), 'synthetic' or a CSV path/URI. synthetic draws X ~ N(0, 1) and "
         "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
         "activation (a ReLU teacher for relu).",
     ),
-    Opt("target", str, "y", "CSV column to predict; every other column is a feature."),
-    Opt("n-samples", click.IntRange(1), 200, "Synthetic data: number of rows."),
-    Opt("n-features", click.IntRange(1), 10, "Synthetic data: number of features."),
-    Opt("n-informative", click.IntRange(0), 3, "Synthetic data: how many true weights are non-zero."),
-    Opt("noise", NON_NEGATIVE, 0.1, "Synthetic data: standard deviation of the target noise."),
-    Opt("data-seed", click.IntRange(0), 0, "Synthetic data: random seed of the generator."),
+    Opt("target", str, CONFIG["target"], "CSV column to predict; every other column is a feature."),
+    Opt("n-samples", click.IntRange(1), CONFIG["n_samples"], "Synthetic data: number of rows."),
+    Opt("n-features", click.IntRange(1), CONFIG["n_features"], "Synthetic data: number of features."),
+    Opt(
+        "n-informative",
+        click.IntRange(0),
+        CONFIG["n_informative"],
+        "Synthetic data: how many true weights are non-zero.",
+    ),
+    Opt("noise", NON_NEGATIVE, CONFIG["noise"], "Synthetic data: standard deviation of the target noise."),
+    Opt("data-seed", click.IntRange(0), CONFIG["data_seed"], "Synthetic data: random seed of the generator."),
     Opt(
         "validation-fraction",
         fraction(max_open=True),
-        0.0,
+        CONFIG["validation_fraction"],
         "Share of rows held out (seeded split) for val_loss and early stopping.",
     ),
     Opt(
         "dtype",
         click.Choice(DTYPES),
-        "float64",
+        CONFIG["dtype"],
         "Precision of data and weights; float32 halves the memory traffic of every step.",
     ),
     # model
-    Opt("model", click.Choice(models.MODELS), "relu", "The lesson's ReLU neuron, or a linear model."),
-    Opt("fit-intercept", click.BOOL, False, "Learn a bias (never penalized or decayed); starts at 0."),
+    Opt("model", click.Choice(models.MODELS), CONFIG["model"], "The lesson's ReLU neuron, or a linear model."),
+    Opt(
+        "fit-intercept",
+        click.BOOL,
+        CONFIG["fit_intercept"],
+        "Learn a bias (never penalized or decayed); starts at 0.",
+    ),
     Opt(
         "init",
         click.Choice(models.INITS),
-        "seed",
+        CONFIG["init"],
         "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1); 'normal' draws N(0, 1/d) with --seed.",
     ),
     # loop
-    Opt("epochs", click.IntRange(1), 100, "Passes over the training data."),
-    Opt("batch-size", click.IntRange(0), 0, "Mini-batch size; 0 means full batch (the lesson)."),
-    Opt("learning-rate", POSITIVE, 0.01, "Step size (the base rate of the schedule)."),
+    Opt("epochs", click.IntRange(1), CONFIG["epochs"], "Passes over the training data."),
+    Opt("batch-size", click.IntRange(0), CONFIG["batch_size"], "Mini-batch size; 0 means full batch (the lesson)."),
+    Opt("learning-rate", POSITIVE, CONFIG["learning_rate"], "Step size (the base rate of the schedule)."),
     Opt(
         "lr-schedule",
         click.Choice(schedules.SCHEDULES),
-        "constant",
+        CONFIG["lr_schedule"],
         "Learning rate per epoch: constant, step (x gamma every step-size epochs), exponential "
         "(x gamma each epoch), cosine (to 0 over the epochs), invscaling (lr / (e+1)^power).",
     ),
-    Opt("lr-step-size", click.IntRange(1), 30, "Epochs between decays of the 'step' schedule."),
-    Opt("lr-gamma", fraction(min_open=True), 0.1, "Decay factor of the 'step' and 'exponential' schedules."),
-    Opt("lr-power", NON_NEGATIVE, 0.25, "Exponent of the 'invscaling' schedule."),
+    Opt("lr-step-size", click.IntRange(1), CONFIG["lr_step_size"], "Epochs between decays of the 'step' schedule."),
+    Opt(
+        "lr-gamma",
+        fraction(min_open=True),
+        CONFIG["lr_gamma"],
+        "Decay factor of the 'step' and 'exponential' schedules.",
+    ),
+    Opt("lr-power", NON_NEGATIVE, CONFIG["lr_power"], "Exponent of the 'invscaling' schedule."),
     Opt(
         "patience",
         click.IntRange(0),
-        0,
+        CONFIG["patience"],
         "Early stopping: stop after this many epochs without a lower val_loss; 0 turns it off.",
     ),
-    Opt("log-every", click.IntRange(1), 1, "Log metrics every N epochs (the last epoch always)."),
-    Opt("seed", click.IntRange(0), 0, "Seed for shuffling, 'normal' initialization and the split."),
+    Opt("log-every", click.IntRange(1), CONFIG["log_every"], "Log metrics every N epochs (the last epoch always)."),
+    Opt("seed", click.IntRange(0), CONFIG["seed"], "Seed for shuffling, 'normal' initialization and the split."),
     # optimizer
-    Opt("optimizer", click.Choice(optimizers.OPTIMIZERS), "sgd", "The update rule (torch.optim's)."),
-    Opt("momentum", NON_NEGATIVE, 0.0, "SGD / RMSprop: momentum factor."),
-    Opt("dampening", NON_NEGATIVE, 0.0, "SGD: dampening of the momentum buffer."),
-    Opt("nesterov", click.BOOL, False, "SGD: Nesterov momentum (needs momentum > 0, dampening 0)."),
-    Opt("beta1", fraction(max_open=True), 0.9, "Adam/AdamW: decay rate of the first moment, in [0, 1)."),
-    Opt("beta2", fraction(max_open=True), 0.999, "Adam/AdamW: decay rate of the second moment, in [0, 1)."),
-    Opt("epsilon", NON_NEGATIVE, 1e-8, "Adam/AdamW/RMSprop/Adagrad: term added to the denominator."),
-    Opt("amsgrad", click.BOOL, False, "Adam/AdamW: AMSGrad (running max of the raw second moment)."),
-    Opt("weight-decay", NON_NEGATIVE, 0.01, "AdamW: decoupled weight decay (torch's default 0.01)."),
-    Opt("alpha", fraction(), 0.99, "RMSprop: smoothing constant of the squared-gradient average."),
-    Opt("centered", click.BOOL, False, "RMSprop: normalize by the gradient's estimated variance."),
-    Opt("lr-decay", NON_NEGATIVE, 0.0, "Adagrad: learning-rate decay, lr / (1 + (t-1) * lr_decay)."),
+    Opt("optimizer", click.Choice(optimizers.OPTIMIZERS), CONFIG["optimizer"], "The update rule (torch.optim's)."),
+    Opt("momentum", NON_NEGATIVE, TORCH["momentum"], "SGD / RMSprop: momentum factor."),
+    Opt("dampening", NON_NEGATIVE, TORCH["dampening"], "SGD: dampening of the momentum buffer."),
+    Opt("nesterov", click.BOOL, TORCH["nesterov"], "SGD: Nesterov momentum (needs momentum > 0, dampening 0)."),
+    Opt("beta1", fraction(max_open=True), TORCH["beta1"], "Adam/AdamW: decay rate of the first moment, in [0, 1)."),
+    Opt("beta2", fraction(max_open=True), TORCH["beta2"], "Adam/AdamW: decay rate of the second moment, in [0, 1)."),
+    Opt("epsilon", NON_NEGATIVE, TORCH["epsilon"], "Adam/AdamW/RMSprop/Adagrad: term added to the denominator."),
+    Opt("amsgrad", click.BOOL, TORCH["amsgrad"], "Adam/AdamW: AMSGrad (running max of the raw second moment)."),
+    Opt("weight-decay", NON_NEGATIVE, TORCH["weight_decay"], "AdamW: decoupled weight decay (torch's default 0.01)."),
+    Opt("alpha", fraction(), TORCH["alpha"], "RMSprop: smoothing constant of the squared-gradient average."),
+    Opt("centered", click.BOOL, TORCH["centered"], "RMSprop: normalize by the gradient's estimated variance."),
+    Opt("lr-decay", NON_NEGATIVE, TORCH["lr_decay"], "Adagrad: learning-rate decay, lr / (1 + (t-1) * lr_decay)."),
     # penalty
     Opt(
         "penalty",
         click.Choice(penalties.PENALTIES),
-        "none",
+        CONFIG["penalty"],
         "Regularizer R(w): l1 = sum|w|, l2 = sum w^2, elasticnet = l1_ratio*sum|w| + (1-l1_ratio)*sum w^2.",
     ),
-    Opt("lambda", NON_NEGATIVE, 0.0, "Penalty strength: the objective is MSE + lambda * R(w).", dest="lam"),
-    Opt("l1-ratio", fraction(), 0.5, "Elastic net: share of the L1 term."),
+    Opt("lambda", NON_NEGATIVE, CONFIG["lam"], "Penalty strength: the objective is MSE + lambda * R(w).", dest="lam"),
+    Opt("l1-ratio", fraction(), CONFIG["l1_ratio"], "Elastic net: share of the L1 term."),
     Opt(
         "l1-method",
         click.Choice(penalties.L1_METHODS),
-        "prox",
+        CONFIG["l1_method"],
         "How the L1 term acts: 'prox' soft-thresholds after each step (exact zeros); "
         "'subgradient' adds lambda*sign(w) to the gradient (for teaching).",
     ),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from core.config import OPTIMIZER_OPTIONS, TrainConfig
+from core.config import OPTIMIZER_OPTIONS, PENALTY_OPTIONS, TrainConfig, option_name, unused_options
 from core.data import DataError, Dataset
-from core.training import DivergenceError, TrainResult, build, fit, load_data
+from core.training import DivergenceError, TrainResult, components, fit, load_data
 
 from . import fingerprint
 from .lifecycle import RunFailed, exit_on_end, tracked_run
@@ -48,25 +48,8 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
     unless it has its default (``defaults``: the command's own, else the options table's).
     """
     kwargs = {**kwargs, **PRESETS[technique]}
-    optimizer = kwargs.get("optimizer", "sgd")
     if technique == "train":
-        fits = set(OPTIMIZER_OPTIONS[optimizer])
-        for name, value in kwargs.items():
-            flag = name.replace("_", "-")
-            default = (defaults or {}).get(name, OPTIONS[flag].default if flag in OPTIONS else None)
-            owners = [o for o, opts in OPTIMIZER_OPTIONS.items() if name in opts]
-            if owners and name not in fits and value is not None and value != default:
-                raise click.UsageError(
-                    f"--{flag} {value} does not apply to --optimizer {optimizer} "
-                    f"(it is an option of {', '.join(owners)})"
-                )
-        penalty = kwargs.get("penalty", "none")
-        if penalty == "none" and kwargs.get("lam", 0.0) > 0:
-            raise click.UsageError("--lambda needs a --penalty (l1, l2 or elasticnet)")
-        if penalty != "elasticnet" and kwargs.get("l1_ratio", 0.5) != OPTIONS["l1-ratio"].default:
-            raise click.UsageError("--l1-ratio applies to --penalty elasticnet only")
-        if penalty not in ("l1", "elasticnet") and kwargs.get("l1_method", "prox") != "prox":
-            raise click.UsageError("--l1-method applies to --penalty l1 or elasticnet only")
+        _refuse_options_that_would_not_act(kwargs, defaults or {})
     if kwargs.get("dataset") == "synthetic" and kwargs.get("n_informative", 0) > kwargs.get("n_features", 10):
         raise click.BadParameter(
             f"{kwargs['n_informative']} is more than --n-features ({kwargs.get('n_features', 10)})",
@@ -74,10 +57,29 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
         )
     try:
         cfg = TrainConfig(**kwargs)
-        build(cfg, 1)  # validates the optimizer's and penalty's hyperparameters
+        components(cfg, 1)  # validates the optimizer's and penalty's hyperparameters
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return cfg
+
+
+def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict) -> None:
+    """`train`: an option of another optimizer or penalty than the chosen one, set to something
+    other than its default, is a usage error (:func:`core.config.unused_options` says which)."""
+    chosen = {"optimizer": kwargs.get("optimizer", "sgd"), "penalty": kwargs.get("penalty", "none")}
+    unused = unused_options(chosen)
+    for name, value in kwargs.items():
+        option = option_name(name)
+        flag = option.replace("_", "-")
+        default = defaults.get(name, OPTIONS[flag].default if flag in OPTIONS else None)
+        if option not in unused or value is None or value == default:
+            continue
+        for what, table in (("optimizer", OPTIMIZER_OPTIONS), ("penalty", PENALTY_OPTIONS)):
+            if owners := [o for o, opts in table.items() if option in opts]:
+                raise click.UsageError(
+                    f"--{flag} {value} does not apply to --{what} {chosen[what]} "
+                    f"(it is an option of {', '.join(owners)})"
+                )
 
 
 def load_checked(cfg: TrainConfig):
@@ -115,80 +117,75 @@ def train_run(
     """
     import mlflow
 
-    from . import tracking
-
-    path: list[tuple[int, list[float], float]] = []
-    record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
-    bar = _progress(cfg.epochs) if progress else None
-    shown = 0
-
-    def callback(epoch: int, metrics: dict, theta) -> None:
-        nonlocal shown
-        run.log_metrics(metrics, epoch)
-        if record:
-            path.append((epoch, theta.tolist(), metrics["loss"]))
-            if len(path) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
-                path[:] = path[::2]
-        if bar is not None:
-            bar.update(epoch + 1 - shown)
-            shown = epoch + 1
-
     with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=technique) as run:
         tmpdir = Path(tmp)
+        epochs = _EpochLog(run, cfg, data, _progress(cfg.epochs) if progress else None)
 
         def save_path_so_far() -> None:  # when the run ends without finishing
-            if _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept):
+            if _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept):
                 mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
 
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
-        run.set_tags(
-            {
-                "technique": technique,
-                "optimizer": cfg.optimizer,
-                "penalty": cfg.penalty,
-                **fingerprint.tags(cfg, data),
-            }
-        )
+        tags = {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+        run.set_tags({**tags, **fingerprint.tags(cfg, data)})
         try:
-            result = fit(cfg, data, callback)
+            result = fit(cfg, data, epochs.callback)
         except DivergenceError as exc:
             raise RunFailed(str(exc)) from None
-        if bar is not None:
-            bar.render_finish()
-        _write_trajectory(tmpdir, path, data.n_features, cfg.fit_intercept)
-        weights = tmpdir / "weights.json"
-        weights.write_text(json.dumps({"weights": result.weights, "bias": result.bias}, indent=2))
-        spec = tmpdir / "model_spec.json"
-        spec.write_text(
-            json.dumps(
-                {
-                    "weights": result.weights,
-                    "bias": result.bias,
-                    "model": cfg.model,
-                    "features": list(data.feature_names),
-                }
-            )
-        )
-        with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
-            run.log_metrics(
-                {
-                    **result.final,
-                    "zero_weights": sum(w == 0.0 for w in result.weights),
-                    "train_time_s": result.train_time_s,
-                    "steps_per_s": result.steps_per_s,
-                    "epochs_run": result.epochs_run,
-                },
-                result.epochs_run,
-                model_id=model.model_id,
-            )
-            run.buffer.flush()
-            with run.held():
-                mlflow.log_artifacts(str(tmpdir))
-                tracking.log_model(model, tmpdir, spec, data.feature_names, data.X_train)
+        if epochs.bar is not None:
+            epochs.bar.render_finish()
+        _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept)
+        _log_results(run, cfg, data, result, tmpdir)
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
     return result
+
+
+class _EpochLog:
+    """What happens at each logged epoch: its metrics to the run's buffer, the weights to the
+    path (models this small only, thinned to a bounded length), the progress bar."""
+
+    def __init__(self, run, cfg: TrainConfig, data: Dataset, bar):
+        self.run, self.bar, self.shown = run, bar, 0
+        self.record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
+        self.path: list[tuple[int, list[float], float]] = []
+
+    def callback(self, epoch: int, metrics: dict, theta) -> None:
+        self.run.log_metrics(metrics, epoch)
+        if self.record:
+            self.path.append((epoch, theta.tolist(), metrics["loss"]))
+            if len(self.path) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
+                self.path[:] = self.path[::2]
+        if self.bar is not None:
+            self.bar.update(epoch + 1 - self.shown)
+            self.shown = epoch + 1
+
+
+def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:
+    """The end of a finished run: the final metrics (linked to the LoggedModel), the artifacts
+    (weights.json, model_spec.json, trajectory.csv) and the model."""
+    import mlflow
+
+    from . import tracking
+
+    weights = {"weights": result.weights, "bias": result.bias}
+    (tmpdir / "weights.json").write_text(json.dumps(weights, indent=2))
+    spec = tmpdir / "model_spec.json"
+    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
+    final = {
+        **result.final,
+        "zero_weights": sum(w == 0.0 for w in result.weights),
+        "train_time_s": result.train_time_s,
+        "steps_per_s": result.steps_per_s,
+        "epochs_run": result.epochs_run,
+    }
+    with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
+        run.log_metrics(final, result.epochs_run, model_id=model.model_id)
+        run.buffer.flush()
+        with run.held():
+            mlflow.log_artifacts(str(tmpdir))
+            tracking.log_model(model, tmpdir, spec, data.feature_names, data.X_train)
 
 
 def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> bool:

@@ -4,7 +4,7 @@ Python raises an exception from a signal handler wherever the main thread happen
 to be, which in a training run is often half-way through an SQLAlchemy
 transaction of ``log_batch``. Interrupted there, the store's connection can keep
 its write lock, and the flush that saves the buffered metrics then meets
-"database is locked". So writes run inside :meth:`Stops.held`: a signal that
+"database is locked". So writes run inside :meth:`DeferredSignals.held`: a signal that
 arrives meanwhile is remembered and raised as soon as the write is done. A second
 signal (a person pressing Ctrl-C again, more than a second later) abandons a write
 or a close that is taking too long: the process must never be held by a store that
@@ -26,12 +26,13 @@ class Terminated(BaseException):
     """SIGTERM, turned into an exception so that a run can be closed cleanly (exit 143)."""
 
 
-class Stops:
-    """While entered, SIGTERM raises ``on_term`` and SIGINT raises KeyboardInterrupt,
-    except inside :meth:`held`, where they wait until the block ends.
+class DeferredSignals:
+    """While entered, SIGTERM raises ``on_term`` and SIGINT raises KeyboardInterrupt, except
+    inside :meth:`held` (raised when the block ends) and :meth:`kept` / :meth:`closing` (left
+    pending for later): the signals are deferred, never lost.
 
     A SIGINT that is ignored on entry (a background job of a non-interactive shell)
-    stays ignored. :meth:`ignore` drops both signals entirely, for closing a run.
+    stays ignored. :meth:`ignore` drops both signals entirely.
     Entering again (a run inside a run, e.g. `compare` inside `main`) is a no-op: the
     handlers are installed by the outermost entry and restored by its exit.
     """
@@ -46,7 +47,7 @@ class Stops:
         self.pending: type[BaseException] | None = None
         self.previous: dict = {}
 
-    def __enter__(self) -> Stops:
+    def __enter__(self) -> DeferredSignals:
         self.entered += 1
         if self.entered == 1:
             for signum in self.raises:
@@ -82,17 +83,26 @@ class Stops:
         raise exc()
 
     @contextlib.contextmanager
-    def held(self, deliver: bool = True):
-        """Signals arriving inside this block are raised when it ends (not half-way).
+    def held(self):
+        """Signals arriving inside this block are raised when it ends (not half-way)."""
+        with self._deferred(raise_at_end=True):
+            yield
 
-        With ``deliver=False`` they stay pending, for the next :meth:`held` block to raise.
-        """
+    @contextlib.contextmanager
+    def kept(self):
+        """Signals arriving inside this block stay pending, for the next :meth:`held` block to raise
+        (or a loop that checks :attr:`pending`)."""
+        with self._deferred(raise_at_end=False):
+            yield
+
+    @contextlib.contextmanager
+    def _deferred(self, raise_at_end: bool):
         self.depth += 1
         try:
             yield
         finally:
             self.depth -= 1
-            if deliver and not self.depth and self.pending is not None:
+            if raise_at_end and not self.depth and self.pending is not None:
                 exc, self.pending = self.pending, None
                 self.stopping = True
                 raise exc()
@@ -103,7 +113,7 @@ class Stops:
         short) and not dropped: the next :meth:`held` block raises it, or a loop checks :attr:`pending`.
         Only a second signal, more than :data:`SAME_STOP_S` after the first, abandons the close.
         """
-        with self.held(deliver=False):
+        with self.kept():
             yield
 
     @contextlib.contextmanager
@@ -119,4 +129,4 @@ class Stops:
 
 # The process's one instance: every run of a process (a training run, a workflow's parent,
 # compare nested in it, a worker's child after child) shares it.
-STOPS = Stops()
+SIGNALS = DeferredSignals()

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from .launch import plan, workflow
+from .launch import make_child, workflow
 from .main import Workflow, workflow_options
 from .options import COMMON, NON_NEGATIVE, POSITIVE, apply, command
 from .runner import load_checked
@@ -80,10 +80,10 @@ def sweep(technique, learning_rates, lambdas, flow: Workflow, **shared):
     for lr, lam in grid:
         label = f"{technique} lr={lr!r}" + (f" lambda={lam!r}" if lam is not None else "")  # distinct values
         extra = {"learning_rate": lr, **({"lam": lam} if lam is not None else {})}
-        children.append(plan(label, technique, shared, **extra))
+        children.append(make_child(label, technique, shared, **extra))
     data = load_checked(children[0].config)
 
-    def judge(outcomes, compare_ok):
+    def failure_of(outcomes, compare_ok):
         if not any(o.ok for o in outcomes.values()):
             return "every child failed"
         return None if compare_ok else "failed: compare"
@@ -101,7 +101,7 @@ def sweep(technique, learning_rates, lambdas, flow: Workflow, **shared):
         params,
         data=data,
         flow=flow,
-        judge=judge,
+        failure_of=failure_of,
         name=f"sweep {technique}",
     )
     failed = [label for label, o in outcomes.items() if not o.ok]

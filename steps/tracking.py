@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from .lifecycle import StoreGone
+from .errors import StoreGone
 from .options import as_param
 
 # MLflow's log_batch takes at most 1,000 metrics a call.
@@ -32,7 +33,7 @@ class MetricBuffer:
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0, guard=contextlib.nullcontext):
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
-        self.guard = guard  # e.g. Stops.held: no signal lands half-way through a write
+        self.guard = guard  # e.g. DeferredSignals.held: no signal lands half-way through a write
         self.pending: list[Metric] = []
         self.last_flush = time.monotonic()
 
@@ -318,6 +319,7 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
 
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+CORE = Path(__file__).resolve().parents[1] / "core"  # the model's code/ folder: its forward pass
 
 
 @contextlib.contextmanager
@@ -362,10 +364,11 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     import pandas as pd
     from mlflow.models import Model
 
+    from core.neuron import forward
+
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
     spec = json.loads(spec_file.read_text())
-    z = example.to_numpy() @ np.asarray(spec["weights"]) + (spec["bias"] or 0.0)
-    pred = np.maximum(z, 0.0) if spec["model"] == "relu" else z
+    pred = forward(example.to_numpy(), np.asarray(spec["weights"]), spec["bias"], spec["model"])
     target = run_dir / "model"
     meta = Model(
         artifact_path=model.artifact_location,
@@ -429,9 +432,12 @@ def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
     mlflow.pyfunc.save_model(
         path=str(target),
         python_model=str(MODEL_CODE),
+        code_paths=[str(CORE)],
         mlflow_model=meta,
         artifacts={"weights": str(spec_file)},
         signature=infer_signature(example, pred),
         input_example=example,
         pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
     )
+    for cache in target.rglob("__pycache__"):  # compiled copies of core: not the model's to carry
+        shutil.rmtree(cache, ignore_errors=True)

@@ -70,18 +70,18 @@ class Done:
 
 def serve(conn) -> None:
     """A worker's life: take a task, train it, send back how it ended; until told to stop."""
-    from .signals import STOPS, Terminated
+    from .signals import SIGNALS, Terminated
 
     _die_with_parent()
     try:
-        with STOPS:
+        with SIGNALS:
             while True:
                 task = conn.recv()
                 if task is None:
                     return
                 done = _train(task)
                 conn.send(done)
-                if done.status == "KILLED" or STOPS.pending or STOPS.stopping:
+                if done.status == "KILLED" or SIGNALS.pending or SIGNALS.stopping:
                     return  # the workflow is being stopped (a signal may have come while the run closed)
     except (EOFError, OSError, KeyboardInterrupt, Terminated):
         return  # the workflow went away or stopped us while idle
@@ -205,7 +205,7 @@ class Workers:
     ) -> Iterator[Done]:
         """Hand ``tasks`` to free workers (``make_task`` creates each one's run just in time);
         yield how each ended, in the order they end. A dead worker's child ends FAILED."""
-        from .signals import STOPS
+        from .signals import SIGNALS
 
         self._ready()
         pending = deque(tasks)
@@ -214,7 +214,7 @@ class Workers:
                 if w.task is None and pending:
                     if not w.process.is_alive():  # it exited while idle
                         w = self._replace(w)
-                    with STOPS.held():  # a signal waits until the run is created and handed over
+                    with SIGNALS.held():  # a signal waits until the run is created and handed over
                         w.task = make_task(pending.popleft())
                         with contextlib.suppress(OSError):  # it died: its sentinel says so below
                             w.conn.send(w.task)

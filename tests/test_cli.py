@@ -119,6 +119,9 @@ def test_logged_model_contains_no_pickle(tracking):
     names = [p.name for p in __import__("pathlib").Path(local).rglob("*")]
     assert "MLmodel" in names
     assert not [n for n in names if n.endswith((".pkl", ".pickle", ".cloudpickle"))]
+    # It carries its forward pass (core.neuron), as source only.
+    assert (__import__("pathlib").Path(local) / "code" / "core" / "neuron.py").is_file()
+    assert "__pycache__" not in names
 
 
 def test_trajectory_artifact_records_the_weight_path(tracking):

@@ -21,9 +21,10 @@ import pytest
 from click.testing import CliRunner
 from mlflow.entities import Metric, Param
 
-from steps import compare_report, mlproject
+from steps import compare_figures, mlproject
 from steps.adam import adam
-from steps.compare import compare, gather, local_artifact_dir, search
+from steps.compare import compare
+from steps.compare_runs import gather, local_artifact_dir, search
 from steps.l1 import l1
 from steps.l2 import l2
 from steps.sgd import sgd
@@ -194,26 +195,32 @@ def test_trajectory_curves_equal_the_logged_loss_metric(lesson):
 
 
 def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_path):
-    X, y = compare_report.load_surface_data({"dataset": "seed"})
+    def load(params):
+        return compare_figures.load_surface_data(compare_figures.surface_config(params))
+
+    X, y = load({"dataset": "seed"})
     assert X.tolist() == [[0.1, 0.2], [0.4, 0.5]]
     assert y.tolist() == [0.3, 0.9]
     params = {"dataset": "synthetic", "n_samples": "50", "n_features": "2", "n_informative": "2", "noise": "0.1"}
-    X, y = compare_report.load_surface_data({**params, "validation_fraction": "0.2", "seed": "0"})
+    X, y = load({**params, "validation_fraction": "0.2", "seed": "0"})
     assert X.shape == (40, 2)
     assert y.shape == (40,)
-    assert compare_report.load_surface_data({"dataset": str(tmp_path / "gone.csv")}) is None
-    assert compare_report.load_surface_data({"dataset": "https://example.invalid/data.csv"}) is None
+    assert load({"dataset": str(tmp_path / "gone.csv")}) is None
+    assert load({"dataset": "https://example.invalid/data.csv"}) is None
 
     # The surface is the model's own loss (plus lambda * R(w) for a penalty), grid point by grid point.
+    from core.config import TrainConfig
     from core.models import Model
     from core.penalties import Penalty
+    from core.training import loss_surface
 
-    X, y = compare_report.load_surface_data({"dataset": "seed"})
+    X, y = load({"dataset": "seed"})
     w0, w1 = np.array([-0.5, 0.1, 1.0]), np.array([0.2, 1.0])
     pen = Penalty("l1", 0.01)
     for kind in ("relu", "linear"):
         model = Model(kind, 2, fit_intercept=True)
-        W0, W1, Z = compare_report.surface(X, y, kind, 0.25, w0, w1, pen)
+        cfg = TrainConfig(model=kind, fit_intercept=True, penalty="l1", lam=0.01)
+        W0, W1, Z = loss_surface(cfg, X, y, w0, w1, 0.25)
         for i, j in np.ndindex(Z.shape):
             w = np.array([W0[i, j], W1[i, j]])
             expected = model.loss(np.append(w, 0.25), X, y) + pen.value(w)
@@ -515,7 +522,7 @@ def test_options_have_help_defaults_and_fit_the_mlproject():
 
 
 def fake_gathered(technique: str, params: dict, metrics: dict, i: int):
-    from steps.compare import Gathered
+    from steps.compare_runs import Gathered
 
     info = SimpleNamespace(run_id=f"{i:032x}", run_name=technique, status="FINISHED", start_time=i)
     params = {k: str(v) for k, v in params.items()}
@@ -524,7 +531,7 @@ def fake_gathered(technique: str, params: dict, metrics: dict, i: int):
 
 
 def test_a_sweeps_legend_names_every_value_that_differs_and_the_metric_that_orders_it():
-    from steps.compare import build_table
+    from steps.compare_table import build_table
 
     base = {"optimizer": "sgd", "penalty": "l1", "dataset": "synthetic", "validation_fraction": 0.2}
     grid = [(lr, lam) for lr in (0.001, 0.01, 0.1) for lam in (0.001, 0.01, 0.1)]
@@ -539,20 +546,108 @@ def test_a_sweeps_legend_names_every_value_that_differs_and_the_metric_that_orde
     ]
     table = build_table(gathered)
     assert table.sort_metric == "final_val_loss"
-    labels = [s.label for s in compare_report.styles(table)]
+    labels = [s.label for s in compare_figures.styles(table)]
     # Every value appears 3 times: none is "usual", so none is left out (lr=0.1 was, before).
     expected = [f"l1 lr={lr:g} λ={lam:g}" for lr, lam in reversed(grid)]  # lowest val loss first
     assert labels == expected
-    assert compare_report.order_note(table) == "runs in order of final_val_loss, lowest first"
+    assert compare_figures.order_note(table) == "runs in order of final_val_loss, lowest first"
 
 
 def test_labels_keep_a_value_shared_by_most_runs_when_it_differs_from_the_others():
-    from steps.compare import build_table
+    from steps.compare_table import build_table
 
     rates = [0.01, 0.01, 0.01, 0.5]
     gathered = [
         fake_gathered("sgd", {"optimizer": "sgd", "penalty": "none", "learning_rate": lr}, {"final_loss": i}, i)
         for i, lr in enumerate(rates)
     ]
-    labels = sorted(s.label.split(" #")[0] for s in compare_report.styles(build_table(gathered)))
+    labels = sorted(s.label.split(" #")[0] for s in compare_figures.styles(build_table(gathered)))
     assert labels == ["sgd lr=0.01"] * 3 + ["sgd lr=0.5"]
+
+
+# --------------------------------------------------------------------------- the table and the pictures' data (unit)
+
+
+def lesson_like(i, technique, params, final, path=None, weights=None, status="FINISHED"):
+    final = {"final_objective": final["final_loss"], **final}
+    g = fake_gathered(technique, {"dataset": "seed", "model": "relu", **params}, final, i)
+    g.run.info.status = status
+    g.epochs = np.arange(3.0)
+    g.loss = np.array([1.0, 0.5, 0.25]) * (i + 1)
+    if path is not None:
+        g.path, g.weights = np.asarray(path, dtype=float), weights
+    return g
+
+
+def test_the_table_sorts_best_first_failed_last_and_shows_what_varies():
+    from steps.compare_table import build_table
+
+    gathered = [
+        lesson_like(0, "sgd", {"optimizer": "sgd", "penalty": "none", "learning_rate": 0.01}, {"final_loss": 0.3}),
+        lesson_like(1, "adam", {"optimizer": "adam", "penalty": "none", "learning_rate": 0.01}, {"final_loss": 0.1}),
+        lesson_like(
+            2, "l1", {"optimizer": "sgd", "penalty": "l1", "lambda": 0.01, "learning_rate": 0.1},
+            {"final_loss": 0.01}, status="FAILED",
+        ),
+    ]  # fmt: skip
+    table = build_table(gathered)
+    df = table.frame
+    assert df["technique"].tolist() == ["adam", "sgd", "l1"]  # best final_loss first, the failed run last
+    assert [g.technique for g in table.gathered] == ["adam", "sgd", "l1"]  # the same order
+    assert table.sort_metric == "final_loss"
+    assert table.shown[:6] == ["run_id", "technique", "optimizer", "penalty", "learning_rate", "lambda"]
+    assert "final_objective" not in table.shown  # no run's objective differs from its loss
+    assert table.common == {"dataset": "seed", "model": "relu"}
+    assert df["learning_rate"].tolist() == [0.01, 0.01, 0.1]
+
+
+def test_loss_curves_draw_each_runs_logged_losses_and_its_final_loss():
+    from steps.compare_table import build_table
+
+    gathered = [
+        lesson_like(
+            i, t, {"optimizer": "sgd", "penalty": "none", "learning_rate": lr}, {"final_loss": f, "epochs_run": 3}
+        )
+        for i, (t, lr, f) in enumerate([("sgd", 0.01, 0.2), ("sgd", 0.1, 0.1)])
+    ]
+    table = build_table(gathered)
+    st = compare_figures.styles(table)
+    fig = compare_figures.loss_curves(table, st)
+    ax = fig.axes[0]
+    lines = {line.get_label().split("   ")[0]: line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert sorted(lines) == ["sgd lr=0.01", "sgd lr=0.1"]
+    for g in table.gathered:
+        label = f"sgd lr={g.params['learning_rate']}"
+        # The logged epochs' losses, then the final loss at epoch 3 (after the last step).
+        np.testing.assert_array_equal(lines[label].get_xdata(), [0.0, 1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(lines[label].get_ydata(), [*g.loss, g.metrics["final_loss"]])
+    assert fig.legends[0].get_title().get_text() == "runs in order of final_loss, lowest first"
+
+
+def test_trajectories_draw_each_path_to_its_final_weights_on_the_models_own_surface():
+    from core.config import TrainConfig
+    from core.training import loss_surface
+    from steps.compare_table import build_table
+
+    paths = {"sgd": [[0.1, 0.2], [0.15, 0.25], [0.2, 0.3]], "l2": [[0.1, 0.2], [0.14, 0.24], [0.18, 0.28]]}
+    gathered = [
+        lesson_like(0, "sgd", {"optimizer": "sgd", "penalty": "none"}, {"final_loss": 0.1}, paths["sgd"], [0.25, 0.35]),
+        lesson_like(
+            1, "l2", {"optimizer": "sgd", "penalty": "l2", "lambda": 0.01}, {"final_loss": 0.2}, paths["l2"], [0.2, 0.3]
+        ),
+    ]
+    table = build_table(gathered)
+    fig = compare_figures.trajectories(table, compare_figures.styles(table))
+    ax = fig.axes[0]
+    drawn = [
+        np.column_stack([line.get_xdata(), line.get_ydata()]) for line in ax.get_lines() if len(line.get_xdata()) > 2
+    ]
+    for g in gathered:  # each path, ending at the run's final weights
+        expected = np.vstack([paths[g.technique], g.weights])
+        assert any(d.shape == expected.shape and np.allclose(d, expected) for d in drawn), g.technique
+    # The penalties differ, so the contours are the MSE: the relu model's own loss on the seed data.
+    assert [c for c in ax.collections if hasattr(c, "levels")]  # the contours are drawn
+    assert "MSE alone" in fig.legends[0].get_title().get_text()
+    X, y = compare_figures.load_surface_data(compare_figures.surface_config({"dataset": "seed"}))
+    *_, Z = loss_surface(TrainConfig(), X, y, np.array([0.2]), np.array([0.3]), penalized=False)
+    assert Z[0, 0] == pytest.approx(np.mean((np.maximum(X @ [0.2, 0.3], 0) - y) ** 2), rel=1e-14)

@@ -168,3 +168,32 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
     with pytest.raises(ValueError, match=message):
         start()
     assert steps == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"optimizer": "adam", "beta2": 0.99, "amsgrad": True},
+        {"dataset": "synthetic", "n_samples": 50, "noise": 0.5, "penalty": "elasticnet", "lam": 0.1, "l1_ratio": 0.3},
+        {"dataset": "data.csv", "target": "price", "validation_fraction": 0.2, "patience": 5, "seed": 3},
+        {"lr_schedule": "step", "lr_step_size": 10, "lr_gamma": 0.5, "fit_intercept": True, "model": "linear"},
+    ],
+)
+def test_from_params_is_the_inverse_of_params(kwargs):
+    from steps.options import as_param
+
+    cfg = TrainConfig(**kwargs)
+    logged = {k: as_param(v) for k, v in cfg.params().items()}  # as MLflow keeps them: strings
+    again = TrainConfig.from_params(logged)
+    assert again.params() == cfg.params()
+    assert TrainConfig.from_params({**logged, "not_an_option": "x"}).params() == cfg.params()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"epochs": "2.5"}, "whole number"), ({"fit_intercept": "yes"}, "true or false"), ({"noise": "a"}, "float")],
+)
+def test_from_params_refuses_what_does_not_parse(params, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_params(params)

@@ -1,4 +1,4 @@
-"""The lesson's numbers: the defaults must reproduce them (DESIGN.md, "The seed's numbers")."""
+"""The lesson's numbers: the defaults must reproduce them (docs/design.md, "The seed's numbers")."""
 
 from __future__ import annotations
 

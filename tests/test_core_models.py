@@ -103,3 +103,21 @@ def test_unknown_model_and_init_are_refused():
         Model("sigmoid")
     with pytest.raises(ValueError, match="unknown init 'ones'"):
         Model().init("ones")
+
+
+@pytest.mark.parametrize("kind", ["relu", "linear"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_losses_of_many_parameter_vectors_equal_the_loss_of_each(kind, fit_intercept):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
+    model = Model(kind, 3, fit_intercept)
+    thetas = rng.standard_normal((7, model.n_params))
+    np.testing.assert_allclose(model.losses(thetas, X, y), [model.loss(t, X, y) for t in thetas], rtol=1e-14)
+
+
+def test_penalty_values_of_many_weight_vectors_equal_the_value_of_each():
+    from core.penalties import Penalty
+
+    W = np.random.default_rng(1).standard_normal((5, 4))
+    for pen in (Penalty("l1", 0.1), Penalty("l2", 0.2), Penalty("elasticnet", 0.3, 0.25), Penalty()):
+        np.testing.assert_allclose(pen.values(W), [pen.value(w) for w in W], rtol=1e-14)

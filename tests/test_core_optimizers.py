@@ -188,7 +188,7 @@ IDS = [name + "".join(f"-{k}" for k in hyper) for name, hyper in ALL]
 
 @pytest.mark.parametrize(("name", "hyper"), ALL, ids=IDS)
 def test_update_is_pure_same_inputs_same_outputs_and_nothing_mutated(name, hyper):
-    opt = optimizers.build(name, hyper)
+    opt = optimizers.create(name, hyper)
     params, grad = np.array([0.3, -0.7]), np.array([1.5, -0.25])
     _, state = opt.update(grad, opt.init(params), params, 0.05)  # a non-trivial state
     snapshot = [np.copy(x) for x in (params, grad)]
@@ -202,7 +202,7 @@ def test_update_is_pure_same_inputs_same_outputs_and_nothing_mutated(name, hyper
 
 def test_build_fills_torch_defaults_and_ignores_options_it_does_not_read():
     params = np.array([1.0, 2.0])
-    built = optimizers.build("adagrad", {"beta1": 0.5, "momentum": 0.9})
+    built = optimizers.create("adagrad", {"beta1": 0.5, "momentum": 0.9})
     reference = optimizers.adagrad(lr_decay=0.0, epsilon=1e-10)
     assert_array_equal(
         built.update(G1, built.init(params), params, 0.1)[0],
@@ -216,7 +216,7 @@ def test_build_fills_torch_defaults_and_ignores_options_it_does_not_read():
 
 def test_build_passes_the_mask_to_adamw():
     params = np.array([1.0, 2.0, 3.0])
-    opt = optimizers.build("adamw", {}, mask=slice(0, 2))
+    opt = optimizers.create("adamw", {}, mask=slice(0, 2))
     step, _ = opt.update(np.zeros(3), opt.init(params), params, 0.1)
     assert step[2] == 0.0
 
@@ -242,7 +242,7 @@ def test_build_passes_the_mask_to_adamw():
         (lambda: optimizers.rmsprop(epsilon=-1.0), "Invalid epsilon value: -1.0"),
         (lambda: optimizers.adagrad(lr_decay=-0.5), "Invalid lr_decay value: -0.5"),
         (lambda: optimizers.adagrad(epsilon=-1.0), "Invalid epsilon value: -1.0"),
-        (lambda: optimizers.build("lbfgs", {}), "unknown optimizer 'lbfgs'"),
+        (lambda: optimizers.create("lbfgs", {}), "unknown optimizer 'lbfgs'"),
     ],
 )
 def test_invalid_hyperparameters_are_refused_with_torchs_messages(make, message):
@@ -263,7 +263,7 @@ def test_invalid_hyperparameters_are_refused_when_training_starts():
 def test_every_optimizer_minimises_a_parabola(name, hyper):
     # f(x) = 0.5 * sum(a * (x - c)^2), a well-conditioned diagonal quadratic; cosine-annealed lr.
     a, c = np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 0.5])
-    opt = optimizers.build(name, {**hyper, "weight_decay": 0.0} if name == "adamw" else hyper)
+    opt = optimizers.create(name, {**hyper, "weight_decay": 0.0} if name == "adamw" else hyper)
     base = 1.0 if name == "adagrad" else 0.05  # Adagrad's rate only ever shrinks
     x, n = np.zeros(3), 2000
     state = opt.init(x)

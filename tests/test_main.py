@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from steps.launch import plan
+from steps.launch import make_child
 from steps.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def test_reuse_skips_children_whose_config_code_and_data_match(tracking):
 @pytest.mark.parametrize("technique", sorted(CHILDREN))
 def test_main_passes_the_shared_options_to_each_child(technique):
     shared = {"epochs": 7, "seed": 3, "dataset": "synthetic", "model": "linear", "lam": 0.5}
-    cfg = plan(technique, technique, shared).config
+    cfg = make_child(technique, technique, shared).config
     assert (cfg.epochs, cfg.seed, cfg.dataset, cfg.model) == (7, 3, "synthetic", "linear")
     assert cfg.optimizer == ("adam" if technique == "adam" else "sgd")
     assert cfg.penalty == (technique if technique in ("l1", "l2") else "none")

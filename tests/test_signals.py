@@ -1,4 +1,4 @@
-"""Stops: a signal never lands half-way through a tracking-store write."""
+"""DeferredSignals: a signal never lands half-way through a tracking-store write."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import time
 import pytest
 
 from steps import signals
-from steps.signals import Stops
+from steps.signals import DeferredSignals
 
 
 class Stop(BaseException):
     pass
 
 
-def signal_during(stops: Stops | None, signum: int, log: list) -> None:
+def signal_during(stops: DeferredSignals | None, signum: int, log: list) -> None:
     """Send ``signum`` to this process inside a (nested) write if ``stops`` is given, else outside one."""
     if stops is None:
         os.kill(os.getpid(), signum)  # Python runs the handler right after this call
@@ -32,7 +32,7 @@ def signal_during(stops: Stops | None, signum: int, log: list) -> None:
 
 def test_a_signal_outside_a_write_raises_at_once():
     log = []
-    with Stops(on_term=Stop), pytest.raises(Stop):
+    with DeferredSignals(on_term=Stop), pytest.raises(Stop):
         signal_during(None, signal.SIGTERM, log)
     assert log == []
 
@@ -40,13 +40,13 @@ def test_a_signal_outside_a_write_raises_at_once():
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Stop), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_signal_inside_a_write_waits_until_the_write_is_done(signum, raised):
     log = []
-    with Stops(on_term=Stop) as stops, pytest.raises(raised):
+    with DeferredSignals(on_term=Stop) as stops, pytest.raises(raised):
         signal_during(stops, signum, log)
     assert log == ["inner write", "outer write"]
 
 
-def start_then_write(stops: Stops, log: list) -> None:
-    with stops.held(deliver=False):
+def start_then_write(stops: DeferredSignals, log: list) -> None:
+    with stops.kept():
         os.kill(os.getpid(), signal.SIGTERM)
     log.append("run started")
     with stops.held():
@@ -56,14 +56,14 @@ def start_then_write(stops: Stops, log: list) -> None:
 
 def test_a_signal_while_the_run_starts_is_raised_by_the_first_write():
     log = []
-    with Stops(on_term=Stop) as stops, pytest.raises(Stop):
+    with DeferredSignals(on_term=Stop) as stops, pytest.raises(Stop):
         start_then_write(stops, log)
     assert log == ["run started", "first write"]
 
 
 def test_ignore_drops_signals_and_the_handlers_come_back():
     before = signal.getsignal(signal.SIGTERM)
-    with Stops(on_term=Stop) as stops:
+    with DeferredSignals(on_term=Stop) as stops:
         with stops.ignore():
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGINT)
@@ -74,7 +74,7 @@ def test_ignore_drops_signals_and_the_handlers_come_back():
 def test_an_ignored_sigint_stays_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with Stops(on_term=Stop):
+        with DeferredSignals(on_term=Stop):
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             os.kill(os.getpid(), signal.SIGINT)
     finally:
@@ -126,7 +126,7 @@ def test_a_store_that_stays_busy_raises_after_the_last_attempt(monkeypatch):
 
 def test_a_signal_while_a_run_closes_is_kept_for_the_next_write_not_dropped():
     log = []
-    with Stops(on_term=Stop) as stops:
+    with DeferredSignals(on_term=Stop) as stops:
         with stops.closing():
             os.kill(os.getpid(), signal.SIGTERM)
             log.append("closed")
@@ -136,7 +136,7 @@ def test_a_signal_while_a_run_closes_is_kept_for_the_next_write_not_dropped():
     assert log == ["closed", "after the close", "next write"]
 
 
-def int_then_term(stops: Stops, log: list) -> None:
+def int_then_term(stops: DeferredSignals, log: list) -> None:
     with stops.held():
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -146,12 +146,12 @@ def int_then_term(stops: Stops, log: list) -> None:
 def test_mlflows_follow_up_sigterm_does_not_cut_the_write_short():
     """`mlflow run` answers Ctrl-C with a SIGTERM to its child a moment later: one stop, not two."""
     log = []
-    with Stops(on_term=Stop) as stops, pytest.raises(KeyboardInterrupt):
+    with DeferredSignals(on_term=Stop) as stops, pytest.raises(KeyboardInterrupt):
         int_then_term(stops, log)
     assert log == ["write finished"]
 
 
-def term_twice(stops: Stops, log: list) -> None:
+def term_twice(stops: DeferredSignals, log: list) -> None:
     with stops.held():
         os.kill(os.getpid(), signal.SIGTERM)  # the first: waits for the write
         log.append("still writing")
@@ -164,7 +164,7 @@ def test_a_second_signal_later_abandons_a_write_that_hangs(monkeypatch):
     """A person pressing Ctrl-C again: the write (a store that does not answer) is given up."""
     monkeypatch.setattr(signals, "SAME_STOP_S", 0.0)
     log = []
-    with Stops(on_term=Stop) as stops:
+    with DeferredSignals(on_term=Stop) as stops:
         with pytest.raises(Stop):
             term_twice(stops, log)
         assert stops.abandoned

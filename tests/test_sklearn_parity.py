@@ -1,6 +1,6 @@
 r"""Oracle tests: converged penalized fits equal scikit-learn's Lasso, Ridge and ElasticNet.
 
-gdlab minimizes (DESIGN.md), over the weights w and an unpenalized bias b,
+gdlab minimizes (docs/design.md, "Conventions"), over the weights w and an unpenalized bias b,
 
 .. math::
     J(w, b) = \frac{1}{n} \lVert y - Xw - b \rVert^2 + \lambda R(w), \qquad

@@ -35,7 +35,7 @@ FIXTURE = json.loads(FIXTURE_PATH.read_text())
 CASES = FIXTURE["cases"]
 RTOL, ATOL = 1e-10, 1e-12
 
-# The lesson's final weights after 100 epochs (DESIGN.md).
+# The lesson's final weights after 100 epochs (docs/design.md, "The seed's numbers").
 LESSON_SGD_100 = [0.3644996182867053, 0.5455535728846579]
 LESSON_ADAM_100 = [0.823853144243253, 0.9236083308245637]
 

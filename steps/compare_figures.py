@@ -1,4 +1,4 @@
-"""The outputs of `compare`: the printed table, Markdown, self-contained HTML and the figures.
+"""The pictures of `compare`: loss curves and weight paths on the loss surface.
 
 Figures are built with matplotlib's object API (``matplotlib.figure.Figure``): no pyplot,
 no GUI backend, no global state.
@@ -6,161 +6,22 @@ no GUI backend, no global state.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from core.data import printable
+from core.config import BUILT_IN_DATASETS, TrainConfig, unused_options
+from core.data import DataError
+from core.training import components, load_data, loss_surface
 
-from .compare import Table, csv_frame
+from .compare_table import NUMERIC, SHORT, Table, fmt_value, missing
 
-NUMERIC = {
-    "final_loss",
-    "final_objective",
-    "final_val_loss",
-    "zero_weights",
-    "bias",
-    "train_time_s",
-    "epochs_run",
-}
-SHORT = {
-    "learning_rate": "lr",
-    "lambda": "λ",
-    "beta1": "β1",
-    "beta2": "β2",
-    "epsilon": "ε",
-    "weight_decay": "wd",
-    "batch_size": "batch",
-    "lr_schedule": "schedule",
-}
 MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
 MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label
 MAX_PANELS = 4
 FIG_DPI = 110
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _missing(v) -> bool:
-    """None, NaN or pandas' NA (lists are never missing)."""
-    import pandas as pd
-
-    return v is None or (np.ndim(v) == 0 and bool(pd.isna(v)))
-
-
-def fmt_value(v) -> str:
-    """A param value as people write it: 0.01, 1e-08, 100, prox."""
-    if _missing(v):
-        return ""
-    if isinstance(v, bool | np.bool_):
-        return "true" if v else "false"
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
-    return str(v)
-
-
-def fmt_cell(col: str, v) -> str:
-    if col == "weights":
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        shown = [f"{w:.4g}" for w in v[:4]]
-        return "[" + ", ".join(shown) + (f", … ({len(v)})" if len(v) > 4 else "") + "]"
-    if col == "run_id":
-        return str(v)[:8]
-    if _missing(v):
-        return "-" if col in NUMERIC else ""
-    if col in ("zero_weights", "epochs_run"):
-        return str(int(v))
-    if col == "train_time_s":
-        return f"{v:.3g}"
-    if col in NUMERIC:
-        return f"{v:.6g}"
-    return fmt_value(v)
-
-
-def display_rows(table: Table) -> tuple[list[str], list[list[str]], list[bool]]:
-    """(header, rows of strings, right-aligned flags) of the shown columns."""
-    df = table.frame
-    cols = table.shown
-    rows = [[fmt_cell(c, v) for c, v in zip(cols, rec, strict=True)] for rec in df[cols].itertuples(index=False)]
-    right = [c in NUMERIC or _numeric_column(df[c]) for c in cols]
-    return cols, rows, right
-
-
-def _numeric_column(series) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def text_table(table: Table, max_note: int = 60) -> str:
-    """The table for a terminal (notes cut to ``max_note`` characters; the files keep them whole)."""
-    header, rows, right = display_rows(table)
-    header = [printable(h, limit=10_000) for h in header]  # another tool's names and values reach a terminal
-    rows = [[printable(c, limit=10_000) for c in r] for r in rows]
-    if "note" in header:
-        k = header.index("note")
-        rows = [[*r[:k], r[k] if len(r[k]) <= max_note else r[k][: max_note - 1] + "…", *r[k + 1 :]] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells):
-        out = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)]
-        return "  ".join(out).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def settings_lines(table: Table) -> list[str]:
-    """What the printed table leaves out because it is the same for every run."""
-    out = []
-    if table.common:
-        out.append("Same for all runs: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in table.common.items()))
-    if table.fixed:
-        groups = []
-        for who, values in table.fixed.items():
-            text = ", ".join(f"{k}={fmt_value(v)}" for k, v in values.items())
-            groups.append(f"{text} ({', '.join(who)} runs)" if who else f"{text} (all runs)")
-        out.append("Unchanged hyperparameters: " + "; ".join(groups))
-    return out
-
-
-def settings_text(table: Table) -> str:
-    lines = settings_lines(table)
-    return ("\n" + "\n".join(lines)) if lines else ""
-
-
-def md_escape(text: str) -> str:
-    """Text for a Markdown cell or line: no HTML, no line breaks, no table pipes, no control characters."""
-    text = " ".join(str(text).split("\n"))
-    text = printable(text, limit=10_000).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|")
-
-
-def markdown_table(table: Table) -> str:
-    header, rows, right = display_rows(table)
-
-    def esc(s):
-        return md_escape(s)
-
-    lines = ["| " + " | ".join(map(esc, header)) + " |"]
-    lines.append("|" + "|".join("---:" if r else ":---" for r in right) + "|")
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def json_frame(df):
-    """The table for ``mlflow.log_table``: JSON-friendly values (no NaN, plain lists)."""
-    out = df.astype(object).where(df.notna(), None)
-    out["weights"] = [None if w is None else list(w) for w in df["weights"]]
-    return out
 
 
 # --------------------------------------------------------------------------- run styles
@@ -203,7 +64,7 @@ def styles(table: Table) -> list[Style]:
                 parts.append(rec["penalty"])
         for k in varying + (["lambda"] if "lambda" in params and "lambda" not in varying else []):
             v = rec.get(k)
-            if _missing(v) or (k == "lambda" and rec["penalty"] in ("none", "")):
+            if missing(v) or (k == "lambda" and rec["penalty"] in ("none", "")):
                 continue
             if k == "l1_ratio" and rec["penalty"] != "elasticnet":
                 continue
@@ -244,7 +105,7 @@ def _param_columns(table: Table) -> set[str]:
 
 
 def _varies_present(series) -> bool:
-    return len({fmt_value(v) for v in series if not _missing(v)}) > 1
+    return len({fmt_value(v) for v in series if not missing(v)}) > 1
 
 
 def subtitle(table: Table) -> str:
@@ -281,7 +142,7 @@ def _curve(table: Table, i: int, g):
     x, y = np.asarray(g.epochs, dtype=float), np.asarray(g.loss, dtype=float)
     rec = table.frame.loc[i]
     final, last = rec["final_loss"], rec["epochs_run"]
-    if not _missing(final) and not _missing(last) and (len(x) == 0 or last > x[-1]):
+    if not missing(final) and not missing(last) and (len(x) == 0 or last > x[-1]):
         x, y = np.append(x, float(last)), np.append(y, float(final))
     keep = np.isfinite(y) & (y > 0)  # a log scale shows positive losses only
     return x[keep], y[keep]
@@ -327,13 +188,12 @@ def _cluster(values: np.ndarray, close) -> list[int]:
 
 
 def loss_curves(table: Table, st: list[Style]):
-    from matplotlib.collections import LineCollection
+    """The training loss per logged epoch of every run: each run labelled (up to MAX_LABELLED
+    runs), else coloured by technique with the best few labelled."""
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     fig = Figure(figsize=(11, 6.6), dpi=FIG_DPI, layout="constrained")
     ax = fig.add_subplot()
-    df = table.frame
     curves = []
     for i, g in enumerate(table.gathered):
         if g.loss is not None:
@@ -349,37 +209,9 @@ def loss_curves(table: Table, st: list[Style]):
     curves = _tame_failed(curves, st)
     labelled = n <= MAX_LABELLED
     if labelled:
-        for i, x, y in curves:
-            s = st[i]
-            value = df.loc[i, table.sort_metric]
-            tail = f"   {table.sort_metric} {value:.4g}" if not _missing(value) else ""
-            ax.plot(x, y, color=s.color, lw=2.2, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
-            ax.plot(x[-1], y[-1], marker="X" if s.failed else "o", ms=8, color=s.color, mec="black", mew=0.8)
-        fig.legend(
-            loc="outside lower center",
-            ncols=1 if n <= 4 else 2,
-            fontsize=10.5,
-            frameon=False,
-            title=order_note(table),
-            title_fontsize=10,
-        )
+        _each_curve_labelled(fig, ax, curves, table, st)
     else:
-        groups: dict[str, list] = {}
-        for i, x, y in curves:
-            groups.setdefault(df.loc[i, "technique"], []).append((i, np.column_stack([x, y])))
-        handles = []
-        for tech, members in groups.items():
-            color = st[members[0][0]].color
-            ax.add_collection(LineCollection([seg for _, seg in members], colors=[color], lw=0.7, alpha=0.3))
-            handles.append(Line2D([], [], color=color, lw=2, label=f"{tech or '?'}: {len(members)} runs"))
-        best = [c for c in curves if not st[c[0]].failed][:5]
-        for rank, (i, x, y) in enumerate(best, 1):
-            (h,) = ax.plot(x, y, color=st[i].color, lw=2.4, label=f"#{rank} by {table.sort_metric}: {st[i].label}")
-            ax.plot(x[-1], y[-1], marker="o", ms=7, color=st[i].color, mec="black", mew=0.8)
-            h.set_path_effects(_outline())
-            handles.append(h)
-        ax.autoscale_view()
-        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10, frameon=False)
+        _curves_by_technique(fig, ax, curves, table, st)
     done = [y for i, _, y in curves if not st[i].failed]
     if done and len(done) < n:  # y range of the finished runs (diverged curves run off the top)
         lo_y, hi_y = min(float(y.min()) for y in done), max(float(y.max()) for y in done)
@@ -394,6 +226,47 @@ def loss_curves(table: Table, st: list[Style]):
     if labelled:
         _zoom_loss_ends(ax, curves, st)
     return fig
+
+
+def _each_curve_labelled(fig, ax, curves, table: Table, st: list[Style]) -> None:
+    """One labelled line a run, with the value of the metric that orders the legend."""
+    for i, x, y in curves:
+        s = st[i]
+        value = table.frame.loc[i, table.sort_metric]
+        tail = f"   {table.sort_metric} {value:.4g}" if not missing(value) else ""
+        ax.plot(x, y, color=s.color, lw=2.2, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
+        ax.plot(x[-1], y[-1], marker="X" if s.failed else "o", ms=8, color=s.color, mec="black", mew=0.8)
+    fig.legend(
+        loc="outside lower center",
+        ncols=1 if len(curves) <= 4 else 2,
+        fontsize=10.5,
+        frameon=False,
+        title=order_note(table),
+        title_fontsize=10,
+    )
+
+
+def _curves_by_technique(fig, ax, curves, table: Table, st: list[Style]) -> None:
+    """Many runs: thin lines coloured by technique, the best five drawn over them and labelled."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    groups: dict[str, list] = {}
+    for i, x, y in curves:
+        groups.setdefault(table.frame.loc[i, "technique"], []).append((i, np.column_stack([x, y])))
+    handles = []
+    for tech, members in groups.items():
+        color = st[members[0][0]].color
+        ax.add_collection(LineCollection([seg for _, seg in members], colors=[color], lw=0.7, alpha=0.3))
+        handles.append(Line2D([], [], color=color, lw=2, label=f"{tech or '?'}: {len(members)} runs"))
+    best = [c for c in curves if not st[c[0]].failed][:5]
+    for rank, (i, x, y) in enumerate(best, 1):
+        (h,) = ax.plot(x, y, color=st[i].color, lw=2.4, label=f"#{rank} by {table.sort_metric}: {st[i].label}")
+        ax.plot(x[-1], y[-1], marker="o", ms=7, color=st[i].color, mec="black", mew=0.8)
+        h.set_path_effects(_outline())
+        handles.append(h)
+    ax.autoscale_view()
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10, frameon=False)
 
 
 def _tame_failed(curves, st):
@@ -488,60 +361,37 @@ def _panel_title(p: dict) -> str:
     return f"{p.get('model', 'relu')} neuron{bias} on {data}{extra}"
 
 
-def load_surface_data(p: dict):
-    """The training data of a run (X, y), rebuilt from its params; None if it cannot be read.
+def surface_config(p: dict):
+    """The config a run's params describe (:meth:`core.config.TrainConfig.from_params`), or None."""
+    try:
+        unused = unused_options(p)
+        return TrainConfig.from_params({k: v for k, v in p.items() if k not in unused})
+    except (TypeError, ValueError):
+        return None
+
+
+def load_surface_data(cfg):
+    """The training data of a run's config (X, y), as it trained on it; None if it cannot be read.
 
     Seed and synthetic data are rebuilt exactly; a CSV is read only when it is a local file
     (no network fetches here).
     """
-    from core import data as D
-
-    ds = p.get("dataset", "seed")
-    try:
-        if ds == "seed":
-            X, y, _ = D.seed_data()
-        elif ds == "synthetic":
-            X, y, _, _ = D.synthetic(
-                int(p.get("n_samples", 200)),
-                int(p.get("n_features", 10)),
-                int(p.get("n_informative", 3)),
-                float(p.get("noise", 0.1)),
-                int(p.get("data_seed", 0)),
-                teacher=p.get("model", "relu"),
-            )
-        else:
-            local = ds.removeprefix("file://")
-            if "://" in local or not Path(local).is_file():
-                return None
-            X, y, _ = D.load_csv(local, p.get("target", "y"))
-        Xt, yt, _, _ = D.split(X, y, _float(p.get("validation_fraction")), int(p.get("seed", 0)))
-    except (D.DataError, ValueError, OSError):
+    if cfg is None:
         return None
-    return Xt, yt
-
-
-def surface(X, y, model: str, bias: float, w0, w1, penalty=None):
-    """Loss (+ penalty) on the grid w0 x w1 (1-D arrays), at a fixed bias."""
-    W0, W1 = np.meshgrid(w0, w1)
-    flat = np.column_stack([W0.ravel(), W1.ravel()])
-    Z = np.empty(len(flat))
-    chunk = max(1, 2_000_000 // max(1, len(y)))
-    for s in range(0, len(flat), chunk):
-        z = flat[s : s + chunk] @ X.T + bias
-        if model == "relu":
-            z = np.maximum(z, 0.0)
-        r = z - y
-        Z[s : s + chunk] = np.einsum("ij,ij->i", r, r) / len(y)
-    if penalty is not None:
-        Z += penalty.l1_weight * np.abs(flat).sum(axis=1) + penalty.l2_weight * (flat**2).sum(axis=1)
-    return W0, W1, Z.reshape(W0.shape)
-
-
-def _penalty_of(p: dict):
-    from core.penalties import Penalty
-
+    local = cfg.dataset.removeprefix("file://")
+    if cfg.dataset not in BUILT_IN_DATASETS and ("://" in local or not Path(local).is_file()):
+        return None
     try:
-        return Penalty(p.get("penalty", "none"), _float(p.get("lambda")), _float(p.get("l1_ratio"), 0.5))
+        data = load_data(cfg)
+    except (DataError, ValueError, OSError):
+        return None
+    return data.X_train, data.y_train
+
+
+def _penalty_of(cfg):
+    """The penalty a run's config trains with (:func:`core.training.components`), or None."""
+    try:
+        return None if cfg is None else components(cfg, 2)[2]
     except ValueError:
         return None
 
@@ -568,7 +418,7 @@ def _panels(table: Table) -> tuple[list[Panel], int]:
         if g.path is None or g.path.ndim != 2 or g.path.shape[1] != 2 or not len(g.path):
             continue
         path = g.path
-        if g.weights is not None and len(g.weights) == 2 and not _missing(table.frame.loc[i, "final_loss"]):
+        if g.weights is not None and len(g.weights) == 2 and not missing(table.frame.loc[i, "final_loss"]):
             path = np.vstack([path, g.weights])  # the trajectory holds the start of each epoch
         elif g.loss is not None and len(g.loss) == len(path) and np.isfinite(g.loss[0]):
             off = np.flatnonzero(~(g.loss <= 1e3 * g.loss[0]))  # a diverged run: up to where it took off
@@ -592,11 +442,11 @@ def trajectories(table: Table, st: list[Style]):
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_axis_off()
-    for ax, panel in zip(axes, panels, strict=False):
-        _draw_panel(fig, ax, panel, table, st, single=n == 1 and not more)
+    single = n == 1 and not more
+    equal = [_draw_panel(fig, ax, panel, table, st, single) for ax, panel in zip(axes, panels, strict=False)]
     fig.draw_without_rendering()  # runs the layout, so the axes know their size in pixels
-    for ax in axes[:n]:
-        if getattr(ax, "_gdlab_equal", False):
+    for ax, same_scale in zip(axes, equal, strict=False):
+        if same_scale:
             _equal_scale(ax)
     if n > 1 or more:
         title = "Weight paths on the loss surface"
@@ -608,22 +458,49 @@ def trajectories(table: Table, st: list[Style]):
     return fig
 
 
-def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bool) -> None:
-    from matplotlib.collections import LineCollection
-    from matplotlib.lines import Line2D
+def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bool) -> bool:
+    """One panel: the loss surface of the panel's data and model, the runs' weight paths on it,
+    the legend. Returns whether the axes should get one scale for both weights (:func:`_equal_scale`,
+    which needs the laid-out figure)."""
+    runs = panel.runs
+    ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
+    bias = ref[1].bias if ref[1].bias is not None else 0.0
+    cfg = surface_config(panel.params)
+    data = load_surface_data(cfg)
+    if data is not None and data[0].shape[1] != 2:
+        data = None
+    lo, hi, equal = _extent(runs, st, data, bias)
+    contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi)
+    if data is not None and ref[1].bias is not None:
+        note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
+    # A diverged path leaves the picture: clip it (far outside) so it stays drawable.
+    runs = [(i, g, np.clip(path, lo - 20 * (hi - lo), hi + 20 * (hi - lo))) for i, g, path in runs]
+    labelled = len(runs) <= MAX_LABELLED
+    _draw_paths(ax, runs, st, labelled)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("w₀  (weight of feature 0)")
+    ax.set_ylabel("w₁  (weight of feature 1)")
+    title = f"Weight paths on the loss surface\n{panel.title}" if single else panel.title
+    ax.set_title(title, fontsize=13.5 if single else 12.5, loc="left")
+    if single:  # (with several panels the figure's title carries it)
+        sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model")))
+        ax.set_title(sub, fontsize=10, loc="right", color="0.35")
+    ax.grid(True, alpha=0.2)
+    _panel_legend(fig, ax, runs, table, st, contour, note, single)
+    if labelled:
+        _zoom_path_ends(ax, runs, st, contour, lo, hi)
+    return equal
 
-    runs, p0 = panel.runs, panel.params
-    # Extent: the finished runs' paths (a diverged path would zoom out to nothing).
+
+def _extent(runs, st: list[Style], data, bias: float):
+    """The weights' range to show (lo, hi), and whether both axes get one scale: the finished
+    runs' paths (a diverged path would zoom out to nothing), the least-squares weights when they
+    are near, a margin, and a square extent unless that would squash the paths."""
     fin = [path for i, _, path in runs if not st[i].failed] or [path for _, _, path in runs]
     pts = np.vstack(fin)
     pts = pts[np.isfinite(pts).all(axis=1)]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
-    bias = ref[1].bias if ref[1].bias is not None else 0.0
-    model = p0.get("model", "relu")
-    data = load_surface_data(p0)
-    if data is not None and data[0].shape[1] != 2:
-        data = None
     if data is not None:
         try:  # the least-squares weights: take in the valley floor when it is near the paths
             w_star = np.linalg.lstsq(data[0], data[1] - bias, rcond=None)[0]
@@ -635,33 +512,38 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     span = np.maximum(hi - lo, 0.1)
     lo, hi = lo - 0.12 * span, hi + 0.12 * span
     span = hi - lo
-    equal = 1 / 3 < span[0] / span[1] < 3  # same scale on both axes, unless that squashes the paths
-    if equal:  # a square extent; the axes then widen it to their own shape (adjustable="datalim")
+    equal = bool(1 / 3 < span[0] / span[1] < 3)
+    if equal:  # a square extent; the axes then widen it to their own shape
         mid = (lo + hi) / 2
         lo, hi = mid - span.max() / 2, mid + span.max() / 2
-    # The surface covers more than the extent, so widening never shows an empty margin.
-    glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
+    return lo, hi, equal
 
-    pens = {(pe.kind, pe.lam, pe.l1_ratio) if pe else None for pe in (_penalty_of(g.params) for _, g, _ in runs)}
-    pen = _penalty_of(p0) if len(pens) == 1 else None
+
+def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi):
+    """Draw the loss surface (the objective, or the MSE when the runs' penalties differ) under
+    the extent lo..hi; returns what :func:`_draw_surface` returns (None without data) and the
+    legend's note on what the contours show."""
+    if data is None:
+        return None, "No loss surface: the run's data file is not readable here; paths only."
+    pens = {_penalty_of(surface_config(g.params)) for _, g, _ in runs}
+    pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
     what = _penalty_text(pen) if pen is not None else "MSE"
-    contour = None
-    if data is not None:
-        g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
-        W0, W1, Z = surface(data[0], data[1], model, bias, g0, g1, pen)
-        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
-        note = f"Contours: {what}"
-        if len(pens) > 1:
-            note += " (the runs' penalties differ, so the surface shows the MSE alone)"
-        if ref[1].bias is not None:
-            note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
-    else:
-        note = "No loss surface: the run's data file is not readable here; paths only."
+    # The surface covers more than the extent, so widening never shows an empty margin.
+    glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
+    g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
+    W0, W1, Z = loss_surface(cfg, data[0], data[1], g0, g1, bias, penalized=pen is not None)
+    contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
+    note = f"Contours: {what}"
+    if len(pens) > 1:
+        note += " (the runs' penalties differ, so the surface shows the MSE alone)"
+    return contour, note
 
-    # A diverged path leaves the picture: clip it (far outside) so it stays drawable.
-    runs = [(i, g, np.clip(path, lo - 20 * (hi - lo), hi + 20 * (hi - lo))) for i, g, path in runs]
-    labelled = len(runs) <= MAX_LABELLED
+
+def _draw_paths(ax, runs, st: list[Style], labelled: bool) -> None:
+    """Each run's path (a thin line a run when there are many), and the start points."""
+    from matplotlib.collections import LineCollection
+
     if labelled:
         for i, _, path in runs:
             _draw_path(ax, path, st[i])
@@ -675,24 +557,20 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     starts = {tuple(np.round(path[0], 12)) for _, _, path in runs}
     for sx, sy in starts:
         ax.plot(sx, sy, marker="o", ms=11, mfc="white", mec="black", mew=1.6, zorder=7, ls="none")
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax._gdlab_equal = equal  # see _equal_scale
-    ax.set_xlabel("w₀  (weight of feature 0)")
-    ax.set_ylabel("w₁  (weight of feature 1)")
-    title = f"Weight paths on the loss surface\n{panel.title}" if single else panel.title
-    ax.set_title(title, fontsize=13.5 if single else 12.5, loc="left")
-    if single:  # (with several panels the figure's title carries it)
-        sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model")))
-        ax.set_title(sub, fontsize=10, loc="right", color="0.35")
-    ax.grid(True, alpha=0.2)
 
-    if labelled:
+
+def _panel_legend(fig, ax, runs, table: Table, st: list[Style], contour, note: str, single: bool) -> None:
+    """A run's label each (or a technique each, for many runs), the start and the lowest point;
+    below the figure for a single panel, in the axes otherwise."""
+    from matplotlib.lines import Line2D
+
+    if len(runs) <= MAX_LABELLED:
         handles = [
             Line2D([], [], color=st[i].color, lw=2.2, ls="--" if st[i].failed else "-", marker="o", ms=7,
                    mec="black", label=st[i].label)
             for i, _, _ in runs
         ]  # fmt: skip
+        note = f"{order_note(table)}\n{note}"
     else:  # many runs: coloured by technique
         groups: dict[str, list] = {}
         for i, _, _ in runs:
@@ -706,15 +584,11 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
         handles.append(
             Line2D([], [], ls="none", marker="*", ms=15, color="gold", mec="black", label="lowest point drawn")
         )
-    if labelled:
-        note = f"{order_note(table)}\n{note}"
     if single:  # below the plot, where constrained layout makes room for it
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10.5, frameon=False, title=note,
                    title_fontsize=10)  # fmt: skip
     else:
         ax.legend(handles=handles, loc="best", fontsize=9, framealpha=0.9, title=note, title_fontsize=8.5)
-    if labelled:
-        _zoom_path_ends(ax, runs, st, contour, lo, hi)
 
 
 def _equal_scale(ax) -> None:
@@ -809,124 +683,3 @@ def _zoom_path_ends(ax, runs, st, contour, lo, hi) -> None:
 def _finite_or_inf(v) -> float:
     v = _float(v, math.inf)
     return v if math.isfinite(v) else math.inf
-
-
-# --------------------------------------------------------------------------- files
-
-
-def write(output_dir: Path, table: Table, figs: dict, title: str) -> list[Path]:
-    """Write compare.csv/.md/.html and the figures into ``output_dir``; returns the paths."""
-    files = []
-    for name, fig in figs.items():
-        fig.savefig(output_dir / name)  # same call as mlflow.log_figure: identical files
-        files.append(output_dir / name)
-    csv_path = output_dir / "compare.csv"
-    csv_frame(table.frame).to_csv(csv_path, index=False)
-    md_path = output_dir / "compare.md"
-    md_path.write_text(markdown(table, title, [f.name for f in files]), encoding="utf-8")
-    html_path = output_dir / "compare.html"
-    html_path.write_text(html_report(table, title, {f.name: f.read_bytes() for f in files}), encoding="utf-8")
-    return [csv_path, md_path, html_path, *files]
-
-
-def _notes(table: Table) -> list[str]:
-    df = table.frame
-    out = []
-    for rec in df.to_dict("records"):
-        if rec["note"] and (rec["status"] != "FINISHED" or _missing(rec["final_loss"])):
-            out.append(f"{rec['run_id'][:8]} ({rec['technique']}, {rec['status']}): {rec['note']}")
-    return out
-
-
-def markdown(table: Table, title: str, images: list[str]) -> str:
-    parts = [f"# {md_escape(title)}", "", f"Sorted by {table.sort_metric} (best first); failed runs last.", ""]
-    parts.append(markdown_table(table))
-    for line in settings_lines(table):
-        parts += ["", md_escape(line)]
-    if notes := _notes(table):
-        parts += ["", "Runs that need a look:", "", *[f"- {md_escape(n)}" for n in notes]]
-    parts += ["", "Full precision: `compare.csv`.", ""]
-    for name in images:
-        parts += [f"![{name}]({name})", ""]
-    return "\n".join(parts)
-
-
-CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       margin: 24px auto; max-width: 1400px; padding: 0 20px; color: #1d2733; background: #fff; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 17px; margin: 28px 0 8px; }
-.meta { color: #5b6675; margin: 0 0 14px; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 13.5px; white-space: nowrap; }
-th, td { padding: 5px 9px; border-bottom: 1px solid #e3e7ec; text-align: left; }
-th { background: #f3f5f8; position: sticky; top: 0; font-weight: 600; white-space: normal; vertical-align: bottom; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-tbody tr:hover { background: #eef4fb; }
-tr.best td { background: #e9f7ee; }
-tr.failed td { background: #fdecec; color: #7a1f1f; }
-tr.warn td { background: #fff6e0; }
-.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
-code { background: #f3f5f8; padding: 1px 4px; border-radius: 3px; }
-figure { margin: 10px 0 24px; }
-figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ec; border-radius: 4px; }
-figcaption { color: #5b6675; font-size: 13px; margin-top: 4px; }
-ul.notes li { margin: 2px 0; }
-"""
-
-CAPTIONS = {
-    "loss_curves.png": "Training loss (MSE) at the start of each epoch, log scale. A marker shows each run's last "
-    "logged loss; dashed lines are failed runs.",
-    "trajectories.png": "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
-    "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
-}
-
-
-def html_report(table: Table, title: str, images: dict[str, bytes]) -> str:
-    header, rows, right = display_rows(table)
-    df = table.frame
-    st = styles(table)
-    e = html.escape
-    # <wbr>: a header may break after an underscore, and still copies as the CSV's column name.
-    names = [e(h).replace("_", "_<wbr>") for h in header]
-    head = "".join(f'<th class="num">{h}</th>' if r else f"<th>{h}</th>" for h, r in zip(names, right, strict=True))
-    body = []
-    for k, (cells, rec) in enumerate(zip(rows, df.to_dict("records"), strict=True)):
-        cls = "failed" if rec["status"] != "FINISHED" else ("warn" if _missing(rec["final_loss"]) else "")
-        if k == 0 and not cls:
-            cls = "best"
-        tds = []
-        for j, (c, r) in enumerate(zip(cells, right, strict=True)):
-            text = e(c)
-            if header[j] == "run_id":
-                rgb = "#" + "".join(f"{round(255 * x):02x}" for x in st[k].color[:3])
-                swatch = f'<span class="swatch" style="background:{rgb}"></span>'
-                text = f'{swatch}<code title="{e(rec["run_id"])}">{text}</code>'
-            tds.append(f'<td class="num">{text}</td>' if r else f"<td>{text}</td>")
-        body.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        f'<p class="meta">{len(df)} runs, sorted by <code>{e(table.sort_metric)}</code> (best first, failed runs '
-        f"last). Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Full precision in <code>compare.csv</code>.</p>",
-        '<div class="scroll"><table id="runs">',
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>",
-    ]
-    parts += [f'<p class="meta">{e(line)}</p>' for line in settings_lines(table)]
-    if notes := _notes(table):
-        parts.append("<h2>Runs that need a look</h2><ul class='notes'>")
-        parts += [f"<li>{e(n)}</li>" for n in notes]
-        parts.append("</ul>")
-    names = {"loss_curves.png": "Loss curves", "trajectories.png": "Weight paths"}
-    for name, data in images.items():
-        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        parts.append(f"<h2>{e(names.get(name, name))}</h2>")
-        parts.append(
-            f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(CAPTIONS.get(name, ""))}</figcaption></figure>'
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"

@@ -1,0 +1,27 @@
+"""How a run can end other than FINISHED: the exceptions :mod:`steps.lifecycle` and
+:mod:`steps.tracking` raise and catch (a module of their own, so neither imports the other for them)."""
+
+from __future__ import annotations
+
+
+class StoreGone(Exception):
+    """The tracking store did not answer within the budget (--store-timeout). What the run could
+    not write is in its spill file; ``python -m steps.recover`` writes it once the store is back."""
+
+    run_id: str | None = None  # set by tracked_run: whose spill file to name
+
+
+class RunFailed(Exception):
+    """Raise inside :func:`tracked_run` to end the run FAILED with ``reason``."""
+
+    def __init__(self, reason: str, run_id: str | None = None):
+        super().__init__(reason)
+        self.reason, self.run_id = reason, run_id
+
+
+class RunStopped(BaseException):
+    """The run was interrupted (Ctrl-C or SIGTERM) and ended KILLED."""
+
+    def __init__(self, reason: str, exit_code: int, run_id: str | None = None, message: str | None = None):
+        super().__init__(reason)
+        self.reason, self.exit_code, self.run_id, self.message = reason, exit_code, run_id, message
