@@ -107,6 +107,15 @@ class TrainConfig:
     alpha: float | None = None
     centered: bool | None = None
     lr_decay: float | None = None
+    momentum_decay: float | None = None
+    decoupled_weight_decay: bool | None = None
+    rho: float | None = None
+    lambd: float | None = None
+    t0: float | None = None
+    eta_minus: float | None = None
+    eta_plus: float | None = None
+    step_size_min: float | None = None
+    step_size_max: float | None = None
     # penalty
     penalty: str = "none"
     lam: float = 0.0

@@ -232,12 +232,277 @@ def adagrad(*, lr_decay: float = 0.0, epsilon: float = 1e-10) -> Optimizer:
     return Optimizer(init, update)
 
 
+def _decayed_grad(grad, params, weight_decay: float, mask: slice | None):
+    """torch's coupled weight decay, ``grad + weight_decay * param``, on the masked entries only
+    (gdlab never decays the bias)."""
+    if not weight_decay:
+        return grad
+    out = grad.copy()
+    sel = slice(None) if mask is None else mask
+    out[sel] += weight_decay * params[sel]
+    return out
+
+
+def _decoupled(weight_decay: float, lr: float, params, mask: slice | None):
+    """The step of decoupled weight decay, ``lr * weight_decay * param`` on the masked entries (torch's
+    ``param.mul_(1 - lr * weight_decay)`` before the update)."""
+    decay = np.zeros_like(params)
+    sel = slice(None) if mask is None else mask
+    decay[sel] = (lr * weight_decay) * params[sel]
+    return decay
+
+
+class NadamState(NamedTuple):
+    count: int
+    mu_product: float
+    exp_avg: np.ndarray
+    exp_avg_sq: np.ndarray
+
+
+def nadam(
+    *,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    mask: slice | None = None,
+) -> Optimizer:
+    r"""torch.optim.NAdam (Dozat): Adam with Nesterov momentum and a momentum schedule.
+
+    .. math::
+        \mu_t = \beta_1 (1 - \tfrac12 \cdot 0.96^{t \psi}), \qquad \Pi_t = \prod_{i \le t} \mu_i \\
+        d_t = \sqrt{v_t / (1 - \beta_2^t)} + \epsilon \\
+        \text{step} = \gamma \frac{1 - \mu_t}{1 - \Pi_t} \frac{g_t}{d_t}
+                    + \gamma \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m_t}{d_t}
+
+    with ``psi`` = momentum_decay; weight decay coupled (in the gradient) or decoupled (AdamW's).
+    """
+    _check_betas(beta1, beta2, epsilon)
+    _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+    _check(momentum_decay >= 0.0, f"Invalid momentum_decay value: {momentum_decay}")
+
+    def init(params: np.ndarray) -> NadamState:
+        z = np.zeros_like(params)
+        return NadamState(0, 1.0, z, z)
+
+    def update(grad, state, params, lr):
+        t = state.count + 1
+        decay = 0.0
+        if decoupled_weight_decay:
+            decay = _decoupled(weight_decay, lr, params, mask) if weight_decay else 0.0
+        else:
+            grad = _decayed_grad(grad, params, weight_decay, mask)
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu_product = state.mu_product * mu
+        m = state.exp_avg + (1.0 - beta1) * (grad - state.exp_avg)  # torch's lerp
+        v = beta2 * state.exp_avg_sq + (1.0 - beta2) * (grad * grad)
+        denom = np.sqrt(v / (1.0 - beta2**t)) + epsilon
+        step = (lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
+        step = step + (lr * mu_next / (1.0 - mu_product * mu_next)) * m / denom
+        return decay + step, NadamState(t, mu_product, m, v)
+
+    return Optimizer(init, update)
+
+
+class RadamState(NamedTuple):
+    count: int
+    exp_avg: np.ndarray
+    exp_avg_sq: np.ndarray
+
+
+def radam(
+    *,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    mask: slice | None = None,
+) -> Optimizer:
+    r"""torch.optim.RAdam (Liu et al.): Adam whose adaptive step is switched on, and rectified,
+    once the variance of the adaptive learning rate is tractable.
+
+    .. math::
+        \rho_\infty = \frac{2}{1 - \beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1 - \beta_2^t} \\
+        \text{step} = \gamma \hat m_t \, r_t \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon}
+        \text{ if } \rho_t > 5, \text{ else } \gamma \hat m_t, \qquad
+        r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}{(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}}
+    """
+    _check_betas(beta1, beta2, epsilon)
+    _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+
+    def init(params: np.ndarray) -> RadamState:
+        z = np.zeros_like(params)
+        return RadamState(0, z, z)
+
+    def update(grad, state, params, lr):
+        t = state.count + 1
+        decay = 0.0
+        if decoupled_weight_decay:
+            decay = _decoupled(weight_decay, lr, params, mask) if weight_decay else 0.0
+        else:
+            grad = _decayed_grad(grad, params, weight_decay, mask)
+        m = state.exp_avg + (1.0 - beta1) * (grad - state.exp_avg)
+        v = beta2 * state.exp_avg_sq + (1.0 - beta2) * (grad * grad)
+        bias_correction2 = 1.0 - beta2**t
+        m_hat = m / (1.0 - beta1**t)
+        rho_inf = 2.0 / (1.0 - beta2) - 1.0
+        rho_t = rho_inf - 2.0 * t * (beta2**t) / bias_correction2
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive = (bias_correction2**0.5) / (np.sqrt(v) + epsilon)
+            step = m_hat * lr * adaptive * rect
+        else:
+            step = m_hat * lr
+        return decay + step, RadamState(t, m, v)
+
+    return Optimizer(init, update)
+
+
+class AdamaxState(NamedTuple):
+    count: int
+    exp_avg: np.ndarray
+    exp_inf: np.ndarray
+
+
+def adamax(*, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> Optimizer:
+    r"""torch.optim.Adamax (Kingma & Ba): Adam with the infinity norm.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \qquad
+        \text{step} = \frac{\gamma}{1 - \beta_1^t} \frac{m_t}{u_t}
+    """
+    _check_betas(beta1, beta2, epsilon)
+
+    def init(params: np.ndarray) -> AdamaxState:
+        z = np.zeros_like(params)
+        return AdamaxState(0, z, z)
+
+    def update(grad, state, params, lr):
+        t = state.count + 1
+        m = state.exp_avg + (1.0 - beta1) * (grad - state.exp_avg)
+        u = np.maximum(beta2 * state.exp_inf, np.abs(grad) + epsilon)
+        return (lr / (1.0 - beta1**t)) * m / u, AdamaxState(t, m, u)
+
+    return Optimizer(init, update)
+
+
+class AdadeltaState(NamedTuple):
+    square_avg: np.ndarray
+    acc_delta: np.ndarray
+
+
+def adadelta(*, rho: float = 0.9, epsilon: float = 1e-6) -> Optimizer:
+    r"""torch.optim.Adadelta (Zeiler), with torch's learning rate in front of the step.
+
+    .. math::
+        v_t = \rho v_{t-1} + (1 - \rho) g_t^2, \qquad
+        \Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}} g_t, \qquad
+        u_t = \rho u_{t-1} + (1 - \rho) \Delta_t^2, \qquad \text{step} = \gamma \Delta_t
+
+    (torch's default learning rate for Adadelta is 1.0; gdlab's is the lesson's 0.01.)
+    """
+    _check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
+    _check(epsilon >= 0.0, f"Invalid epsilon value: {epsilon}")
+
+    def init(params: np.ndarray) -> AdadeltaState:
+        z = np.zeros_like(params)
+        return AdadeltaState(z, z)
+
+    def update(grad, state, params, lr):
+        v = rho * state.square_avg + (1.0 - rho) * (grad * grad)
+        delta = np.sqrt(state.acc_delta + epsilon) / np.sqrt(v + epsilon) * grad
+        u = rho * state.acc_delta + (1.0 - rho) * (delta * delta)
+        return lr * delta, AdadeltaState(v, u)
+
+    return Optimizer(init, update)
+
+
+class AsgdState(NamedTuple):
+    count: int
+    eta: float | None  # None until the first step: it starts at the learning rate
+    mu: float
+    ax: np.ndarray
+
+
+def asgd(*, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6) -> Optimizer:
+    r"""torch.optim.ASGD (Polyak & Juditsky averaging, as torch steps it).
+
+    .. math::
+        \theta_t = \theta_{t-1} (1 - \lambda \eta_{t-1}) - \eta_{t-1} g_t, \qquad
+        \eta_t = \frac{\gamma}{(1 + \lambda \gamma t)^\alpha}, \quad \eta_0 = \gamma
+
+    The average ``ax`` (from step ``t0`` on) is kept in the state, as torch keeps it; the
+    trained parameters are the iterates, as torch's are.
+    """
+
+    def init(params: np.ndarray) -> AsgdState:
+        return AsgdState(0, None, 1.0, np.zeros_like(params))
+
+    def update(grad, state, params, lr):
+        t = state.count + 1
+        eta = lr if state.eta is None else state.eta
+        new = params * (1.0 - lambd * eta) - eta * grad
+        ax = state.ax + (new - state.ax) * state.mu if state.mu != 1 else new.copy()
+        next_eta = lr / ((1.0 + lambd * lr * t) ** alpha)
+        mu = 1.0 / max(1.0, t - t0)
+        return params - new, AsgdState(t, next_eta, mu, ax)
+
+    return Optimizer(init, update)
+
+
+class RpropState(NamedTuple):
+    prev: np.ndarray
+    step_size: np.ndarray | None  # None until the first step: it starts at the learning rate
+
+
+def rprop(
+    *,
+    eta_minus: float = 0.5,
+    eta_plus: float = 1.2,
+    step_size_min: float = 1e-6,
+    step_size_max: float = 50.0,
+) -> Optimizer:
+    r"""torch.optim.Rprop (resilient backpropagation, full-batch by design).
+
+    Each coordinate's step size grows by ``eta_plus`` while its gradient keeps its sign and
+    shrinks by ``eta_minus`` when it flips (then that coordinate skips the step), clamped to
+    [step_size_min, step_size_max]; the step is ``sign(g) * step_size``. The step sizes start
+    at the learning rate.
+    """
+    _check(0.0 < eta_minus < 1.0 < eta_plus, f"Invalid eta values: {eta_minus}, {eta_plus}")
+
+    def init(params: np.ndarray) -> RpropState:
+        return RpropState(np.zeros_like(params), None)
+
+    def update(grad, state, params, lr):
+        step_size = np.full_like(params, lr) if state.step_size is None else state.step_size
+        sign = np.sign(grad * state.prev)
+        factor = np.where(sign > 0, eta_plus, np.where(sign < 0, eta_minus, 1.0))
+        step_size = np.clip(step_size * factor, step_size_min, step_size_max)
+        grad = np.where(factor == eta_minus, 0.0, grad)
+        return np.sign(grad) * step_size, RpropState(grad, step_size)
+
+    return Optimizer(init, update)
+
+
 BUILDERS: dict[str, Callable[..., Optimizer]] = {
     "sgd": sgd,
     "adam": adam,
     "adamw": adamw,
     "rmsprop": rmsprop,
     "adagrad": adagrad,
+    "nadam": nadam,
+    "radam": radam,
+    "adamax": adamax,
+    "adadelta": adadelta,
+    "asgd": asgd,
+    "rprop": rprop,
 }
 OPTIMIZERS = tuple(BUILDERS)
 # torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).
@@ -258,6 +523,6 @@ def create(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optim
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     kwargs = {k: hyper.get(k, v) for k, v in DEFAULTS[name].items()}
-    if name == "adamw":
+    if "mask" in inspect.signature(BUILDERS[name]).parameters:
         kwargs["mask"] = mask
     return BUILDERS[name](**kwargs)

@@ -103,6 +103,26 @@ VARIANTS: list[tuple[str, str, dict[str, Any], float]] = [
     ("rmsprop-centered-momentum", "rmsprop", {"centered": True, "momentum": 0.5}, 0.005),
     ("adagrad", "adagrad", {}, 0.1),
     ("adagrad-lr-decay", "adagrad", {"lr_decay": 0.01}, 0.1),
+    ("nadam", "nadam", {}, 0.01),
+    ("nadam-momentum-decay", "nadam", {"momentum_decay": 0.01, "beta2": 0.99}, 0.01),
+    ("nadam-wd0.1", "nadam", {"weight_decay": 0.1}, 0.01),
+    ("nadam-wd0.1-decoupled", "nadam", {"weight_decay": 0.1, "decoupled_weight_decay": True}, 0.01),
+    ("radam", "radam", {}, 0.05),
+    ("radam-wd0.1", "radam", {"weight_decay": 0.1}, 0.05),
+    ("radam-wd0.1-decoupled", "radam", {"weight_decay": 0.1, "decoupled_weight_decay": True}, 0.05),
+    ("adamax", "adamax", {}, 0.05),
+    ("adamax-betas-eps", "adamax", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}, 0.05),
+    ("adadelta", "adadelta", {}, 0.5),
+    ("adadelta-rho-eps", "adadelta", {"rho": 0.95, "epsilon": 1e-5}, 1.0),
+    ("asgd", "asgd", {}, 0.05),
+    ("asgd-averaging", "asgd", {"lambd": 0.01, "alpha": 0.5, "t0": 20.0}, 0.05),
+    ("rprop", "rprop", {}, 0.01),
+    (
+        "rprop-etas-steps",
+        "rprop",
+        {"eta_minus": 0.3, "eta_plus": 1.5, "step_size_min": 1e-4, "step_size_max": 1.0},
+        0.01,
+    ),
 ]
 VARIANT = {label: (name, hyper, lr) for label, name, hyper, lr in VARIANTS}
 
@@ -123,7 +143,20 @@ PENALTIES = [
     ("elasticnet-prox", "elasticnet", 0.4, 0.7, "prox"),
     ("elasticnet-subgradient", "elasticnet", 0.2, 0.3, "subgradient"),
 ]
-PENALIZED_VARIANTS = ["sgd", "sgd-nesterov", "adam", "adamw-wd0.1", "rmsprop-centered-momentum", "adagrad-lr-decay"]
+PENALIZED_VARIANTS = [
+    "sgd",
+    "sgd-nesterov",
+    "adam",
+    "adamw-wd0.1",
+    "rmsprop-centered-momentum",
+    "adagrad-lr-decay",
+    "nadam-wd0.1-decoupled",
+    "radam",
+    "adamax",
+    "adadelta",
+    "asgd-averaging",
+    "rprop",
+]
 PENALIZED_PROBLEMS = ["lesson", "syn-linear", "syn-linear-bias", "syn-relu-bias"]
 
 FULL_BATCH_STEPS = 200
@@ -222,34 +255,50 @@ def penalty_coefficients(penalty: dict[str, Any]) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+# gdlab's option names -> torch's keyword, for the options torch takes in pairs.
+PAIRS = {
+    "betas": ("beta1", "beta2"),
+    "etas": ("eta_minus", "eta_plus"),
+    "step_sizes": ("step_size_min", "step_size_max"),
+}
+CLASSES = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+    "nadam": torch.optim.NAdam,
+    "radam": torch.optim.RAdam,
+    "adamax": torch.optim.Adamax,
+    "adadelta": torch.optim.Adadelta,
+    "asgd": torch.optim.ASGD,
+    "rprop": torch.optim.Rprop,
+}
+
+
 def make_optimizer(name: str, hyper: dict[str, Any], lr: float, w: torch.Tensor, b: torch.Tensor | None):
     """The torch.optim optimizer for gdlab's (name, hyperparameters)."""
+    cls = CLASSES[name]
     h = dict(hyper)
-    params: list = [w] if b is None else [w, b]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, foreach=False, **h)
+    defaults = cls([torch.zeros(1, requires_grad=True)]).defaults
     kwargs: dict[str, Any] = {"lr": lr, "foreach": False}
-    if "beta1" in h or "beta2" in h:
-        kwargs["betas"] = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+    for pair, (first, second) in PAIRS.items():
+        if first in h or second in h:
+            kwargs[pair] = (h.pop(first, defaults[pair][0]), h.pop(second, defaults[pair][1]))
     if "epsilon" in h:
         kwargs["eps"] = h.pop("epsilon")
     kwargs.update(h)
-    if name == "adam":
-        return torch.optim.Adam(params, **kwargs)
-    if name == "adamw":
-        if b is None:
-            return torch.optim.AdamW(params, **kwargs)
-        # gdlab never decays the bias: it goes in its own group.
-        return torch.optim.AdamW([{"params": [w]}, {"params": [b], "weight_decay": 0.0}], **kwargs)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, **kwargs)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, **kwargs)
-    raise ValueError(f"unknown optimizer {name!r}")
+    params: list = [w] if b is None else [w, b]
+    if b is not None and kwargs.get("weight_decay", defaults.get("weight_decay", 0.0)):
+        params = [{"params": [w]}, {"params": [b], "weight_decay": 0.0}]  # gdlab never decays the bias
+    return cls(params, **kwargs)
 
 
 def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[list[float]]:
     """Train with torch.optim as the case says; theta (w then b) after each recorded epoch."""
+    # torch keeps some optimizer state in scalars of the default dtype (NAdam's mu_product, ASGD's
+    # eta): float32 unless set, which would round them to 1e-7. gdlab computes in float64 throughout.
+    torch.set_default_dtype(torch.float64)
     f64 = torch.float64
     X_np = np.asarray(data[case["dataset"]]["X"], dtype=np.float64)
     y_np = np.asarray(data[case["dataset"]]["y"], dtype=np.float64)
@@ -328,28 +377,28 @@ def sensitivity(case: dict[str, Any], data: dict[str, dict[str, list]], thetas: 
 def torch_defaults() -> dict[str, dict[str, Any]]:
     """torch.optim's defaults for the options gdlab exposes, under gdlab's names."""
     p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    classes = {
-        "sgd": torch.optim.SGD,
-        "adam": torch.optim.Adam,
-        "adamw": torch.optim.AdamW,
-        "rmsprop": torch.optim.RMSprop,
-        "adagrad": torch.optim.Adagrad,
-    }
     keep = {
         "sgd": ("momentum", "dampening", "nesterov"),
         "adam": ("betas", "eps", "amsgrad"),
         "adamw": ("betas", "eps", "amsgrad", "weight_decay"),
         "rmsprop": ("alpha", "eps", "momentum", "centered"),
         "adagrad": ("lr_decay", "eps"),
+        "nadam": ("betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"),
+        "radam": ("betas", "eps", "weight_decay", "decoupled_weight_decay"),
+        "adamax": ("betas", "eps"),
+        "adadelta": ("rho", "eps"),
+        "asgd": ("lambd", "alpha", "t0"),
+        "rprop": ("etas", "step_sizes"),
     }
     out: dict[str, dict[str, Any]] = {}
-    for name, cls in classes.items():
+    for name, cls in CLASSES.items():
         defaults = cls([p]).defaults
         entry: dict[str, Any] = {}
         for key in keep[name]:
             value = defaults[key]
-            if key == "betas":
-                entry["beta1"], entry["beta2"] = float(value[0]), float(value[1])
+            if key in PAIRS:
+                first, second = PAIRS[key]
+                entry[first], entry[second] = float(value[0]), float(value[1])
             elif key == "eps":
                 entry["epsilon"] = float(value)
             elif isinstance(value, bool):

@@ -4,9 +4,10 @@
 
 Parameter names are the option names with ``_`` for ``-``; every declared
 parameter is passed in the command. An option whose default depends on another
-option (``train``'s ``--epsilon``: torch's default differs per optimizer) is not
-declared; ``mlflow run -P epsilon=...`` still passes it (MLflow appends unknown
-parameters as ``--epsilon ...``).
+option (``train``'s ``--epsilon``, ``--weight-decay`` and ``--alpha``: torch's default
+differs per optimizer) is not declared; ``mlflow run -P weight_decay=...`` still passes
+it (MLflow appends unknown parameters as ``--weight_decay ...``, which every command
+reads as ``--weight-decay``).
 """
 
 from __future__ import annotations

@@ -62,6 +62,37 @@ class Opt:
         return click.option(*names, type=self.type, default=self.default, show_default=True, help=self.help)
 
 
+NAMES = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+    "adamax": "Adamax",
+    "adadelta": "Adadelta",
+    "asgd": "ASGD",
+    "rprop": "Rprop",
+}
+
+
+def readers(option: str, text: str) -> str:
+    """An optimizer option's help: which optimizers read it (from core.optimizers.DEFAULTS), then ``text``."""
+    who = [NAMES[name] for name, d in optimizers.DEFAULTS.items() if option in d]
+    return f"{'/'.join(who)}: {text}" if not text.startswith(tuple(who)) else text
+
+
+# Optimizer options whose torch default depends on the optimizer (`train` leaves them to it).
+PER_OPTIMIZER = sorted(
+    {
+        o
+        for d in optimizers.DEFAULTS.values()
+        for o in d
+        if len({repr(x.get(o)) for x in optimizers.DEFAULTS.values() if o in x}) > 1
+    }
+)
+
 # Every option's default is the config's (core.config.TrainConfig); the optimizer options',
 # torch.optim's, as core.optimizers states them (the config leaves them to the optimizer).
 CONFIG = {f.name: f.default for f in fields(TrainConfig)}
@@ -143,17 +174,91 @@ _opts = [
     Opt("seed", click.IntRange(0), CONFIG["seed"], "Seed for shuffling, 'normal' initialization and the split."),
     # optimizer
     Opt("optimizer", click.Choice(optimizers.OPTIMIZERS), CONFIG["optimizer"], "The update rule (torch.optim's)."),
-    Opt("momentum", NON_NEGATIVE, TORCH["momentum"], "SGD / RMSprop: momentum factor."),
-    Opt("dampening", NON_NEGATIVE, TORCH["dampening"], "SGD: dampening of the momentum buffer."),
-    Opt("nesterov", click.BOOL, TORCH["nesterov"], "SGD: Nesterov momentum (needs momentum > 0, dampening 0)."),
-    Opt("beta1", fraction(max_open=True), TORCH["beta1"], "Adam/AdamW: decay rate of the first moment, in [0, 1)."),
-    Opt("beta2", fraction(max_open=True), TORCH["beta2"], "Adam/AdamW: decay rate of the second moment, in [0, 1)."),
-    Opt("epsilon", NON_NEGATIVE, TORCH["epsilon"], "Adam/AdamW/RMSprop/Adagrad: term added to the denominator."),
-    Opt("amsgrad", click.BOOL, TORCH["amsgrad"], "Adam/AdamW: AMSGrad (running max of the raw second moment)."),
-    Opt("weight-decay", NON_NEGATIVE, TORCH["weight_decay"], "AdamW: decoupled weight decay (torch's default 0.01)."),
-    Opt("alpha", fraction(), TORCH["alpha"], "RMSprop: smoothing constant of the squared-gradient average."),
-    Opt("centered", click.BOOL, TORCH["centered"], "RMSprop: normalize by the gradient's estimated variance."),
-    Opt("lr-decay", NON_NEGATIVE, TORCH["lr_decay"], "Adagrad: learning-rate decay, lr / (1 + (t-1) * lr_decay)."),
+    Opt("momentum", NON_NEGATIVE, TORCH["momentum"], readers("momentum", "momentum factor.")),
+    Opt("dampening", NON_NEGATIVE, TORCH["dampening"], readers("dampening", "dampening of the momentum buffer.")),
+    Opt(
+        "nesterov",
+        click.BOOL,
+        TORCH["nesterov"],
+        readers("nesterov", "Nesterov momentum (needs momentum > 0, dampening 0)."),
+    ),
+    Opt(
+        "beta1", fraction(max_open=True), TORCH["beta1"], readers("beta1", "decay rate of the first moment, in [0, 1).")
+    ),
+    Opt(
+        "beta2",
+        fraction(max_open=True),
+        TORCH["beta2"],
+        readers("beta2", "decay rate of the second moment (Adamax: of the infinity norm), in [0, 1)."),
+    ),
+    Opt("epsilon", NON_NEGATIVE, TORCH["epsilon"], readers("epsilon", "term added to the denominator.")),
+    Opt("amsgrad", click.BOOL, TORCH["amsgrad"], readers("amsgrad", "AMSGrad (running max of the raw second moment).")),
+    Opt(
+        "weight-decay",
+        NON_NEGATIVE,
+        TORCH["weight_decay"],
+        readers(
+            "weight_decay",
+            "weight decay (AdamW: decoupled, default 0.01; NAdam/RAdam: in the gradient unless "
+            "--decoupled-weight-decay, default 0).",
+        ),
+    ),
+    Opt(
+        "alpha",
+        fraction(),
+        TORCH["alpha"],
+        readers(
+            "alpha", "RMSprop: smoothing constant of the squared-gradient average; ASGD: power of the step-size decay."
+        ),
+    ),
+    Opt(
+        "centered",
+        click.BOOL,
+        TORCH["centered"],
+        readers("centered", "normalize by the gradient's estimated variance."),
+    ),
+    Opt(
+        "lr-decay",
+        NON_NEGATIVE,
+        TORCH["lr_decay"],
+        readers("lr_decay", "learning-rate decay, lr / (1 + (t-1) * lr_decay)."),
+    ),
+    Opt(
+        "momentum-decay",
+        NON_NEGATIVE,
+        TORCH["momentum_decay"],
+        readers("momentum_decay", "psi of the momentum schedule."),
+    ),
+    Opt(
+        "decoupled-weight-decay",
+        click.BOOL,
+        TORCH["decoupled_weight_decay"],
+        readers("decoupled_weight_decay", "apply --weight-decay as AdamW does (decoupled) instead of in the gradient."),
+    ),
+    Opt(
+        "rho", fraction(), TORCH["rho"], readers("rho", "decay rate of the squared-gradient and squared-step averages.")
+    ),
+    Opt("lambd", NON_NEGATIVE, TORCH["lambd"], readers("lambd", "decay term of the step size.")),
+    Opt("t0", NON_NEGATIVE, TORCH["t0"], readers("t0", "the step at which averaging starts.")),
+    Opt(
+        "eta-minus",
+        fraction(min_open=True, max_open=True),
+        TORCH["eta_minus"],
+        readers("eta_minus", "step-size factor on a sign flip."),
+    ),
+    Opt(
+        "eta-plus",
+        FiniteFloat(1.0, min_open=True),
+        TORCH["eta_plus"],
+        readers("eta_plus", "step-size factor while the sign holds."),
+    ),
+    Opt("step-size-min", NON_NEGATIVE, TORCH["step_size_min"], readers("step_size_min", "smallest step size.")),
+    Opt(
+        "step-size-max",
+        POSITIVE,
+        TORCH["step_size_max"],
+        readers("step_size_max", "largest step size (they start at the learning rate)."),
+    ),
     # penalty
     Opt(
         "penalty",
@@ -211,6 +316,15 @@ OPTIMIZER = [
     "alpha",
     "centered",
     "lr-decay",
+    "momentum-decay",
+    "decoupled-weight-decay",
+    "rho",
+    "lambd",
+    "t0",
+    "eta-minus",
+    "eta-plus",
+    "step-size-min",
+    "step-size-max",
 ]
 PENALTY = ["penalty", "lambda", "l1-ratio", "l1-method"]
 
@@ -258,7 +372,8 @@ class Command(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         seen: dict[str, str] = {}
-        words = [str(a) for a in args]  # (CliRunner passes objects such as paths as they are)
+        words = [self._dashed(str(a)) for a in args]  # (CliRunner passes objects such as paths as they are)
+        args = words
         for i, arg in enumerate(words):
             if not arg.startswith("--") or arg == "--":
                 continue
@@ -277,6 +392,17 @@ class Command(click.Command):
                 f"help is not a parameter; read the options with `python -m steps.{self.name} --help`", ctx
             )
         return super().parse_args(ctx, args)
+
+    def _dashed(self, word: str) -> str:
+        """``--weight_decay`` as ``--weight-decay``: `mlflow run` passes a parameter the MLproject
+        does not declare (`train`'s options whose default depends on the optimizer) as
+        ``--<name> value``, with the name's underscores."""
+        name, eq, value = word.partition("=")
+        if not name.startswith("--") or "_" not in name:
+            return word
+        dashed = "--" + name[2:].replace("_", "-")
+        known = any(dashed in p.opts for p in self.params if isinstance(p, click.Option))
+        return dashed + eq + value if known else word
 
     def _takes_value(self, name: str) -> bool:
         return any(name in p.opts for p in self.params if isinstance(p, click.Option) and not p.is_flag)

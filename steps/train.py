@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from .options import COMMON, OPTIMIZER, PENALTY, apply, command
+from core import optimizers
+
+from .options import COMMON, OPTIMIZER, OPTIONS, PENALTY, PER_OPTIMIZER, apply, command
 from .runner import execute, make_config
 
-EPSILON_HELP = (
-    "Adam/AdamW/RMSprop/Adagrad: term added to the denominator "
-    "[default: torch's for the optimizer: 1e-8, or 1e-10 for adagrad]"
-)
+
+def _torch_default(option: str) -> dict:
+    """An option whose torch default depends on the optimizer: left to the optimizer (None), with
+    each one's default in the help."""
+    each = ", ".join(f"{name} {d[option]:g}" for name, d in optimizers.DEFAULTS.items() if option in d)
+    flag = option.replace("_", "-")
+    return {"default": None, "help": f"{OPTIONS[flag].help} [default: torch's for the optimizer: {each}]"}
 
 
 @command()
-@apply(COMMON + OPTIMIZER + PENALTY, {"epsilon": {"default": None, "help": EPSILON_HELP}})
+@apply(COMMON + OPTIMIZER + PENALTY, {o.replace("_", "-"): _torch_default(o) for o in PER_OPTIMIZER})
 def train(**options):
     """Train one ReLU (or linear) neuron with any optimizer and penalty, logged to MLflow.
 

@@ -266,3 +266,25 @@ def test_mlproject_declares_every_option_with_its_default():
             key = p.opts[0].lstrip("-").replace("-", "_")
             assert key in declared, f"{name}: {key} not declared"
             assert f"{p.opts[0]} {{{key}}}" in spec["entry_points"][name]["command"]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [("nadam", {"weight_decay": "0.0"}), ("asgd", {"alpha": "0.75"}), ("adadelta", {"epsilon": "1e-06"})],
+)
+def test_train_leaves_an_optimizer_dependent_default_to_the_optimizer(tracking, optimizer, expected):
+    # --weight-decay's default is AdamW's 0.01 and --alpha's RMSprop's 0.99: NAdam and ASGD have their own.
+    result = invoke(train, ["--optimizer", optimizer, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    params = only_run(tracking).data.params
+    assert {k: params[k] for k in expected} == expected
+
+
+def test_an_underscore_spelling_is_read_as_the_option(tracking):
+    # `mlflow run -P weight_decay=0.1` appends `--weight_decay 0.1` (train does not declare it).
+    result = invoke(train, ["--optimizer", "nadam", "--weight_decay", "0.1", "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    assert only_run(tracking).data.params["weight_decay"] == "0.1"
+    refused = CliRunner().invoke(train, ["--optimizer", "adam", "--rho", "0.5"])
+    assert refused.exit_code == 2
+    assert "--rho 0.5 does not apply to --optimizer adam (it is an option of adadelta)" in refused.output

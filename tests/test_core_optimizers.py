@@ -182,6 +182,13 @@ ALL = [
     ("rmsprop", {}),
     ("rmsprop", {"centered": True, "momentum": 0.5}),
     ("adagrad", {"lr_decay": 0.01}),
+    ("nadam", {}),
+    ("nadam", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("radam", {}),
+    ("adamax", {}),
+    ("adadelta", {}),
+    ("asgd", {"lambd": 0.0}),
+    ("rprop", {}),
 ]
 IDS = [name + "".join(f"-{k}" for k in hyper) for name, hyper in ALL]
 
@@ -263,8 +270,11 @@ def test_invalid_hyperparameters_are_refused_when_training_starts():
 def test_every_optimizer_minimises_a_parabola(name, hyper):
     # f(x) = 0.5 * sum(a * (x - c)^2), a well-conditioned diagonal quadratic; cosine-annealed lr.
     a, c = np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 0.5])
-    opt = optimizers.create(name, {**hyper, "weight_decay": 0.0} if name == "adamw" else hyper)
-    base = 1.0 if name == "adagrad" else 0.05  # Adagrad's rate only ever shrinks
+    opt = optimizers.create(
+        name, {**hyper, "weight_decay": 0.0} if "weight_decay" in optimizers.DEFAULTS[name] else hyper
+    )
+    # Adagrad's rate only ever shrinks; Adadelta's step is its own ratio of averages (torch's lr is 1).
+    base = 1.0 if name in ("adagrad", "adadelta") else 0.05
     x, n = np.zeros(3), 2000
     state = opt.init(x)
     for t in range(n):
@@ -286,6 +296,12 @@ CONVERGENCE = [
     ("rmsprop", {"centered": True, "momentum": 0.5}, 0.01, 1000, "cosine"),
     ("adagrad", {}, 0.5, 500, "constant"),
     ("adagrad", {"lr_decay": 0.001}, 0.5, 500, "constant"),
+    ("nadam", {}, 0.05, 500, "constant"),
+    ("radam", {}, 0.05, 500, "constant"),
+    ("adamax", {}, 0.05, 500, "constant"),
+    ("adadelta", {}, 1.0, 3000, "cosine"),
+    ("asgd", {"lambd": 0.0}, 0.1, 300, "constant"),
+    ("rprop", {}, 0.01, 300, "constant"),
 ]
 
 
