@@ -141,9 +141,7 @@ def add_decayed_weights(inner: Optimizer, weight_decay: float, mask: slice | Non
 
     def update(grad, state, params, lr):
         step, inner_state = inner.update(grad, state.inner, params, lr)
-        decay = np.zeros_like(params)
-        sel = slice(None) if mask is None else mask
-        decay[sel] = (lr * weight_decay) * params[sel]
+        _, decay = _weight_decay(grad, params, lr, weight_decay, True, mask)
         return decay + step, DecayState(inner_state)
 
     return Optimizer(init, update)
@@ -232,24 +230,21 @@ def adagrad(*, lr_decay: float = 0.0, epsilon: float = 1e-10) -> Optimizer:
     return Optimizer(init, update)
 
 
-def _decayed_grad(grad, params, weight_decay: float, mask: slice | None):
-    """torch's coupled weight decay, ``grad + weight_decay * param``, on the masked entries only
-    (gdlab never decays the bias)."""
-    if not weight_decay:
-        return grad
-    out = grad.copy()
-    sel = slice(None) if mask is None else mask
-    out[sel] += weight_decay * params[sel]
-    return out
-
-
-def _decoupled(weight_decay: float, lr: float, params, mask: slice | None):
-    """The step of decoupled weight decay, ``lr * weight_decay * param`` on the masked entries (torch's
+def _weight_decay(grad, params, lr: float, weight_decay: float, decoupled: bool, mask: slice | None):
+    """torch's weight decay on the masked entries only (gdlab never decays the bias), as
+    ``(gradient, extra step)``: coupled, ``grad + weight_decay * param`` and no extra step;
+    decoupled, the gradient as it is and the step ``lr * weight_decay * param`` (torch's
     ``param.mul_(1 - lr * weight_decay)`` before the update)."""
-    decay = np.zeros_like(params)
+    if not weight_decay:
+        return grad, 0.0
     sel = slice(None) if mask is None else mask
-    decay[sel] = (lr * weight_decay) * params[sel]
-    return decay
+    if decoupled:
+        decay = np.zeros_like(params)
+        decay[sel] = (lr * weight_decay) * params[sel]
+        return grad, decay
+    out = grad.copy()
+    out[sel] += weight_decay * params[sel]
+    return out, 0.0
 
 
 class NadamState(NamedTuple):
@@ -289,11 +284,7 @@ def nadam(
 
     def update(grad, state, params, lr):
         t = state.count + 1
-        decay = 0.0
-        if decoupled_weight_decay:
-            decay = _decoupled(weight_decay, lr, params, mask) if weight_decay else 0.0
-        else:
-            grad = _decayed_grad(grad, params, weight_decay, mask)
+        grad, decay = _weight_decay(grad, params, lr, weight_decay, decoupled_weight_decay, mask)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu
@@ -341,11 +332,7 @@ def radam(
 
     def update(grad, state, params, lr):
         t = state.count + 1
-        decay = 0.0
-        if decoupled_weight_decay:
-            decay = _decoupled(weight_decay, lr, params, mask) if weight_decay else 0.0
-        else:
-            grad = _decayed_grad(grad, params, weight_decay, mask)
+        grad, decay = _weight_decay(grad, params, lr, weight_decay, decoupled_weight_decay, mask)
         m = state.exp_avg + (1.0 - beta1) * (grad - state.exp_avg)
         v = beta2 * state.exp_avg_sq + (1.0 - beta2) * (grad * grad)
         bias_correction2 = 1.0 - beta2**t
