@@ -19,7 +19,14 @@ OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
 SYNTHETIC_OPTIONS = ("n_samples", "n_features", "n_informative", "noise", "data_seed")
 BUILT_IN_DATASETS = ("seed", "synthetic")
 # The schedule options each schedule reads.
-SCHEDULE_OPTIONS = {"step": ("lr_step_size", "lr_gamma"), "exponential": ("lr_gamma",), "invscaling": ("lr_power",)}
+SCHEDULE_OPTIONS = {
+    "step": ("lr_step_size", "lr_gamma"),
+    "multistep": ("lr_milestones", "lr_gamma"),
+    "exponential": ("lr_gamma",),
+    "linear": ("lr_start_factor", "lr_end_factor", "lr_total_iters"),
+    "cosine_restarts": ("lr_t0", "lr_t_mult", "lr_eta_min"),
+    "invscaling": ("lr_power",),
+}
 # The penalty options each penalty reads.
 PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
 
@@ -61,6 +68,8 @@ def unused_options(settings: dict) -> set[str]:
     split = number("validation_fraction")
     if split == 0:
         unused.add("patience")
+    if settings.get("warmup_epochs") is not None and number("warmup_epochs") == 0:
+        unused.add("warmup_start_factor")
     batch = number("batch_size")
     if split == 0 and batch == 0 and settings.get("init") in ("seed", "zeros"):
         unused.add("seed")  # no split to draw, no batches to shuffle, no random start
@@ -91,6 +100,15 @@ class TrainConfig:
     lr_step_size: int = 30
     lr_gamma: float = 0.1
     lr_power: float = 0.25
+    lr_milestones: tuple[int, ...] = (30, 60, 90)
+    lr_start_factor: float = 1 / 3
+    lr_end_factor: float = 1.0
+    lr_total_iters: int = 5
+    lr_t0: int = 10
+    lr_t_mult: int = 1
+    lr_eta_min: float = 0.0
+    warmup_epochs: int = 0
+    warmup_start_factor: float = 1 / 3
     patience: int = 0
     log_every: int = 1
     seed: int = 0
@@ -156,6 +174,15 @@ class TrainConfig:
             step_size=self.lr_step_size,
             gamma=self.lr_gamma,
             power=self.lr_power,
+            milestones=self.lr_milestones,
+            start_factor=self.lr_start_factor,
+            end_factor=self.lr_end_factor,
+            total_iters=self.lr_total_iters,
+            t0=self.lr_t0,
+            t_mult=self.lr_t_mult,
+            eta_min=self.lr_eta_min,
+            warmup_epochs=self.warmup_epochs,
+            warmup_start_factor=self.warmup_start_factor,
         )
 
     def optimizer_hyper(self) -> dict:
@@ -193,7 +220,10 @@ class TrainConfig:
 
 
 def _parse(raw: str, kind: str, name: str):
-    """A logged param's string as the field's type (``kind``: "str", "int", "float" or "bool")."""
+    """A logged param's string as the field's type (``kind``: "str", "int", "float", "bool" or a
+    tuple of ints, logged comma-separated)."""
+    if kind.startswith("tuple"):
+        return tuple(_parse(part.strip(), "int", name) for part in raw.split(",") if part.strip())
     if kind == "bool":
         if raw.lower() not in ("true", "false"):
             raise ValueError(f"{name} must be true or false, got {raw!r}")

@@ -3,7 +3,7 @@
 Per epoch e (0-based): the learning rate comes from the schedule; the loss
 reported for step e is the training MSE of the weights at the *start* of epoch e
 (as the lesson logs it), ``objective`` adds lambda * R(w), ``val_loss`` is the
-validation MSE. The caller receives them through ``callback(epoch, metrics,
+validation MSE, ``lr`` the learning rate epoch e steps with. The caller receives them through ``callback(epoch, metrics,
 theta)`` every ``log_every`` epochs and at the last one. Each optimizer step is
 
     grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
@@ -175,7 +175,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         if report or stop:  # the epoch training stops at is always reported too
             if loss is None:
                 loss = model.loss(theta, X, y)
-            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss}
+            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss, "lr": lr}
             if val is not None:
                 metrics["val_loss"] = val
             if callback is not None:

@@ -45,6 +45,23 @@ def fraction(min_open=False, max_open=False):
     return FiniteFloat(0.0, 1.0, min_open=min_open, max_open=max_open)
 
 
+class IntList(click.ParamType):
+    """Comma-separated whole numbers >= 0, in increasing order (epochs)."""
+
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            out = tuple(int(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            self.fail(f"{value!r}: give whole numbers separated by commas, e.g. 30,60,90", param, ctx)
+        if any(v < 0 for v in out) or list(out) != sorted(set(out)):
+            self.fail(f"{value!r}: give increasing epochs >= 0", param, ctx)
+        return out
+
+
 POSITIVE = FiniteFloat(0.0, min_open=True)
 NON_NEGATIVE = FiniteFloat(0.0)
 
@@ -153,17 +170,40 @@ _opts = [
         "lr-schedule",
         click.Choice(schedules.SCHEDULES),
         CONFIG["lr_schedule"],
-        "Learning rate per epoch: constant, step (x gamma every step-size epochs), exponential "
-        "(x gamma each epoch), cosine (to 0 over the epochs), invscaling (lr / (e+1)^power).",
+        "Learning rate per epoch, as torch's lr_scheduler steps it: constant, step (x gamma every "
+        "step-size epochs), multistep (x gamma at each milestone), exponential (x gamma each epoch), "
+        "linear (start-factor to end-factor over total-iters epochs), cosine (to 0 over the epochs), "
+        "cosine_restarts (to eta-min over T_0 epochs, then again over T_0*T_mult, ...), "
+        "invscaling (lr / (e+1)^power).",
     ),
     Opt("lr-step-size", click.IntRange(1), CONFIG["lr_step_size"], "Epochs between decays of the 'step' schedule."),
     Opt(
         "lr-gamma",
         fraction(min_open=True),
         CONFIG["lr_gamma"],
-        "Decay factor of the 'step' and 'exponential' schedules.",
+        "Decay factor of the 'step', 'multistep' and 'exponential' schedules.",
     ),
     Opt("lr-power", NON_NEGATIVE, CONFIG["lr_power"], "Exponent of the 'invscaling' schedule."),
+    Opt("lr-milestones", IntList(), CONFIG["lr_milestones"], "Epochs (comma-separated) of the 'multistep' decays."),
+    Opt("lr-start-factor", fraction(min_open=True), CONFIG["lr_start_factor"], "'linear': the first epoch's factor."),
+    Opt("lr-end-factor", fraction(min_open=True), CONFIG["lr_end_factor"], "'linear': the factor from total-iters on."),
+    Opt("lr-total-iters", click.IntRange(1), CONFIG["lr_total_iters"], "'linear': epochs from start to end factor."),
+    Opt("lr-t0", click.IntRange(1), CONFIG["lr_t0"], "'cosine_restarts': epochs of the first cycle (T_0)."),
+    Opt("lr-t-mult", click.IntRange(1), CONFIG["lr_t_mult"], "'cosine_restarts': growth of each next cycle (T_mult)."),
+    Opt("lr-eta-min", NON_NEGATIVE, CONFIG["lr_eta_min"], "'cosine_restarts': the lowest rate (eta_min)."),
+    Opt(
+        "warmup-epochs",
+        click.IntRange(0),
+        CONFIG["warmup_epochs"],
+        "Linear warmup before any schedule (torch's SequentialLR of LinearLR then the schedule): "
+        "from warmup-start-factor x lr to lr over this many epochs; 0 = none.",
+    ),
+    Opt(
+        "warmup-start-factor",
+        fraction(min_open=True),
+        CONFIG["warmup_start_factor"],
+        "The warmup's first factor (torch's LinearLR default 1/3).",
+    ),
     Opt(
         "patience",
         click.IntRange(0),
@@ -298,6 +338,15 @@ LOOP = [
     "lr-step-size",
     "lr-gamma",
     "lr-power",
+    "lr-milestones",
+    "lr-start-factor",
+    "lr-end-factor",
+    "lr-total-iters",
+    "lr-t0",
+    "lr-t-mult",
+    "lr-eta-min",
+    "warmup-epochs",
+    "warmup-start-factor",
     "patience",
     "log-every",
     "seed",

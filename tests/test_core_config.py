@@ -103,7 +103,7 @@ def test_params_keep_only_the_options_the_optimizer_reads_resolved(optimizer):
 
 SHARED = {
     "dataset", "validation_fraction", "dtype", "model", "fit_intercept", "init", "epochs", "batch_size",
-    "learning_rate", "lr_schedule", "log_every", "optimizer", "penalty",
+    "learning_rate", "lr_schedule", "warmup_epochs", "log_every", "optimizer", "penalty",
 }  # fmt: skip
 
 
@@ -129,6 +129,11 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
         ({"lr_schedule": "exponential"}, {"lr_gamma"}),
         ({"lr_schedule": "invscaling"}, {"lr_power"}),
         ({"lr_schedule": "cosine"}, set()),
+        ({"lr_schedule": "multistep"}, {"lr_milestones", "lr_gamma"}),
+        (
+            {"lr_schedule": "cosine_restarts", "warmup_epochs": 3},
+            {"lr_t0", "lr_t_mult", "lr_eta_min", "warmup_start_factor"},
+        ),
         ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
         ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
         ({"init": "normal"}, {"seed"}),
@@ -153,7 +158,7 @@ def test_options_table_matches_the_optimizer_defaults():
         ({"penalty": "l3", "lam": 0.1}, "unknown penalty 'l3'"),
         ({"penalty": "l1", "lam": -0.1}, "lambda must be a finite number >= 0"),
         ({"penalty": "l1", "lam": 0.1, "l1_method": "ista"}, "unknown l1 method 'ista'"),
-        ({"lr_schedule": "linear"}, "unknown schedule 'linear'"),
+        ({"lr_schedule": "bogus"}, "unknown schedule 'bogus'"),
         ({"optimizer": "adam", "beta1": 1.0}, "Invalid beta parameter at index 0"),
     ],
 )
@@ -178,6 +183,8 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"dataset": "synthetic", "n_samples": 50, "noise": 0.5, "penalty": "elasticnet", "lam": 0.1, "l1_ratio": 0.3},
         {"dataset": "data.csv", "target": "price", "validation_fraction": 0.2, "patience": 5, "seed": 3},
         {"lr_schedule": "step", "lr_step_size": 10, "lr_gamma": 0.5, "fit_intercept": True, "model": "linear"},
+        {"lr_schedule": "multistep", "lr_milestones": (3, 9), "warmup_epochs": 2, "warmup_start_factor": 0.1},
+        {"optimizer": "rprop", "eta_minus": 0.4, "step_size_max": 2.0, "lr_schedule": "cosine_restarts", "lr_t0": 4},
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):

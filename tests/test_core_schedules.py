@@ -45,8 +45,8 @@ def test_invscaling_divides_by_epoch_plus_one_to_the_power():
 
 
 def test_unknown_schedule_and_bad_step_size_are_refused():
-    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
-        schedules.make("linear", 0.1, epochs=10)
+    with pytest.raises(ValueError, match="unknown schedule 'bogus'"):
+        schedules.make("bogus", 0.1, epochs=10)
     with pytest.raises(ValueError, match="step_size must be >= 1"):
         schedules.make("step", 0.1, epochs=10, step_size=0)
 
@@ -60,3 +60,57 @@ def test_training_uses_the_schedules_rate_for_each_epoch():
 
     assert weights(lr_schedule="step", lr_step_size=5, lr_gamma=1e-300, epochs=20) == weights(epochs=5)
     assert weights(lr_schedule="cosine") != weights()
+
+
+# --------------------------------------------------------------------------- against torch.optim.lr_scheduler
+
+
+def torch_rates(make_scheduler, lr: float, epochs: int) -> list[float]:
+    """The rate each epoch steps with, as torch's scheduler sets it (stepped once per epoch)."""
+    torch = pytest.importorskip("torch", exc_type=ImportError)
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=lr)
+    scheduler = make_scheduler(torch.optim.lr_scheduler, opt)
+    rates = []
+    for _ in range(epochs):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return rates
+
+
+TORCH_SCHEDULES = [
+    ("constant", {}, lambda S, o: S.ConstantLR(o, factor=1.0)),
+    ("step", {"step_size": 7, "gamma": 0.5}, lambda S, o: S.StepLR(o, step_size=7, gamma=0.5)),
+    ("multistep", {"milestones": (5, 12, 30), "gamma": 0.3}, lambda S, o: S.MultiStepLR(o, [5, 12, 30], gamma=0.3)),
+    ("exponential", {"gamma": 0.93}, lambda S, o: S.ExponentialLR(o, gamma=0.93)),
+    ("linear", {}, lambda S, o: S.LinearLR(o)),
+    ("linear", {"start_factor": 0.1, "end_factor": 0.6, "total_iters": 17},
+     lambda S, o: S.LinearLR(o, start_factor=0.1, end_factor=0.6, total_iters=17)),
+    ("cosine", {}, lambda S, o: S.CosineAnnealingLR(o, T_max=40)),
+    ("cosine_restarts", {"t0": 6}, lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=6)),
+    ("cosine_restarts", {"t0": 3, "t_mult": 2, "eta_min": 0.01},
+     lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.01)),
+    ("cosine", {"warmup_epochs": 5},
+     lambda S, o: S.SequentialLR(o, [S.LinearLR(o, total_iters=5), S.CosineAnnealingLR(o, 35)], [5])),
+    ("multistep", {"milestones": (10, 20), "warmup_epochs": 4, "warmup_start_factor": 0.01},
+     lambda S, o: S.SequentialLR(
+         o, [S.LinearLR(o, start_factor=0.01, total_iters=4), S.MultiStepLR(o, [10, 20], gamma=0.1)], [4])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "make_scheduler"),
+    TORCH_SCHEDULES,
+    ids=[f"{name}-{i}" for i, (name, *_) in enumerate(TORCH_SCHEDULES)],
+)
+def test_every_schedule_equals_torchs_for_every_epoch(name, options, make_scheduler):
+    ours = values(name, lr=0.1, epochs=40, at=range(40), **options)
+    assert ours == pytest.approx(torch_rates(make_scheduler, 0.1, 40), rel=1e-12, abs=1e-15)
+
+
+def test_every_logged_epoch_reports_its_learning_rate():
+    cfg = TrainConfig(epochs=12, lr_schedule="multistep", lr_milestones=(4, 8), lr_gamma=0.5, log_every=3)
+    seen = {}
+    training.fit(cfg, training.load_data(cfg), lambda epoch, metrics, theta: seen.update({epoch: metrics["lr"]}))
+    assert seen == {0: 0.01, 3: 0.01, 6: 0.005, 9: 0.0025, 11: 0.0025}

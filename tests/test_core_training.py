@@ -109,7 +109,7 @@ def test_without_penalty_objective_equals_loss():
     rec = Recorder()
     result = fit(rec, epochs=3)
     assert all(m["objective"] == m["loss"] for m in rec.metrics)
-    assert set(rec.metrics[0]) == {"loss", "objective"}
+    assert set(rec.metrics[0]) == {"loss", "objective", "lr"}
     assert result.final["final_objective"] == result.final["final_loss"]
     assert "final_val_loss" not in result.final
 

@@ -1,6 +1,7 @@
 """`--register-model`: the best child's LoggedModel in the Model Registry, served as a user would.
 
-A real `mlflow models serve -m models:/NAME@champion` answers over HTTP; nothing is stubbed.
+A real `mlflow models serve -m models:/NAME@champion` answers over HTTP (``-m slow``, which CI
+runs too: the server takes about 10 s to start); nothing is stubbed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from steps.main import main
@@ -70,7 +73,7 @@ def invocations(port: int, rows) -> list:
         return json.loads(r.read())["predictions"]
 
 
-def test_main_and_sweep_register_their_best_child_as_champion_and_it_serves(tracking):
+def test_main_and_sweep_register_their_best_child_as_champion(tracking):
     result = CliRunner().invoke(
         main, ["--epochs", "30", "--register-model", "lesson", "--output-dir", str(tracking.root / "m")]
     )
@@ -96,6 +99,13 @@ def test_main_and_sweep_register_their_best_child_as_champion_and_it_serves(trac
     version = tracking.client.get_model_version_by_alias("lesson", "champion")
     assert (int(version.version), version.run_id) == (2, best_id)
 
+
+@pytest.mark.slow  # a real `mlflow models serve` takes about 10 s to answer
+def test_the_champion_is_served_by_mlflow_models_serve(tracking):
+    args = ["--technique", "sgd", "--learning-rates", "0.01,0.1", "--epochs", "30", "--register-model", "lesson"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "s")])
+    assert result.exit_code == 0, result.output + result.stderr
+    best_id = parent_of(tracking, "sweep").data.tags["best_run_id"]
     port = free_port()
     server = serve(tracking, "models:/lesson@champion", port)
     try:
@@ -106,7 +116,7 @@ def test_main_and_sweep_register_their_best_child_as_champion_and_it_serves(trac
         server.wait(timeout=30)
     weights = json.loads(
         Path(
-            __import__("mlflow").artifacts.download_artifacts(
+            mlflow.artifacts.download_artifacts(
                 run_id=best_id, artifact_path="weights.json", dst_path=str(tracking.root / "w")
             )
         ).read_text()
