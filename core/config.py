@@ -68,6 +68,7 @@ def unused_options(settings: dict) -> set[str]:
     split = number("validation_fraction")
     if split == 0:
         unused.add("patience")
+    unused.update(o for o in ("clip_norm", "clip_value") if o in settings and number(o) == 0)
     if settings.get("warmup_epochs") is not None and number("warmup_epochs") == 0:
         unused.add("warmup_start_factor")
     batch = number("batch_size")
@@ -110,6 +111,8 @@ class TrainConfig:
     warmup_epochs: int = 0
     warmup_start_factor: float = 1 / 3
     patience: int = 0
+    clip_norm: float = 0.0
+    clip_value: float = 0.0
     log_every: int = 1
     seed: int = 0
     # optimizer (None: torch.optim's default for the chosen optimizer)
@@ -155,6 +158,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be > 0")
         if self.batch_size < 0:
             raise ValueError("batch_size must be >= 0 (0 = full batch)")
+        if self.clip_norm < 0 or self.clip_value < 0:
+            raise ValueError("clip_norm and clip_value must be >= 0 (0 = no clipping)")
         if self.patience < 0:
             raise ValueError("patience must be >= 0 (0 = no early stopping)")
         self.schedule()  # the schedule's own checks: its name, step size and gamma

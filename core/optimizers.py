@@ -478,6 +478,36 @@ def rprop(
     return Optimizer(init, update)
 
 
+class LionState(NamedTuple):
+    exp_avg: np.ndarray
+
+
+def lion(*, beta1: float = 0.9, beta2: float = 0.99, weight_decay: float = 0.0, mask: slice | None = None) -> Optimizer:
+    r"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Algorithm 2), with
+    optax's defaults: the sign of an interpolated momentum, and decoupled weight decay.
+
+    .. math::
+        c_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        \text{step} = \gamma (\operatorname{sign}(c_t) + \lambda_{wd} \theta_{t-1}), \qquad
+        m_t = \beta_2 m_{t-1} + (1 - \beta_2) g_t
+
+    (torch.optim has no Lion; the reference is the paper's algorithm, as optax implements it.)
+    """
+    _check_betas(beta1, beta2, 0.0)
+    _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+
+    def init(params: np.ndarray) -> LionState:
+        return LionState(np.zeros_like(params))
+
+    def update(grad, state, params, lr):
+        _, decay = _weight_decay(grad, params, lr, weight_decay, True, mask)
+        direction = np.sign(beta1 * state.exp_avg + (1.0 - beta1) * grad)
+        m = beta2 * state.exp_avg + (1.0 - beta2) * grad
+        return lr * direction + decay, LionState(m)
+
+    return Optimizer(init, update)
+
+
 BUILDERS: dict[str, Callable[..., Optimizer]] = {
     "sgd": sgd,
     "adam": adam,
@@ -490,6 +520,7 @@ BUILDERS: dict[str, Callable[..., Optimizer]] = {
     "adadelta": adadelta,
     "asgd": asgd,
     "rprop": rprop,
+    "lion": lion,
 }
 OPTIMIZERS = tuple(BUILDERS)
 # torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).

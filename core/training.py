@@ -7,6 +7,7 @@ validation MSE, ``lr`` the learning rate epoch e steps with. The caller receives
 theta)`` every ``log_every`` epochs and at the last one. Each optimizer step is
 
     grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
+    grad  = clipped (--clip-norm, then --clip-value; torch's clip_grad_norm_ / clip_grad_value_)
     theta = theta - optimizer step
     w     = prox(w)            (L1 with the proximal method)
 
@@ -143,6 +144,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     theta = model.init(cfg.init, cfg.seed).astype(X.dtype)
     state = opt.init(theta)
     lr_at = cfg.schedule()
+    clip = (cfg.clip_norm, cfg.clip_value)
     n = len(y)
     batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
     ws = model.workspace(batch, X.dtype)  # every step reuses these buffers
@@ -186,7 +188,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             stopped_early = True
             break
         if batch == n:
-            theta, state = _step(opt, penalty, grad, state, theta, lr, d)
+            theta, state = _step(opt, penalty, grad, state, theta, lr, d, *clip)
             steps += 1
         else:
             order = rng.permutation(n)
@@ -195,7 +197,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 # Fancy indexing gathers the rows into a small row-major block (np.take with
                 # out= into a column-major buffer is 1000x slower: it copies all of X first).
                 _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
-                theta, state = _step(opt, penalty, grad, state, theta, lr, d)
+                theta, state = _step(opt, penalty, grad, state, theta, lr, d, *clip)
                 steps += 1
         # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
         if not np.isfinite(theta).all():
@@ -223,9 +225,21 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     )
 
 
-def _step(opt, penalty, grad, state, theta, lr, d):
+def _clip(grad, clip_norm: float, clip_value: float) -> None:
+    """torch.nn.utils.clip_grad_norm_ (the L2 norm of every parameter's gradient, bias included,
+    scaled down to ``clip_norm``: factor min(clip_norm / (norm + 1e-6), 1)), then
+    clip_grad_value_ (each entry into [-clip_value, clip_value]); in place, 0 = off."""
+    if clip_norm:
+        grad *= min(clip_norm / (float(np.sqrt(grad @ grad)) + 1e-6), 1.0)
+    if clip_value:
+        np.clip(grad, -clip_value, clip_value, out=grad)
+
+
+def _step(opt, penalty, grad, state, theta, lr, d, clip_norm=0.0, clip_value=0.0):
     if penalty.active:
         penalty.add_grad(grad[:d], theta[:d])
+    if clip_norm or clip_value:
+        _clip(grad, clip_norm, clip_value)
     step, state = opt.update(grad, state, theta, lr)
     theta = theta - step
     if penalty.uses_prox:

@@ -179,6 +179,7 @@ def _case(
     epochs: int = FULL_BATCH_STEPS,
     seed: int = 0,
     id_suffix: str = "",
+    clip: tuple[float, float] = (0.0, 0.0),
 ) -> dict[str, Any]:
     _, dataset, model, fit_intercept = next(p for p in PROBLEMS if p[0] == problem)
     name, hyper, lr = VARIANT[variant]
@@ -203,6 +204,7 @@ def _case(
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
+        "clip": {"norm": clip[0], "value": clip[1]},
         "record_epochs": record_epochs(epochs) if batch_size == 0 else list(range(1, epochs + 1)),
     }
 
@@ -235,6 +237,14 @@ def case_specs() -> list[dict[str, Any]]:
                 id_suffix="-minibatch12",
             )
         )
+    # Gradient clipping before the step (torch.nn.utils.clip_grad_norm_, then clip_grad_value_), the
+    # penalty's gradient included: norms and values small enough to clip at most steps.
+    l2 = next(p for p in PENALTIES if p[0] == "l2")
+    for variant in ("sgd", "sgd-momentum", "adam", "adamw"):
+        for problem in ("lesson", "syn-linear-bias", "syn-relu-bias"):
+            cases.append(_case(problem, variant, clip=(0.5, 0.0), id_suffix="-clipnorm0.5"))
+            cases.append(_case(problem, variant, l2, clip=(0.0, 0.05), id_suffix="-clipvalue0.05"))
+        cases.append(_case("syn-linear", variant, l2, clip=(1.0, 0.2), id_suffix="-clipnorm1-value0.2"))
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
@@ -341,6 +351,11 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
             else:
                 sel = torch.as_tensor(idx)
                 objective(X[sel], y[sel]).backward()
+            params = [w] if b is None else [w, b]
+            if case["clip"]["norm"]:
+                torch.nn.utils.clip_grad_norm_(params, case["clip"]["norm"], foreach=False)
+            if case["clip"]["value"]:
+                torch.nn.utils.clip_grad_value_(params, case["clip"]["value"], foreach=False)
             opt.step()
             if prox:
                 with torch.no_grad():

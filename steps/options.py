@@ -91,6 +91,7 @@ NAMES = {
     "adadelta": "Adadelta",
     "asgd": "ASGD",
     "rprop": "Rprop",
+    "lion": "Lion",
 }
 
 
@@ -210,6 +211,20 @@ _opts = [
         CONFIG["patience"],
         "Early stopping: stop after this many epochs without a lower val_loss; 0 turns it off.",
     ),
+    Opt(
+        "clip-norm",
+        NON_NEGATIVE,
+        CONFIG["clip_norm"],
+        "Clip the gradient's L2 norm (bias and penalty included) to this before each step, as torch's "
+        "clip_grad_norm_; 0 = off.",
+    ),
+    Opt(
+        "clip-value",
+        NON_NEGATIVE,
+        CONFIG["clip_value"],
+        "Clip each gradient entry into [-v, v] before each step (after --clip-norm), as torch's "
+        "clip_grad_value_; 0 = off.",
+    ),
     Opt("log-every", click.IntRange(1), CONFIG["log_every"], "Log metrics every N epochs (the last epoch always)."),
     Opt("seed", click.IntRange(0), CONFIG["seed"], "Seed for shuffling, 'normal' initialization and the split."),
     # optimizer
@@ -240,7 +255,7 @@ _opts = [
         readers(
             "weight_decay",
             "weight decay (AdamW: decoupled, default 0.01; NAdam/RAdam: in the gradient unless "
-            "--decoupled-weight-decay, default 0).",
+            "--decoupled-weight-decay, default 0; Lion: decoupled, default 0).",
         ),
     ),
     Opt(
@@ -348,6 +363,8 @@ LOOP = [
     "warmup-epochs",
     "warmup-start-factor",
     "patience",
+    "clip-norm",
+    "clip-value",
     "log-every",
     "seed",
 ]

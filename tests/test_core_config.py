@@ -137,6 +137,7 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
         ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
         ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
         ({"init": "normal"}, {"seed"}),
+        ({"clip_norm": 1.0, "clip_value": 0.5}, {"clip_norm", "clip_value"}),
     ],
 )
 def test_an_option_is_logged_when_it_acts(kwargs, extra):

@@ -189,6 +189,8 @@ ALL = [
     ("adadelta", {}),
     ("asgd", {"lambd": 0.0}),
     ("rprop", {}),
+    ("lion", {}),
+    ("lion", {"weight_decay": 0.1}),
 ]
 IDS = [name + "".join(f"-{k}" for k in hyper) for name, hyper in ALL]
 
@@ -302,6 +304,7 @@ CONVERGENCE = [
     ("adadelta", {}, 1.0, 3000, "cosine"),
     ("asgd", {"lambd": 0.0}, 0.1, 300, "constant"),
     ("rprop", {}, 0.01, 300, "constant"),
+    ("lion", {}, 0.01, 2000, "cosine"),
 ]
 
 
@@ -347,3 +350,44 @@ def test_adamw_decay_shrinks_the_solution_below_least_squares():
     expected = np.linalg.lstsq(X, y, rcond=None)[0]
     result = training.fit(cfg, training.load_data(cfg))
     assert np.linalg.norm(result.theta) < np.linalg.norm(expected) - 0.01
+
+
+# --- Lion against the paper's algorithm -------------------------------------------------------
+
+
+def lion_reference(grad_of, theta0, lr, steps, beta1=0.9, beta2=0.99, wd=0.0, decayed=None):
+    """Algorithm 2 of Chen et al. (2023), written out per coordinate in plain Python floats:
+    c = b1 m + (1 - b1) g;  theta -= lr (sign(c) + wd theta);  m = b2 m + (1 - b2) g
+    (``decayed``: which coordinates get the weight decay; gdlab never decays the bias)."""
+    theta, m = [float(t) for t in theta0], [0.0] * len(theta0)
+    decayed = decayed if decayed is not None else [True] * len(theta0)
+    path = []
+    for _ in range(steps):
+        g = [float(x) for x in grad_of(np.array(theta))]
+        for i in range(len(theta)):
+            c = beta1 * m[i] + (1 - beta1) * g[i]
+            sign = (c > 0) - (c < 0)
+            theta[i] -= lr * (sign + (wd * theta[i] if decayed[i] else 0.0))
+            m[i] = beta2 * m[i] + (1 - beta2) * g[i]
+        path.append(list(theta))
+    return np.array(path)
+
+
+@pytest.mark.parametrize(("wd", "fit_intercept"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_lion_follows_the_papers_algorithm_step_for_step(wd, fit_intercept):
+    cfg = TrainConfig(
+        dataset="synthetic", n_samples=40, n_features=3, n_informative=3, model="linear",
+        fit_intercept=fit_intercept, optimizer="lion", weight_decay=wd, learning_rate=0.01, epochs=200,
+    )  # fmt: skip
+    data_ = training.load_data(cfg)
+    model = training.components(cfg, 3)[0]
+    ws = model.workspace(len(data_.y_train))
+    seen = []
+    training.fit(cfg, data_, lambda epoch, metrics, theta: seen.append(theta.copy()))
+    theta0 = model.init("seed")
+    decayed = [True] * 3 + [False] * int(fit_intercept)
+    ref = lion_reference(
+        lambda th: model.loss_and_grad(th, data_.X_train, data_.y_train, ws)[1].copy(), theta0, 0.01, 200,
+        wd=wd, decayed=decayed,
+    )  # fmt: skip
+    assert_allclose(np.array(seen[1:]), ref[:-1], rtol=0, atol=1e-12)

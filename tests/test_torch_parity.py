@@ -47,7 +47,13 @@ def _params(predicate: Callable[[dict], bool]) -> list:
 
 
 def _unpenalized(optimizer: str) -> Callable[[dict], bool]:
-    return lambda c: c["optimizer"] == optimizer and c["penalty"]["kind"] == "none" and c["batch_size"] == 0
+    return lambda c: (
+        c["optimizer"] == optimizer and c["penalty"]["kind"] == "none" and c["batch_size"] == 0 and not _clipped(c)
+    )
+
+
+def _clipped(case: dict) -> bool:
+    return bool(case["clip"]["norm"] or case["clip"]["value"])
 
 
 def _penalized(kind: str, method: str | None = None) -> Callable[[dict], bool]:
@@ -55,6 +61,7 @@ def _penalized(kind: str, method: str | None = None) -> Callable[[dict], bool]:
         c["penalty"]["kind"] == kind
         and (method is None or c["penalty"]["l1_method"] == method)
         and c["batch_size"] == 0
+        and not _clipped(c)
     )
 
 
@@ -81,6 +88,8 @@ def _config(case: dict) -> TrainConfig:
         lam=penalty["lam"],
         l1_ratio=penalty["l1_ratio"],
         l1_method=penalty["l1_method"],
+        clip_norm=case["clip"]["norm"],
+        clip_value=case["clip"]["value"],
         **case["hyper"],
     )
 
@@ -144,7 +153,8 @@ def test_fixture_was_made_with_torch_2_13_0():
 
 def test_fixture_is_small_and_covers_every_optimizer_and_penalty():
     assert FIXTURE_PATH.stat().st_size < 2_000_000
-    assert {c["optimizer"] for c in CASES} == set(optimizers.OPTIMIZERS)
+    # Lion is not in torch.optim: test_core_optimizers checks it against the paper's algorithm.
+    assert {c["optimizer"] for c in CASES} == set(optimizers.OPTIMIZERS) - {"lion"}
     assert {(c["penalty"]["kind"], c["penalty"]["l1_method"]) for c in CASES if c["penalty"]["kind"] != "none"} >= {
         ("l2", "prox"),
         ("l1", "prox"),
@@ -161,7 +171,7 @@ def test_fixture_is_small_and_covers_every_optimizer_and_penalty():
 
 
 def test_core_defaults_are_torch_defaults():
-    assert FIXTURE["torch_defaults"] == optimizers.DEFAULTS
+    assert FIXTURE["torch_defaults"] == {k: v for k, v in optimizers.DEFAULTS.items() if k != "lion"}
 
 
 def test_torch_abs_gradient_at_zero_is_zero_like_our_subgradient():
@@ -246,6 +256,12 @@ def test_rprop_matches_torch_step_for_step(case):
     check_case(case)
 
 
+@pytest.mark.parametrize("case", _params(_clipped))
+def test_gradient_clipping_matches_torchs_clip_grad_norm_and_value(case):
+    """clip_grad_norm_ and/or clip_grad_value_ before the step, the bias and the L2 term's gradient included."""
+    check_case(case)
+
+
 # ---------------------------------------------------------------- penalties
 
 
@@ -312,7 +328,7 @@ def _one_per_variant_and_penalty() -> Callable[[dict], bool]:
     first: dict[tuple, str] = {}
     for case in CASES:
         variant, penalty, problem = case["id"].split("/", 2)
-        kind = next((k for k in ("zeros-init", "minibatch") if k in problem), "")
+        kind = next((k for k in ("zeros-init", "minibatch", "clip") if k in problem), "")
         first.setdefault((variant, penalty, kind), case["id"])
     chosen = set(first.values())
     return lambda c: c["id"] in chosen
