@@ -144,7 +144,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     theta = model.init(cfg.init, cfg.seed).astype(X.dtype)
     state = opt.init(theta)
     lr_at = cfg.schedule()
-    clip = (cfg.clip_norm, cfg.clip_value)
+    clip_norm, clip_value = cfg.clip_norm, cfg.clip_value
     n = len(y)
     batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
     ws = model.workspace(batch, X.dtype)  # every step reuses these buffers
@@ -188,7 +188,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             stopped_early = True
             break
         if batch == n:
-            theta, state = _step(opt, penalty, grad, state, theta, lr, d, *clip)
+            theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
             steps += 1
         else:
             order = rng.permutation(n)
@@ -197,7 +197,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 # Fancy indexing gathers the rows into a small row-major block (np.take with
                 # out= into a column-major buffer is 1000x slower: it copies all of X first).
                 _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
-                theta, state = _step(opt, penalty, grad, state, theta, lr, d, *clip)
+                theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
                 steps += 1
         # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
         if not np.isfinite(theta).all():

@@ -319,6 +319,7 @@ class Best:
     run_id: str
     metric: str
     value: float
+    model_id: str | None  # its LoggedModel (None for a run logged before gdlab logged them)
 
 
 def best_metric(data: Dataset) -> str:
@@ -331,18 +332,20 @@ def tag_best(parent, outcomes: dict[str, Outcome], metric: str) -> Best | None:
 
     scored = []
     for label, o in outcomes.items():
-        value = parent.client.get_run(o.run_id).data.metrics.get(metric) if o.ok else None
+        run = parent.client.get_run(o.run_id) if o.ok else None
+        value = run.data.metrics.get(metric) if run is not None else None
         if value is not None and math.isfinite(value):
-            scored.append((value, label, o.run_id))
+            models = run.outputs.model_outputs if run.outputs else []
+            scored.append((value, label, o.run_id, models[-1].model_id if models else None))
     failed = [label for label, o in outcomes.items() if not o.ok]
     if failed:
         parent.set_tags({"failed_children": ", ".join(failed)})
     if not scored:
         return None
-    value, label, run_id = min(scored)
+    value, label, run_id, model_id = min(scored, key=lambda s: s[:3])
     parent.set_tags({"best_run_id": run_id, "best_metric": metric, "best_label": label})
     parent.log_metrics({f"best_{metric}": value})
-    return Best(label, run_id, metric, value)
+    return Best(label, run_id, metric, value, model_id)
 
 
 CHAMPION = "champion"
@@ -359,9 +362,7 @@ def register_best(parent, best: Best | None, name: str) -> str | None:
 
     if best is None:
         return f"no child finished, so no model was registered as {name!r}"
-    run = parent.client.get_run(best.run_id)
-    outputs = run.outputs.model_outputs if run.outputs else []
-    source = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{best.run_id}/model"
+    source = f"models:/{best.model_id}" if best.model_id else f"runs:/{best.run_id}/model"
     try:
         with parent.held():
             version = mlflow.register_model(source, name, await_registration_for=0)
@@ -385,14 +386,14 @@ def workflow(
     flow,
     failure_of: Callable[[dict[str, Outcome], bool], str | None],
     name: str | None = None,
-) -> tuple[dict[str, Outcome], Best | None, str | None]:
+) -> tuple[dict[str, Outcome], str | None]:
     """Start (or resume) the parent run, run the children, tag the best, compare them, close the parent.
 
     ``failure_of(outcomes, compare_ok)`` returns a failure reason (the parent then ends
     FAILED) or None. ``flow`` (a :class:`steps.main.Workflow`) says how to launch the children,
     whether to reuse runs, where the report goes and, with ``flow.register_model``, the name
     under which the best child's model is registered (alias ``champion``) before the compare.
-    Returns the outcomes, the best child and that reason. Ctrl-C / SIGTERM stop the children
+    Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the children
     and end every started run KILLED, then exit 130 / 143.
     """
     from .lifecycle import exit_on_end
@@ -410,7 +411,7 @@ def workflow(
             reason = "; ".join(filter(None, [failure_of(outcomes, compare_ok), unregistered])) or None
             if reason:
                 parent.fail(reason)
-        return outcomes, best, reason
+        return outcomes, reason
 
     if flow.launch.launcher != "local":
         return exit_on_end(body, None)

@@ -58,7 +58,7 @@ REGISTER_HELP = (
 
 
 class RegisteredModelName(click.ParamType):
-    """A registered model's name: not empty, no '/' or ':' (they would break a models:/ URI)."""
+    """A registered model's name ('' for none): no '/', ':' or '%' (they would break a models:/ URI)."""
 
     name = "name"
 
@@ -160,7 +160,7 @@ def main(flow: Workflow, **shared):
         failed = [label for label, o in outcomes.items() if not o.ok] + ([] if compare_ok else ["compare"])
         return f"these steps failed: {', '.join(failed)} (see their runs' failure_reason tag)" if failed else None
 
-    _, _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, failure_of=failure_of)
+    _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, failure_of=failure_of)
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)

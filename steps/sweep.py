@@ -95,7 +95,7 @@ def sweep(technique, learning_rates, lambdas, flow: Workflow, **shared):
         **shared,
         **flow.params,
     }
-    outcomes, _, reason = workflow(
+    outcomes, reason = workflow(
         "sweep",
         children,
         params,

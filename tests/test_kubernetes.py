@@ -281,7 +281,7 @@ def test_with_launcher_mlflow_each_child_becomes_a_job_that_trains_the_planned_c
     args = ["--launcher", "mlflow", "--backend", "kubernetes", "--backend-config", str(K8S / "kubernetes_config.json")]
     planned = []
     monkeypatch.setattr(
-        f"steps.{workflow}.workflow", lambda _t, children, *a, **k: planned.extend(children) or ({}, None, None)
+        f"steps.{workflow}.workflow", lambda _t, children, *a, **k: planned.extend(children) or ({}, None)
     )
     assert command.main([*args, "--epochs", "7"], standalone_mode=False) is None
     assert len(planned) == (4 if workflow == "main" else 9)
