@@ -58,8 +58,8 @@ def styles(table: Table) -> list[Style]:
     labels = []
     for rec in recs:
         parts, extra = [rec["technique"] or "?"], []
-        if rec["technique"] in ("train", ""):
-            parts.append(rec["optimizer"])
+        if rec["technique"] in ("train", ""):  # a train run is its optimizer (and penalty)
+            parts = [rec["optimizer"] or parts[0]]
             if rec["penalty"] not in ("none", ""):
                 parts.append(rec["penalty"])
         for k in varying + (["lambda"] if "lambda" in params and "lambda" not in varying else []):

@@ -1,9 +1,10 @@
 """`main`: the whole lesson in one command.
 
-Runs `sgd`, `adam`, `l1` and `l2` on the same data and initialization, each as a
-child run nested under this one (see :mod:`steps.launch`), then `compare` over
-exactly those children. A failed child is reported, the rest are still compared,
-and `main` exits 1.
+Runs `sgd`, `adam`, `l1` and `l2` (or the ``--techniques`` given: entry points, or
+optimizer names, each a `train --optimizer NAME` child) on the same data and
+initialization, each as a child run nested under this one (see :mod:`steps.launch`),
+then `compare` over exactly those children. A failed child is reported, the rest are
+still compared, and `main` exits 1.
 """
 
 from __future__ import annotations
@@ -17,11 +18,54 @@ from pathlib import Path
 
 import click
 
+from core import optimizers
+
 from .launch import LAUNCHERS, Launch, make_child, workflow
 from .options import COMMON, apply, command
 from .runner import load_checked
 
-CHILDREN = ("sgd", "adam", "l1", "l2")
+CHILDREN = ("sgd", "adam", "l1", "l2")  # the lesson's entry points, main's default
+
+
+class Techniques(click.ParamType):
+    """Comma-separated techniques: entry points (sgd, adam, l1, l2) or optimizer names (each a
+    `train --optimizer NAME` child); a name that is both is the entry point. No repeats."""
+
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        known = (*CHILDREN, *optimizers.OPTIMIZERS)
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            self.fail(
+                f"{value!r}: {'unknown ' + ', '.join(unknown) if unknown else 'name at least one'}; "
+                f"choose from the entry points {', '.join(CHILDREN)} or the optimizers "
+                f"{', '.join(o for o in optimizers.OPTIMIZERS if o not in CHILDREN)}",
+                param,
+                ctx,
+            )
+        if len(set(names)) < len(names):
+            self.fail(f"{value!r}: a technique is named twice", param, ctx)
+        return tuple(names)
+
+
+TECHNIQUES_HELP = (
+    "What main compares, comma-separated: entry points (sgd, adam, l1, l2) or optimizer names, each "
+    "trained as `train --optimizer NAME` with torch's defaults (a name that is both is the entry point). "
+    "--lambda acts on l1 and l2 only."
+)
+
+
+def technique_child(name: str, shared: dict):
+    """The child of one technique: its entry point, or `train` with that optimizer (no penalty,
+    so --lambda, the l1/l2 children's, is not passed on)."""
+    if name in CHILDREN:
+        return make_child(name, name, shared)
+    return make_child(name, "train", {k: v for k, v in shared.items() if k != "lam"}, optimizer=name)
+
 
 REUSE_HELP = "Skip a child whose entry point, resolved options, code and data match a FINISHED run; use that run."
 OUTPUT_HELP = (
@@ -150,17 +194,20 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
 
 @command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
+@click.option("--techniques", type=Techniques(), default=",".join(CHILDREN), show_default=True, help=TECHNIQUES_HELP)
 @workflow_options
-def main(flow: Workflow, **shared):
-    """Run the lesson end to end: sgd, adam, l1, l2 as nested child runs, then compare them."""
-    children = [make_child(ep, ep, shared) for ep in CHILDREN]  # checks every child's options first
+def main(techniques: tuple[str, ...], flow: Workflow, **shared):
+    """Run the lesson end to end: sgd, adam, l1, l2 (or --techniques) as nested child runs, then
+    compare them."""
+    children = [technique_child(name, shared) for name in techniques]  # checks every child's options first
     data = load_checked(children[0].config)  # one dataset for every child
 
     def failure_of(outcomes, compare_ok):
         failed = [label for label, o in outcomes.items() if not o.ok] + ([] if compare_ok else ["compare"])
         return f"these steps failed: {', '.join(failed)} (see their runs' failure_reason tag)" if failed else None
 
-    _, reason = workflow("main", children, {**shared, **flow.params}, data=data, flow=flow, failure_of=failure_of)
+    params = {"techniques": ",".join(techniques), **shared, **flow.params}
+    _, reason = workflow("main", children, params, data=data, flow=flow, failure_of=failure_of)
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)

@@ -126,3 +126,44 @@ def test_main_passes_the_shared_options_to_each_child(technique):
     assert cfg.optimizer == ("adam" if technique == "adam" else "sgd")
     assert cfg.penalty == (technique if technique in ("l1", "l2") else "none")
     assert cfg.lam == (0.5 if technique in ("l1", "l2") else 0.0)
+
+
+def test_techniques_mixes_entry_points_and_optimizer_names(tracking):
+    out = tracking.root / "report"
+    result = invoke_main(out, "--techniques", "sgd,nadam,lion,l1", "--epochs", "30", "--lambda", "0.1")
+    assert result.exit_code == 0, result.output
+    runs = by_technique(tracking)
+    (parent,) = runs["main"]
+    assert parent.data.params["techniques"] == "sgd,nadam,lion,l1"
+    trained = {r.info.run_name: r for r in runs["train"]}
+    assert set(trained) == {"nadam", "lion"}
+    for name, run in trained.items():
+        assert run.data.params["optimizer"] == name
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert "lambda" not in run.data.params  # --lambda is the l1/l2 children's
+    assert runs["l1"][0].data.params["lambda"] == "0.1"
+    table = pd.read_csv(out / "compare.csv")
+    assert sorted(table["optimizer"]) == ["lion", "nadam", "sgd", "sgd"]
+    assert len(table) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("sgd,bogus", "unknown bogus"), ("adam,adam", "named twice"), (" , ", "name at least one")],
+)
+def test_techniques_refuses_unknown_repeated_or_no_names_before_any_run(tracking, value, message):
+    result = invoke_main(tracking.root / "report", "--techniques", value)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_technique_that_is_an_optimizer_name_trains_with_that_optimizer():
+    from steps.main import technique_child
+
+    child = technique_child("radam", {"epochs": 7, "lam": 0.5, "learning_rate": 0.05})
+    assert child.entry_point == "train"
+    assert (child.config.optimizer, child.config.penalty, child.config.lam) == ("radam", "none", 0.0)
+    assert (child.config.epochs, child.config.learning_rate) == (7, 0.05)
+    assert technique_child("adam", {}).entry_point == "adam"  # both: the entry point
