@@ -3,8 +3,14 @@
 Per epoch e (0-based): the learning rate comes from the schedule; the loss
 reported for step e is the training MSE of the weights at the *start* of epoch e
 (as the lesson logs it), ``objective`` adds lambda * R(w), ``val_loss`` is the
-validation MSE, ``lr`` the learning rate epoch e steps with. The caller receives them through ``callback(epoch, metrics,
-theta)`` every ``log_every`` epochs and at the last one. Each optimizer step is
+validation MSE, ``lr`` the learning rate epoch e steps with, ``grad_norm`` the L2
+norm of the full-batch gradient at those weights (the penalty's smooth part in, bias
+included, before clipping), ``update_norm`` the L2 norm of the change the epoch made
+to the parameters (the step actually taken: after clipping, decay and prox; net over
+an epoch's mini-batches), and with an L1 term ``zero_weights`` the weights exactly 0.
+The caller receives them through ``callback(epoch, metrics, theta)``, theta the
+parameters at the start of epoch e, every ``log_every`` epochs and at the last one,
+after the epoch's update. Each optimizer step is
 
     grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
     grad  = clipped (--clip-norm, then --clip-value; torch's clip_grad_norm_ / clip_grad_value_)
@@ -155,17 +161,11 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
 
     best_val, since_best, stopped_early = math.inf, 0, False
     steps, epoch, callback_time = 0, 0, 0.0
+    counts_zeros = penalty.active and penalty.l1_weight > 0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         lr = lr_at(epoch)
         report = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
-        loss = None
-        if batch == n:
-            loss, grad = model.loss_and_grad(theta, X, y, ws)
-        elif report:
-            loss = model.loss(theta, X, y)
-        if loss is not None and not math.isfinite(loss):
-            raise DivergenceError(epoch, "the training loss")
         val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience) else None
         stop = False
         if cfg.patience:  # early stopping on the validation loss
@@ -174,31 +174,47 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             else:
                 since_best += 1
                 stop = since_best >= cfg.patience
-        if report or stop:  # the epoch training stops at is always reported too
-            if loss is None:
-                loss = model.loss(theta, X, y)
+        report = report or stop  # the epoch training stops at is always reported too
+        loss = None
+        if batch == n:
+            loss, grad = model.loss_and_grad(theta, X, y, ws)
+            if penalty.active:
+                penalty.add_grad(grad[:d], theta[:d])
+            full_grad = grad
+        elif report:  # the full-batch loss and gradient, at the reported epochs only
+            loss, full_grad = model.loss_and_grad(theta, X, y)
+            if penalty.active:
+                penalty.add_grad(full_grad[:d], theta[:d])
+        if loss is not None and not math.isfinite(loss):
+            raise DivergenceError(epoch, "the training loss")
+        if report:
             metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss, "lr": lr}
+            metrics["grad_norm"] = math.sqrt(float(full_grad @ full_grad))  # before clipping
+            if counts_zeros:
+                metrics["zero_weights"] = int(np.count_nonzero(theta[:d] == 0.0))
             if val is not None:
                 metrics["val_loss"] = val
-            if callback is not None:
-                c0 = time.perf_counter()
-                callback(epoch, metrics, theta)
-                callback_time += time.perf_counter() - c0
         if stop:
+            callback_time += _report(callback, epoch, metrics, theta, theta)
             stopped_early = True
             break
+        start = theta  # every step makes a new array: this one stays the epoch's start
         if batch == n:
             theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
             steps += 1
         else:
             order = rng.permutation(n)
-            for start in range(0, n, batch):
-                idx = order[start : start + batch]
+            for first in range(0, n, batch):
+                idx = order[first : first + batch]
                 # Fancy indexing gathers the rows into a small row-major block (np.take with
                 # out= into a column-major buffer is 1000x slower: it copies all of X first).
                 _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
+                if penalty.active:
+                    penalty.add_grad(grad[:d], theta[:d])
                 theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
                 steps += 1
+        if report:
+            callback_time += _report(callback, epoch, metrics, start, theta)
         # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
         if not np.isfinite(theta).all():
             raise DivergenceError(epoch, "a parameter")
@@ -236,8 +252,7 @@ def _clip(grad, clip_norm: float, clip_value: float) -> None:
 
 
 def _step(opt, penalty, grad, state, theta, lr, d, clip_norm=0.0, clip_value=0.0):
-    if penalty.active:
-        penalty.add_grad(grad[:d], theta[:d])
+    """One update from ``grad`` (the penalty's smooth part already in it): clip, step, prox."""
     if clip_norm or clip_value:
         _clip(grad, clip_norm, clip_value)
     step, state = opt.update(grad, state, theta, lr)
@@ -245,3 +260,18 @@ def _step(opt, penalty, grad, state, theta, lr, d, clip_norm=0.0, clip_value=0.0
     if penalty.uses_prox:
         penalty.prox(theta[:d], lr)
     return theta, state
+
+
+def _report(callback, epoch: int, metrics: dict, start: np.ndarray, theta: np.ndarray) -> float:
+    """Hand epoch ``epoch``'s metrics and its starting parameters ``start`` to the callback, with
+    ``update_norm``, the size of the update the epoch made (``theta`` is where it ended; the same
+    array when training stops before stepping: no update). Returns the seconds it took."""
+    if callback is None:
+        return 0.0
+    c0 = time.perf_counter()
+    if theta is not start:
+        size = float(np.linalg.norm(theta - start))
+        if math.isfinite(size):  # a diverging step is reported by the caller, not logged
+            metrics["update_norm"] = size
+    callback(epoch, metrics, start)
+    return time.perf_counter() - c0

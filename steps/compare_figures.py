@@ -128,13 +128,61 @@ def subtitle(table: Table) -> str:
 
 
 def figures(table: Table) -> dict:
-    """{file name: matplotlib Figure}: loss_curves.png always, trajectories.png for 2-weight runs."""
+    """{file name: matplotlib Figure}: loss_curves.png always, trajectories.png for 2-weight runs,
+    internals.png for runs that logged their internals."""
     st = styles(table)
     out = {"loss_curves.png": loss_curves(table, st)}
     traj = trajectories(table, st)
     if traj is not None:
         out["trajectories.png"] = traj
+    inside = internals(table, st)
+    if inside is not None:
+        out["internals.png"] = inside
     return out
+
+
+# What the internals panel shows of each run's internals.csv: (column, title, log scale).
+INTERNAL_PANELS = (
+    ("lr", "learning rate", True),
+    ("grad_norm", "gradient norm  ‖∇J(θ)‖  (before clipping)", True),
+    ("update_norm", "update norm  ‖θₑ₊₁ − θₑ‖  (the step taken)", True),
+    ("zero_weights", "weights exactly 0 (L1)", False),
+)
+
+
+def internals(table: Table, st: list[Style]):
+    """The optimizer's internals per logged epoch, one panel each (lr, grad_norm, update_norm, and
+    zero_weights when a run has an L1 term), from each run's internals.csv; None if no run has one."""
+    from matplotlib.figure import Figure
+
+    runs = [(i, g.internals) for i, g in enumerate(table.gathered) if g.internals]
+    panels = [p for p in INTERNAL_PANELS if any(np.isfinite(cols.get(p[0], [np.nan])).any() for _, cols in runs)]
+    if not runs or not panels:
+        return None
+    labelled = len(runs) <= MAX_LABELLED
+    fig = Figure(figsize=(4.6 * len(panels), 4.8), dpi=FIG_DPI, layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (column, title, log) in zip(axes, panels, strict=True):
+        for i, cols in runs:
+            x, y = cols["epoch"], cols.get(column, np.full(len(cols["epoch"]), np.nan))
+            keep = np.isfinite(y) & ((y > 0) if log else True)
+            s = st[i]
+            kw = {"label": s.label} if labelled else {}
+            ax.plot(x[keep], y[keep], color=s.color, lw=1.8 if labelled else 0.7, alpha=0.9 if labelled else 0.4,
+                    ls="--" if s.failed else "-", drawstyle="steps-post" if not log else "default", **kw)  # fmt: skip
+        if log:
+            ax.set_yscale("log")
+        else:  # a count
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.set_title(title, fontsize=11, loc="left")
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.35)
+    if labelled:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(runs)), fontsize=10, frameon=False,
+                   title=order_note(table), title_fontsize=10)  # fmt: skip
+    fig.suptitle("Inside the optimizer, per logged epoch", fontsize=14, x=0.01, ha="left")
+    return fig
 
 
 def _curve(table: Table, i: int, g):

@@ -8,7 +8,8 @@ Everything is read through public MLflow APIs:
   weights, loss; written by runs with <= 10 parameters), read in place from a local artifact
   store (the run's ``artifact_uri``) or else with ``mlflow.artifacts.download_artifacts``,
   by a pool of threads. The trajectory's ``loss`` column holds exactly the values logged as
-  the ``loss`` metric, so one small file gives the loss curve and the weight path;
+  the ``loss`` metric, so one small file gives the loss curve and the weight path; and
+  ``internals.csv`` (epoch, lr, grad_norm, update_norm, zero_weights; every training run);
 * ``MlflowClient.get_metric_history(run_id, "loss")``: only for runs without a trajectory.
 
 Why not ``get_metric_history`` for every run: one call a run, each slower as the store grows
@@ -47,6 +48,7 @@ class Gathered:
     epochs: object = None  # np.ndarray of the steps of the loss curve
     loss: object = None  # np.ndarray, the loss per logged epoch
     path: object = None  # np.ndarray (steps, n_features): the weight path, from trajectory.csv
+    internals: dict | None = None  # column -> np.ndarray (epoch, lr, grad_norm, ...), from internals.csv
     curve_source: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -272,6 +274,7 @@ def _gather_one(client, run, dst: Path) -> Gathered:
             g.path = data[:, [i for i, c in enumerate(header) if c.startswith("w_")]]
         except (ValueError, OSError):
             g.notes.append("trajectory.csv unreadable")
+    g.internals = _read_internals(_download(run, "internals.csv", dst))
     if g.loss is None and "loss" in g.metrics:
         from mlflow.exceptions import MlflowException
 
@@ -286,3 +289,22 @@ def _gather_one(client, run, dst: Path) -> Gathered:
         g.loss = np.array(list(by_step.values()), dtype=float)
         g.curve_source = "metric history"
     return g
+
+
+def _read_internals(path: Path | None) -> dict | None:
+    """internals.csv as {column: array}, or None (absent: a run from before it existed; unreadable)."""
+    import numpy as np
+
+    if path is None:
+        return None
+    try:
+        lines = path.read_text().splitlines()
+        header = lines[0].split(",") if lines else []
+        if len(lines) < 2 or header[0] != "epoch":
+            return None
+        data = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+        if data.shape[1] != len(header):
+            return None
+    except (ValueError, OSError):
+        return None
+    return {name: data[:, k] for k, name in enumerate(header)}

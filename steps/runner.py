@@ -9,6 +9,7 @@ run ends FINISHED, FAILED or KILLED, never left RUNNING.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -28,6 +29,10 @@ from .options import OPTIONS
 MAX_TRAJECTORY_PARAMS = 10
 # ... and thinned to at most this many points (the loss metric itself keeps every logged epoch).
 MAX_TRAJECTORY_POINTS = 10_000
+# The optimizer's internals per logged epoch (core.training's metrics), kept as internals.csv
+# for compare's panel of them (one artifact a run instead of four metric histories).
+INTERNALS = ("lr", "grad_norm", "update_norm", "zero_weights")
+INTERNALS_FILE = "internals.csv"
 
 
 # What each entry point fixes; `train` fixes nothing.
@@ -124,6 +129,8 @@ def train_run(
         def save_path_so_far() -> None:  # when the run ends without finishing
             if _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept):
                 mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
+            if _write_internals(tmpdir, epochs.internals):
+                mlflow.log_artifact(str(tmpdir / INTERNALS_FILE))
 
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
@@ -136,6 +143,7 @@ def train_run(
         if epochs.bar is not None:
             epochs.bar.render_finish()
         _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept)
+        _write_internals(tmpdir, epochs.internals)
         _log_results(run, cfg, data, result, tmpdir)
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
@@ -144,18 +152,23 @@ def train_run(
 
 class _EpochLog:
     """What happens at each logged epoch: its metrics to the run's buffer, the weights to the
-    path (models this small only, thinned to a bounded length), the progress bar."""
+    path (models this small only), the optimizer's internals to a table (every model), both
+    thinned to a bounded length, the progress bar."""
 
     def __init__(self, run, cfg: TrainConfig, data: Dataset, bar):
         self.run, self.bar, self.shown = run, bar, 0
         self.record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
         self.path: list[tuple[int, list[float], float]] = []
+        self.internals: list[tuple] = []
 
     def callback(self, epoch: int, metrics: dict, theta) -> None:
         self.run.log_metrics(metrics, epoch)
+        self.internals.append((epoch, *(metrics.get(k, math.nan) for k in INTERNALS)))
+        if len(self.internals) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
+            self.internals[:] = self.internals[::2]
         if self.record:
             self.path.append((epoch, theta.tolist(), metrics["loss"]))
-            if len(self.path) > MAX_TRAJECTORY_POINTS:  # a long run keeps every other point: bounded memory
+            if len(self.path) > MAX_TRAJECTORY_POINTS:
                 self.path[:] = self.path[::2]
         if self.bar is not None:
             self.bar.update(epoch + 1 - self.shown)
@@ -195,6 +208,15 @@ def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) 
     lines = [",".join(["epoch", *cols, "loss"])]
     lines += [",".join([str(e), *map(repr, theta), repr(loss)]) for e, theta, loss in path]
     (tmpdir / "trajectory.csv").write_text("\n".join(lines) + "\n")
+    return True
+
+
+def _write_internals(tmpdir: Path, rows) -> bool:
+    """internals.csv: epoch and the optimizer's internals per logged epoch (nan: not logged)."""
+    if not rows:
+        return False
+    lines = [",".join(["epoch", *INTERNALS])] + [",".join(map(repr, row)) for row in rows]
+    (tmpdir / INTERNALS_FILE).write_text("\n".join(lines) + "\n")
     return True
 
 

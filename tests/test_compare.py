@@ -32,7 +32,7 @@ from steps.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LESSON = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2}
-OUTPUTS = {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png"}
+OUTPUTS = {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png", "internals.png"}
 
 
 def invoke(command, args=(), env=None):
@@ -159,12 +159,39 @@ def test_markdown_holds_the_table_and_links_the_pictures(lesson):
     assert sum(line.startswith("|") for line in md.splitlines()) == 2 + 6  # header, rule, six runs
     assert "![loss_curves.png](loss_curves.png)" in md
     assert "![trajectories.png](trajectories.png)" in md
+    assert "![internals.png](internals.png)" in md
+
+
+def test_internals_equal_the_logged_metrics_and_each_panel_draws_them(lesson):
+    """internals.csv (one artifact a run) holds exactly the lr, grad_norm, update_norm and
+    zero_weights metrics the run logged; the panel draws those numbers."""
+    runs, _, _ = search(lesson.client, lesson.experiment_id, "", 100)
+    gathered = [g for g in gather(lesson.client, runs) if g.internals]
+    assert {g.technique for g in gathered} >= {"sgd", "adam", "l1", "l2"}
+    for g in gathered:
+        for name in ("lr", "grad_norm", "update_norm", "zero_weights"):
+            history = {m.step: m.value for m in lesson.client.get_metric_history(g.run_id, name)}
+            logged = {int(e): v for e, v in zip(g.internals["epoch"], g.internals[name], strict=True) if v == v}
+            if name == "zero_weights":  # the per-epoch count (L1 only); the final count is at epochs_run
+                history.pop(int(g.metrics.get("epochs_run", -1)), None)
+                assert bool(logged) == (g.technique == "l1")
+            assert logged == history, (g.technique, name)
+    from steps.compare_table import build_table
+
+    table = build_table(gathered)
+    fig = compare_figures.internals(table, compare_figures.styles(table))
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert [t.split()[0] for t in titles] == ["learning", "gradient", "update", "weights"]
+    grad_axes = fig.axes[1]
+    for i, g in enumerate(table.gathered):
+        (line,) = [ln for ln in grad_axes.get_lines() if ln.get_label() == compare_figures.styles(table)[i].label]
+        np.testing.assert_array_equal(line.get_ydata(), g.internals["grad_norm"])
 
 
 # --------------------------------------------------------------------------- pictures
 
 
-@pytest.mark.parametrize("name", ["loss_curves.png", "trajectories.png"])
+@pytest.mark.parametrize("name", ["loss_curves.png", "trajectories.png", "internals.png"])
 def test_pictures_are_real_non_blank_images(lesson, name):
     from PIL import Image
 
@@ -258,7 +285,7 @@ def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
 
 def test_html_report_is_self_contained(lesson):
     html = (lesson.out / "compare.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == 3
     for needle in ("http://", "https://", "<script", "<link", "@import", "url("):
         assert needle not in html
     assert '<table id="runs">' in html
@@ -275,7 +302,7 @@ def test_html_report_renders_in_headless_chromium(lesson, tmp_path):
     assert body.count("<tr") == 6
     for technique in ("adam", "sgd", "l1", "l2", "FAILED"):
         assert f">{technique}<" in body
-    assert dom.stdout.count("<img") == 2
+    assert dom.stdout.count("<img") == 3
 
     shot = tmp_path / "shot.png"
     res = run_chromium(["--screenshot=" + str(shot), "--window-size=1200,900", page], tmp_path / "profile-shot")

@@ -109,9 +109,72 @@ def test_without_penalty_objective_equals_loss():
     rec = Recorder()
     result = fit(rec, epochs=3)
     assert all(m["objective"] == m["loss"] for m in rec.metrics)
-    assert set(rec.metrics[0]) == {"loss", "objective", "lr"}
+    assert set(rec.metrics[0]) == {"loss", "objective", "lr", "grad_norm", "update_norm"}
     assert result.final["final_objective"] == result.final["final_loss"]
     assert "final_val_loss" not in result.final
+
+
+# --- optimizer internals: grad_norm, update_norm, zero_weights --------------------------------
+
+
+def _full_gradient(cfg: TrainConfig, ds, theta: np.ndarray) -> np.ndarray:
+    """The full-batch gradient of the objective's smooth part, spelled out (no loop code)."""
+    model = Model(cfg.model, ds.n_features, cfg.fit_intercept)
+    _, grad = model.loss_and_grad(theta, ds.X_train, ds.y_train)
+    d = ds.n_features
+    if cfg.penalty == "l2":
+        grad[:d] += 2 * cfg.lam * theta[:d]
+    return grad
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"optimizer": "adam", "penalty": "l2", "lam": 0.1, "fit_intercept": True},
+        {"optimizer": "sgd", "momentum": 0.9, "clip_norm": 0.05, "learning_rate": 0.1},
+        {"batch_size": 7, "optimizer": "adamw", "log_every": 3, "epochs": 10},
+    ],
+    ids=["lesson", "adam-l2-bias", "clipped", "minibatch"],
+)
+def test_grad_norm_is_the_full_gradients_norm_and_update_norm_the_epochs_step(options):
+    rec = Recorder()
+    cfg = TrainConfig(**{"dataset": "synthetic", "n_samples": 30, "n_features": 3, "epochs": 12, **options})
+    ds = training.load_data(cfg)
+    result = training.fit(cfg, ds, rec)
+    ends = [*rec.thetas[1:], result.theta]  # where each reported epoch's update(s) led
+    if cfg.log_every > 1:  # the update of a reported epoch, replayed from its start
+        ends = [None] * len(rec.thetas)
+    for metrics, start, end in zip(rec.metrics, rec.thetas, ends, strict=True):
+        assert metrics["grad_norm"] == pytest.approx(np.linalg.norm(_full_gradient(cfg, ds, start)), rel=1e-12)
+        if end is not None:
+            assert metrics["update_norm"] == pytest.approx(np.linalg.norm(end - start), rel=1e-12, abs=1e-300)
+        else:
+            assert metrics["update_norm"] > 0
+    if cfg.clip_norm:  # clipped: the norm before clipping is logged, the step is lr * momentum of clipped ones
+        assert rec.metrics[0]["grad_norm"] > cfg.clip_norm
+        assert rec.metrics[0]["update_norm"] == pytest.approx(cfg.learning_rate * cfg.clip_norm, rel=1e-5)
+
+
+def test_zero_weights_is_logged_each_epoch_with_an_l1_term_only():
+    rec = Recorder()
+    options = {"n_samples": 60, "n_features": 8, "penalty": "l1", "lam": 0.2, "learning_rate": 0.1}
+    fit(rec, dataset="synthetic", epochs=200, log_every=20, **options)
+    counts = [m["zero_weights"] for m in rec.metrics]
+    assert counts == [int(np.sum(t[:8] == 0.0)) for t in rec.thetas]
+    assert counts[0] == 0
+    assert counts[-1] >= 4  # the prox zeroes the uninformative weights
+    rec2 = Recorder()
+    fit(rec2, penalty="l2", lam=0.1, epochs=3)
+    assert all("zero_weights" not in m for m in rec2.metrics)
+
+
+def test_the_epoch_training_stops_at_has_no_update():
+    rec = Recorder()
+    fit(rec, dataset="synthetic", validation_fraction=0.3, patience=2, epochs=500, learning_rate=0.5, seed=1)
+    assert rec.epochs[-1] < 499
+    assert "update_norm" not in rec.metrics[-1]
+    assert all("update_norm" in m for m in rec.metrics[:-1])
 
 
 def test_validation_split_reports_val_loss_each_step_and_at_the_end():
