@@ -24,9 +24,23 @@ SCHEDULE_OPTIONS = {
     "multistep": ("lr_milestones", "lr_gamma"),
     "exponential": ("lr_gamma",),
     "linear": ("lr_start_factor", "lr_end_factor", "lr_total_iters"),
+    "polynomial": ("lr_total_iters", "lr_poly_power"),
     "cosine_restarts": ("lr_t0", "lr_t_mult", "lr_eta_min"),
+    "onecycle": ("lr_pct_start", "lr_anneal_strategy", "lr_div_factor", "lr_final_div_factor", "lr_three_phase"),
+    "cyclic": ("lr_max_lr", "lr_step_size_up", "lr_step_size_down", "lr_mode", "lr_cyclic_gamma"),
+    "plateau": (
+        "lr_factor",
+        "lr_patience",
+        "lr_threshold",
+        "lr_threshold_mode",
+        "lr_cooldown",
+        "lr_min_lr",
+        "lr_monitor",
+    ),
     "invscaling": ("lr_power",),
 }
+# The losses the plateau schedule can monitor (the metrics the loop logs each epoch).
+MONITORS = ("loss", "val_loss")
 # The penalty options each penalty reads.
 PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
 
@@ -41,8 +55,8 @@ def unused_options(settings: dict) -> set[str]:
     """The options (CLI names with ``_``) that a run with these settings does not read.
 
     ``settings`` maps option names to values, typed or as logged strings; only dataset,
-    lr_schedule, penalty, optimizer, validation_fraction, init and batch_size are looked at,
-    and a missing one rules nothing out. The one statement of which option acts when.
+    lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
+    looked at, and a missing one rules nothing out. The one statement of which option acts when.
     """
 
     def number(name: str) -> float | None:
@@ -65,6 +79,8 @@ def unused_options(settings: dict) -> set[str]:
         if chosen is not None:  # the options of the others that the chosen one does not read
             own = table.get(chosen, ())
             unused.update(o for opts in table.values() for o in opts if o not in own)
+    if settings.get("lr_mode") not in (None, "exp_range"):
+        unused.add("lr_cyclic_gamma")  # cyclic reads its gamma in exp_range mode only
     split = number("validation_fraction")
     if split == 0:
         unused.add("patience")
@@ -108,6 +124,24 @@ class TrainConfig:
     lr_t0: int = 10
     lr_t_mult: int = 1
     lr_eta_min: float = 0.0
+    lr_poly_power: float = 1.0
+    lr_pct_start: float = 0.3
+    lr_anneal_strategy: str = "cos"
+    lr_div_factor: float = 25.0
+    lr_final_div_factor: float = 1e4
+    lr_three_phase: bool = False
+    lr_max_lr: float = 0.1
+    lr_step_size_up: int = 10
+    lr_step_size_down: int = 0
+    lr_mode: str = "triangular"
+    lr_cyclic_gamma: float = 1.0
+    lr_factor: float = 0.1
+    lr_patience: int = 10
+    lr_threshold: float = 1e-4
+    lr_threshold_mode: str = "rel"
+    lr_cooldown: int = 0
+    lr_min_lr: float = 0.0
+    lr_monitor: str = "loss"
     warmup_epochs: int = 0
     warmup_start_factor: float = 1 / 3
     patience: int = 0
@@ -163,6 +197,7 @@ class TrainConfig:
         if self.patience < 0:
             raise ValueError("patience must be >= 0 (0 = no early stopping)")
         self.schedule()  # the schedule's own checks: its name, step size and gamma
+        self._check_plateau()
         if self.log_every < 1:
             raise ValueError("log_every must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -186,9 +221,44 @@ class TrainConfig:
             t0=self.lr_t0,
             t_mult=self.lr_t_mult,
             eta_min=self.lr_eta_min,
+            poly_power=self.lr_poly_power,
+            pct_start=self.lr_pct_start,
+            anneal_strategy=self.lr_anneal_strategy,
+            div_factor=self.lr_div_factor,
+            final_div_factor=self.lr_final_div_factor,
+            three_phase=self.lr_three_phase,
+            max_lr=self.lr_max_lr,
+            step_size_up=self.lr_step_size_up,
+            step_size_down=self.lr_step_size_down,
+            mode=self.lr_mode,
+            cyclic_gamma=self.lr_cyclic_gamma,
             warmup_epochs=self.warmup_epochs,
             warmup_start_factor=self.warmup_start_factor,
         )
+
+    def plateau(self) -> schedules.Plateau | None:
+        """The 'plateau' schedule's feedback piece (:func:`core.schedules.plateau`), None for any other
+        schedule. The loop feeds it :attr:`lr_monitor` after each epoch's step (its contract is in
+        :mod:`core.schedules`); :meth:`schedule` gives the base rate, epoch 0's."""
+        if self.lr_schedule != "plateau":
+            return None
+        return schedules.plateau(
+            self.learning_rate,
+            factor=self.lr_factor,
+            patience=self.lr_patience,
+            threshold=self.lr_threshold,
+            threshold_mode=self.lr_threshold_mode,
+            cooldown=self.lr_cooldown,
+            min_lr=self.lr_min_lr,
+        )
+
+    def _check_plateau(self) -> None:
+        if self.plateau() is None:  # (building it checks its hyperparameters)
+            return
+        if self.lr_monitor not in MONITORS:
+            raise ValueError(f"lr_monitor must be one of {', '.join(MONITORS)}, got {self.lr_monitor!r}")
+        if self.lr_monitor == "val_loss" and self.validation_fraction == 0:
+            raise ValueError("lr_monitor val_loss needs a validation split: set validation_fraction > 0")
 
     def optimizer_hyper(self) -> dict:
         """The chosen optimizer's hyperparameters, torch's defaults filled in."""

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from core import models, optimizers, penalties, schedules
-from core.config import DTYPES, TrainConfig
+from core.config import DTYPES, MONITORS, TrainConfig
 
 
 def as_param(value) -> str:
@@ -173,9 +173,14 @@ _opts = [
         CONFIG["lr_schedule"],
         "Learning rate per epoch, as torch's lr_scheduler steps it: constant, step (x gamma every "
         "step-size epochs), multistep (x gamma at each milestone), exponential (x gamma each epoch), "
-        "linear (start-factor to end-factor over total-iters epochs), cosine (to 0 over the epochs), "
+        "linear (start-factor to end-factor over total-iters epochs), polynomial (to 0 over total-iters "
+        "epochs, power poly-power), cosine (to 0 over the epochs), "
         "cosine_restarts (to eta-min over T_0 epochs, then again over T_0*T_mult, ...), "
-        "invscaling (lr / (e+1)^power).",
+        "onecycle (OneCycleLR: up to the learning rate, the peak, then far below it), "
+        "cyclic (CyclicLR: between the learning rate and max-lr), "
+        "plateau (ReduceLROnPlateau: x factor when the monitored loss stops falling), "
+        "invscaling (lr / (e+1)^power). onecycle and cyclic change the rate only, as torch's do with "
+        "cycle_momentum=False: the optimizer's momentum/beta1 stays as set.",
     ),
     Opt("lr-step-size", click.IntRange(1), CONFIG["lr_step_size"], "Epochs between decays of the 'step' schedule."),
     Opt(
@@ -188,16 +193,127 @@ _opts = [
     Opt("lr-milestones", IntList(), CONFIG["lr_milestones"], "Epochs (comma-separated) of the 'multistep' decays."),
     Opt("lr-start-factor", fraction(min_open=True), CONFIG["lr_start_factor"], "'linear': the first epoch's factor."),
     Opt("lr-end-factor", fraction(min_open=True), CONFIG["lr_end_factor"], "'linear': the factor from total-iters on."),
-    Opt("lr-total-iters", click.IntRange(1), CONFIG["lr_total_iters"], "'linear': epochs from start to end factor."),
+    Opt(
+        "lr-total-iters",
+        click.IntRange(1),
+        CONFIG["lr_total_iters"],
+        "'linear': epochs from start to end factor; 'polynomial': epochs to 0.",
+    ),
+    Opt(
+        "lr-poly-power",
+        NON_NEGATIVE,
+        CONFIG["lr_poly_power"],
+        "'polynomial': the power of (1 - e/total-iters) (PolynomialLR's power; --lr-power is invscaling's).",
+    ),
     Opt("lr-t0", click.IntRange(1), CONFIG["lr_t0"], "'cosine_restarts': epochs of the first cycle (T_0)."),
     Opt("lr-t-mult", click.IntRange(1), CONFIG["lr_t_mult"], "'cosine_restarts': growth of each next cycle (T_mult)."),
     Opt("lr-eta-min", NON_NEGATIVE, CONFIG["lr_eta_min"], "'cosine_restarts': the lowest rate (eta_min)."),
     Opt(
+        "lr-pct-start",
+        fraction(),
+        CONFIG["lr_pct_start"],
+        "'onecycle': share of the epochs spent rising to the peak (--learning-rate is OneCycleLR's max_lr).",
+    ),
+    Opt(
+        "lr-anneal-strategy",
+        click.Choice(schedules.ANNEAL_STRATEGIES),
+        CONFIG["lr_anneal_strategy"],
+        "'onecycle': the shape of each phase, cosine or straight.",
+    ),
+    Opt(
+        "lr-div-factor",
+        FiniteFloat(1.0),
+        CONFIG["lr_div_factor"],
+        "'onecycle': the first epoch's rate is learning-rate / div-factor.",
+    ),
+    Opt(
+        "lr-final-div-factor",
+        FiniteFloat(1.0),
+        CONFIG["lr_final_div_factor"],
+        "'onecycle': the last rate is the first one / final-div-factor.",
+    ),
+    Opt(
+        "lr-three-phase",
+        click.BOOL,
+        CONFIG["lr_three_phase"],
+        "'onecycle': come back down to the first rate symmetrically, then anneal to the last (the paper's "
+        "three phases).",
+    ),
+    Opt(
+        "lr-max-lr",
+        POSITIVE,
+        CONFIG["lr_max_lr"],
+        "'cyclic': the peak rate (CyclicLR's max_lr), >= --learning-rate, the base rate.",
+    ),
+    Opt(
+        "lr-step-size-up",
+        click.IntRange(1),
+        CONFIG["lr_step_size_up"],
+        "'cyclic': epochs from the base rate up to max-lr (torch's 2000 counts batches; gdlab steps by epoch).",
+    ),
+    Opt(
+        "lr-step-size-down",
+        click.IntRange(0),
+        CONFIG["lr_step_size_down"],
+        "'cyclic': epochs from max-lr back down; 0 = step-size-up (torch's None).",
+    ),
+    Opt(
+        "lr-mode",
+        click.Choice(schedules.CYCLIC_MODES),
+        CONFIG["lr_mode"],
+        "'cyclic': triangular (every cycle the same), triangular2 (each cycle half as high), "
+        "exp_range (the height x cyclic-gamma^epoch).",
+    ),
+    Opt(
+        "lr-cyclic-gamma",
+        fraction(min_open=True),
+        CONFIG["lr_cyclic_gamma"],
+        "'cyclic' with --lr-mode exp_range: the height's factor per epoch (CyclicLR's gamma; 1 = triangular).",
+    ),
+    Opt(
+        "lr-factor",
+        fraction(min_open=True, max_open=True),
+        CONFIG["lr_factor"],
+        "'plateau': the rate's factor at each reduction.",
+    ),
+    Opt(
+        "lr-patience",
+        click.IntRange(0),
+        CONFIG["lr_patience"],
+        "'plateau': epochs without improvement tolerated before a reduction (not --patience, early stopping's).",
+    ),
+    Opt(
+        "lr-threshold",
+        NON_NEGATIVE,
+        CONFIG["lr_threshold"],
+        "'plateau': how much lower than the best the loss must be to count as an improvement.",
+    ),
+    Opt(
+        "lr-threshold-mode",
+        click.Choice(schedules.THRESHOLD_MODES),
+        CONFIG["lr_threshold_mode"],
+        "'plateau': rel (below best*(1-threshold)) or abs (below best-threshold).",
+    ),
+    Opt("lr-cooldown", click.IntRange(0), CONFIG["lr_cooldown"], "'plateau': epochs ignored after each reduction."),
+    Opt(
+        "lr-min-lr",
+        NON_NEGATIVE,
+        CONFIG["lr_min_lr"],
+        "'plateau': the lowest rate, below --learning-rate (a cut smaller than 1e-8, torch's eps, is skipped).",
+    ),
+    Opt(
+        "lr-monitor",
+        click.Choice(MONITORS),
+        CONFIG["lr_monitor"],
+        "'plateau': the loss it watches, each epoch's as logged; val_loss needs --validation-fraction > 0.",
+    ),
+    Opt(
         "warmup-epochs",
         click.IntRange(0),
         CONFIG["warmup_epochs"],
-        "Linear warmup before any schedule (torch's SequentialLR of LinearLR then the schedule): "
-        "from warmup-start-factor x lr to lr over this many epochs; 0 = none.",
+        "Linear warmup before the schedule (torch's SequentialLR of LinearLR then the schedule): "
+        "from warmup-start-factor x lr to lr over this many epochs; 0 = none. Not with onecycle (its own "
+        "warmup: --lr-pct-start) or plateau (SequentialLR cannot hold ReduceLROnPlateau).",
     ),
     Opt(
         "warmup-start-factor",
@@ -360,6 +476,24 @@ LOOP = [
     "lr-t0",
     "lr-t-mult",
     "lr-eta-min",
+    "lr-poly-power",
+    "lr-pct-start",
+    "lr-anneal-strategy",
+    "lr-div-factor",
+    "lr-final-div-factor",
+    "lr-three-phase",
+    "lr-max-lr",
+    "lr-step-size-up",
+    "lr-step-size-down",
+    "lr-mode",
+    "lr-cyclic-gamma",
+    "lr-factor",
+    "lr-patience",
+    "lr-threshold",
+    "lr-threshold-mode",
+    "lr-cooldown",
+    "lr-min-lr",
+    "lr-monitor",
     "warmup-epochs",
     "warmup-start-factor",
     "patience",

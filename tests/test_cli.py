@@ -143,6 +143,22 @@ def test_log_every_thins_metrics_but_keeps_the_last_epoch(tracking):
     assert steps == [0, 4, 8, 9]
 
 
+def test_a_schedule_sets_each_epochs_rate_and_logs_only_its_own_options(tracking):
+    from core import schedules
+
+    result = invoke(
+        train, ["--lr-schedule", "cyclic", "--lr-max-lr", "0.05", "--lr-step-size-up", "3", "--epochs", "12"]
+    )
+    assert result.exit_code == 0, result.output
+    run = only_run(tracking)
+    params = run.data.params
+    assert (params["lr_max_lr"], params["lr_step_size_up"], params["lr_mode"]) == ("0.05", "3", "triangular")
+    assert not {"lr_cyclic_gamma", "lr_pct_start", "lr_factor", "lr_poly_power", "lr_monitor"} & set(params)
+    history = sorted(tracking.client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)
+    rate = schedules.cyclic(0.01, max_lr=0.05, step_size_up=3)
+    assert [m.value for m in history] == [rate(e) for e in range(12)]
+
+
 def test_validation_split_logs_val_loss(tracking):
     invoke(train, ["--dataset", "synthetic", "--validation-fraction", "0.25", "--model", "linear", "--epochs", "20"])
     run = only_run(tracking)
@@ -179,6 +195,19 @@ def test_every_option_has_help_text():
         (train, ["--patience", "3"], "validation"),
         (sgd, ["--dataset", "no/such/file.csv"], "no such file"),
         (sgd, ["--validation-fraction", "0.9"], "validation"),
+        (train, ["--lr-schedule", "onecycle", "--warmup-epochs", "2"], "warmup of its own"),
+        (train, ["--lr-schedule", "plateau", "--warmup-epochs", "2"], "cannot follow a warmup"),
+        (train, ["--lr-schedule", "plateau", "--lr-monitor", "val_loss"], "validation split"),
+        (train, ["--lr-schedule", "cyclic", "--lr-max-lr", "0.001"], "max_lr (0.001) must be >="),
+        (train, ["--lr-schedule", "onecycle", "--epochs", "10", "--lr-pct-start", "0.1"], "0 epochs long"),
+        (sgd, ["--lr-pct-start", "1.5"], "--lr-pct-start"),
+        (sgd, ["--lr-factor", "1"], "--lr-factor"),
+        (adam, ["--lr-mode", "sine"], "--lr-mode"),
+        (train, ["--lr-monitor", "objective"], "--lr-monitor"),
+        (train, ["--lr-step-size-up", "0"], "--lr-step-size-up"),
+        (l1, ["--lr-div-factor", "0.5"], "--lr-div-factor"),
+        (l2, ["--lr-cyclic-gamma", "nan"], "--lr-cyclic-gamma"),
+        (train, ["--lr-three-phase", "maybe"], "--lr-three-phase"),
     ],
 )
 def test_bad_options_are_refused_before_a_run_starts(tracking, command, args, needle):

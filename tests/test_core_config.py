@@ -45,6 +45,14 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"validation_fraction": 1.0}, r"validation_fraction must be in \[0, 1\)"),
         ({"validation_fraction": -0.1}, r"validation_fraction must be in \[0, 1\)"),
         ({"patience": 5}, "patience .* needs a validation split"),
+        ({"lr_schedule": "plateau", "lr_monitor": "val_loss"}, "lr_monitor val_loss needs a validation split"),
+        ({"lr_schedule": "plateau", "lr_monitor": "objective"}, "lr_monitor must be one of loss, val_loss"),
+        ({"lr_schedule": "plateau", "lr_factor": 1.0}, r"factor must be in \(0, 1\)"),
+        ({"lr_schedule": "plateau", "warmup_epochs": 2}, "plateau schedule cannot follow a warmup"),
+        ({"lr_schedule": "onecycle", "warmup_epochs": 2}, "onecycle schedule has a warmup of its own"),
+        ({"lr_schedule": "onecycle", "epochs": 10, "lr_pct_start": 0.1}, "phase of the cycle 0 epochs long"),
+        ({"lr_schedule": "cyclic", "learning_rate": 0.5}, r"max_lr \(0.1\) must be >= the base learning rate"),
+        ({"lr_schedule": "polynomial", "lr_poly_power": -2.0}, "power must be >= 0"),
     ],
 )
 def test_config_refuses_bad_values(kwargs, message):
@@ -134,6 +142,20 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
             {"lr_schedule": "cosine_restarts", "warmup_epochs": 3},
             {"lr_t0", "lr_t_mult", "lr_eta_min", "warmup_start_factor"},
         ),
+        ({"lr_schedule": "polynomial"}, {"lr_total_iters", "lr_poly_power"}),
+        (
+            {"lr_schedule": "onecycle"},
+            {"lr_pct_start", "lr_anneal_strategy", "lr_div_factor", "lr_final_div_factor", "lr_three_phase"},
+        ),
+        ({"lr_schedule": "cyclic"}, {"lr_max_lr", "lr_step_size_up", "lr_step_size_down", "lr_mode"}),
+        (
+            {"lr_schedule": "cyclic", "lr_mode": "exp_range", "lr_cyclic_gamma": 0.9},
+            {"lr_max_lr", "lr_step_size_up", "lr_step_size_down", "lr_mode", "lr_cyclic_gamma"},
+        ),
+        (
+            {"lr_schedule": "plateau"},
+            {"lr_factor", "lr_patience", "lr_threshold", "lr_threshold_mode", "lr_cooldown", "lr_min_lr", "lr_monitor"},
+        ),
         ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
         ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
         ({"init": "normal"}, {"seed"}),
@@ -186,6 +208,13 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"lr_schedule": "step", "lr_step_size": 10, "lr_gamma": 0.5, "fit_intercept": True, "model": "linear"},
         {"lr_schedule": "multistep", "lr_milestones": (3, 9), "warmup_epochs": 2, "warmup_start_factor": 0.1},
         {"optimizer": "rprop", "eta_minus": 0.4, "step_size_max": 2.0, "lr_schedule": "cosine_restarts", "lr_t0": 4},
+        {"lr_schedule": "polynomial", "lr_total_iters": 40, "lr_poly_power": 0.9, "warmup_epochs": 3},
+        {"lr_schedule": "onecycle", "lr_pct_start": 0.25, "lr_anneal_strategy": "linear", "lr_three_phase": True},
+        {"lr_schedule": "onecycle", "lr_div_factor": 10.0, "lr_final_div_factor": 1e3, "learning_rate": 0.5},
+        {"lr_schedule": "cyclic", "lr_max_lr": 0.2, "lr_step_size_up": 4, "lr_step_size_down": 6},
+        {"lr_schedule": "cyclic", "lr_max_lr": 0.2, "lr_mode": "exp_range", "lr_cyclic_gamma": 0.97},
+        {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 3, "lr_threshold_mode": "abs", "lr_cooldown": 2},
+        {"lr_schedule": "plateau", "lr_min_lr": 1e-4, "lr_monitor": "val_loss", "validation_fraction": 0.25},
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):
