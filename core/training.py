@@ -8,6 +8,8 @@ norm of the full-batch gradient at those weights (the penalty's smooth part in, 
 included, before clipping), ``update_norm`` the L2 norm of the change the epoch made
 to the parameters (the step actually taken: after clipping, decay and prox; net over
 an epoch's mini-batches), and with an L1 term ``zero_weights`` the weights exactly 0.
+With the ``plateau`` schedule, the monitored loss of epoch e (the value logged for e) is
+fed to it after epoch e's update, and the rate it returns is epoch e+1's.
 The caller receives them through ``callback(epoch, metrics, theta)``, theta the
 parameters at the start of epoch e, every ``log_every`` epochs and at the last one,
 after the epoch's update. Each optimizer step is
@@ -150,6 +152,9 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     theta = model.init(cfg.init, cfg.seed).astype(X.dtype)
     state = opt.init(theta)
     lr_at = cfg.schedule()
+    plateau = cfg.plateau()  # feedback: it sets each next epoch's rate from this epoch's loss
+    plateau_state = plateau.init() if plateau is not None else None
+    watch_val = plateau is not None and cfg.lr_monitor == "val_loss"
     clip_norm, clip_value = cfg.clip_norm, cfg.clip_value
     n = len(y)
     batch = n if cfg.batch_size <= 0 or cfg.batch_size >= n else cfg.batch_size
@@ -164,9 +169,9 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     counts_zeros = penalty.active and penalty.l1_weight > 0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
-        lr = lr_at(epoch)
+        lr = lr_at(epoch) if plateau is None else plateau_state.lr
         report = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
-        val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience) else None
+        val = model.loss(theta, Xv, yv) if has_val and (report or cfg.patience or watch_val) else None
         stop = False
         if cfg.patience:  # early stopping on the validation loss
             if val < best_val:
@@ -215,6 +220,10 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 steps += 1
         if report:
             callback_time += _report(callback, epoch, metrics, start, theta)
+        if plateau is not None:  # the loss at the start of this epoch, after its step (torch's order)
+            if not watch_val and loss is None:
+                loss = model.loss(start, X, y)
+            _, plateau_state = plateau.update(val if watch_val else loss, plateau_state)
         # A dead ReLU keeps a finite loss while its weights run off to infinity: check both.
         if not np.isfinite(theta).all():
             raise DivergenceError(epoch, "a parameter")

@@ -318,3 +318,46 @@ def test_plateau_update_is_pure():
 def test_plateau_refuses_bad_hyperparameters(options, message):
     with pytest.raises(ValueError, match=message):
         schedules.plateau(0.1, **options)
+
+
+# --------------------------------------------------------------------------- plateau in the loop
+
+
+def test_plateau_in_the_loop_equals_torchs_loop_with_reduce_lr_on_plateau():
+    """torch's loop: loss = f(theta); loss.backward(); opt.step(); sched.step(loss.item()). The
+    weights and every epoch's rate equal gdlab's, reductions included."""
+    torch = pytest.importorskip("torch")
+    cfg = TrainConfig(
+        dataset="synthetic", n_samples=30, n_features=3, model="linear", optimizer="sgd", momentum=0.9,
+        learning_rate=0.05, epochs=120, lr_schedule="plateau", lr_patience=3, lr_factor=0.5, lr_threshold=1e-2,
+        lr_cooldown=2,
+    )  # fmt: skip
+    ds = training.load_data(cfg)
+    seen = []
+    result = training.fit(cfg, ds, lambda e, m, theta: seen.append((m["lr"], theta.copy())))
+    X, y = torch.tensor(ds.X_train, dtype=torch.float64), torch.tensor(ds.y_train, dtype=torch.float64)
+    w = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.05, momentum=0.9, foreach=False)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3, threshold=1e-2, cooldown=2)
+    for lr, theta in seen:
+        assert opt.param_groups[0]["lr"] == lr
+        np.testing.assert_allclose(theta, w.detach().numpy(), rtol=0, atol=1e-12)
+        loss = ((X @ w - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step(loss.item())
+    np.testing.assert_allclose(result.theta, w.detach().numpy(), rtol=0, atol=1e-12)
+    assert len({lr for lr, _ in seen}) >= 3  # it did reduce, more than once
+
+
+def test_plateau_on_the_validation_loss_is_fed_each_epochs_val_loss():
+    cfg = TrainConfig(
+        dataset="synthetic", validation_fraction=0.3, batch_size=8, optimizer="adam", learning_rate=0.1,
+        epochs=80, lr_schedule="plateau", lr_monitor="val_loss", lr_patience=2, log_every=1,
+    )  # fmt: skip
+    seen = []
+    training.fit(cfg, training.load_data(cfg), lambda e, m, theta: seen.append((m["lr"], m["val_loss"])))
+    expected = torch_plateau_rates([v for _, v in seen], 0.1, patience=2)
+    assert [lr for lr, _ in seen] == [0.1, *expected[:-1]]
+    assert seen[-1][0] < 0.1
