@@ -45,6 +45,11 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"validation_fraction": 1.0}, r"validation_fraction must be in \[0, 1\)"),
         ({"validation_fraction": -0.1}, r"validation_fraction must be in \[0, 1\)"),
         ({"patience": 5}, "patience .* needs a validation split"),
+        ({"init": "0.1,inf"}, "every number must be finite"),
+        ({"init": "0.1,,0.2"}, "unknown init '0.1,,0.2'"),
+        ({"condition_number": 0.5}, "condition_number must be >= 1"),
+        ({"dataset": "beale", "batch_size": 2}, "^batch_size 2 cannot apply to the test function beale"),
+        ({"dataset": "booth", "fit_intercept": True}, "^fit_intercept true cannot apply"),
     ],
 )
 def test_config_refuses_bad_values(kwargs, message):
@@ -137,6 +142,7 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
         ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
         ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
         ({"init": "normal"}, {"seed"}),
+        ({"init": "0.5,-0.25"}, set()),  # a given start draws nothing
         ({"clip_norm": 1.0, "clip_value": 0.5}, {"clip_norm", "clip_value"}),
     ],
 )
@@ -186,6 +192,9 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"lr_schedule": "step", "lr_step_size": 10, "lr_gamma": 0.5, "fit_intercept": True, "model": "linear"},
         {"lr_schedule": "multistep", "lr_milestones": (3, 9), "warmup_epochs": 2, "warmup_start_factor": 0.1},
         {"optimizer": "rprop", "eta_minus": 0.4, "step_size_max": 2.0, "lr_schedule": "cosine_restarts", "lr_t0": 4},
+        {"init": "0.5,-0.25", "model": "linear"},
+        {"dataset": "ill_conditioned", "condition_number": 50.0, "init": "-4.0,1.0", "optimizer": "adam"},
+        {"dataset": "himmelblau", "init": "normal", "seed": 3, "penalty": "l2", "lam": 0.1},
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):
