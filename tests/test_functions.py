@@ -345,3 +345,12 @@ def test_init_numbers_work_for_a_model_too_and_are_counted(tracking):
     bad = CliRunner().invoke(train, ["--init", "0.5,-0.25", "--fit-intercept", "true"])
     assert bad.exit_code == 2
     assert "init gives 2 numbers; the model has 3 parameters (2 weights and the bias)" in bad.output
+
+
+def test_a_workflow_refuses_to_register_the_model_a_test_function_run_does_not_log(tracking):
+    from steps.main import main
+
+    result = CliRunner().invoke(main, ["--dataset", "rosenbrock", "--learning-rate", "0.0001", "--register-model", "x"])
+    assert result.exit_code == 2, result.output
+    assert "a run on the test function rosenbrock logs no model to register" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
