@@ -354,3 +354,13 @@ def test_a_workflow_refuses_to_register_the_model_a_test_function_run_does_not_l
     assert result.exit_code == 2, result.output
     assert "a run on the test function rosenbrock logs no model to register" in result.output
     assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_file_named_like_a_test_function_does_not_replace_it(tmp_path, monkeypatch):
+    """A workflow makes a dataset that is a local file absolute for its children: never a built-in name."""
+    from steps.launch import make_child
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rosenbrock").write_text("x0,y\n1,2\n")
+    child = make_child("sgd", "sgd", {"dataset": "rosenbrock", "learning_rate": 1e-4})
+    assert child.options["dataset"] == child.config.dataset == "rosenbrock"
