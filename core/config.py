@@ -11,13 +11,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from . import optimizers, schedules
+from . import functions, models, optimizers, schedules
 
 # The options each optimizer reads (everything else is data, model or loop).
 DTYPES = ("float64", "float32")
 OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
 SYNTHETIC_OPTIONS = ("n_samples", "n_features", "n_informative", "noise", "data_seed")
-BUILT_IN_DATASETS = ("seed", "synthetic")
+TEST_FUNCTIONS = functions.NAMES
+BUILT_IN_DATASETS = ("seed", "synthetic", *TEST_FUNCTIONS)
+# The options each test function reads besides the point (ill_conditioned's kappa).
+FUNCTION_OPTIONS = {"ill_conditioned": ("condition_number",)}
+# The options a test function never reads: it has no data, no model, no batches, no split. The
+# data and model ones are refused when set (steps.runner), the loop ones by TrainConfig.
+FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model")
+FUNCTION_REFUSES = ("fit_intercept", "batch_size", "validation_fraction", "patience")
 # The schedule options each schedule reads.
 SCHEDULE_OPTIONS = {
     "step": ("lr_step_size", "lr_gamma"),
@@ -57,6 +64,8 @@ def unused_options(settings: dict) -> set[str]:
     ``settings`` maps option names to values, typed or as logged strings; only dataset,
     lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
     looked at, and a missing one rules nothing out. The one statement of which option acts when.
+    A test function (``--dataset rosenbrock``, ...) reads no data, model, batch or split options,
+    and draws nothing unless ``init`` is ``normal``.
     """
 
     def number(name: str) -> float | None:
@@ -71,6 +80,12 @@ def unused_options(settings: dict) -> set[str]:
         unused.update(o for o in SYNTHETIC_OPTIONS if dataset != "synthetic")
         if dataset in BUILT_IN_DATASETS:
             unused.add("target")
+        own = FUNCTION_OPTIONS.get(dataset, ())
+        unused.update(o for opts in FUNCTION_OPTIONS.values() for o in opts if o not in own)
+        if dataset in TEST_FUNCTIONS:
+            unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
+            if settings.get("init") not in (None, "normal"):
+                unused.add("seed")  # nothing is drawn
     for table, chosen in (
         (SCHEDULE_OPTIONS, settings.get("lr_schedule")),
         (PENALTY_OPTIONS, settings.get("penalty")),
@@ -88,7 +103,7 @@ def unused_options(settings: dict) -> set[str]:
     if settings.get("warmup_epochs") is not None and number("warmup_epochs") == 0:
         unused.add("warmup_start_factor")
     batch = number("batch_size")
-    if split == 0 and batch == 0 and settings.get("init") in ("seed", "zeros"):
+    if split == 0 and batch == 0 and settings.get("init") not in (None, "normal"):
         unused.add("seed")  # no split to draw, no batches to shuffle, no random start
     return unused
 
@@ -103,6 +118,7 @@ class TrainConfig:
     n_informative: int = 3
     noise: float = 0.1
     data_seed: int = 0
+    condition_number: float = functions.DEFAULT_CONDITION_NUMBER
     validation_fraction: float = 0.0
     dtype: str = "float64"
     # model
@@ -202,8 +218,27 @@ class TrainConfig:
             raise ValueError("log_every must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError("validation_fraction must be in [0, 1)")
-        if self.patience and self.validation_fraction == 0:
+        if self.patience and self.validation_fraction == 0 and self.dataset not in TEST_FUNCTIONS:
             raise ValueError("patience (early stopping) needs a validation split: set validation_fraction > 0")
+        models.explicit_init(self.init)  # a named init, or finite numbers (counted once the data is known)
+        if self.condition_number < 1:
+            raise ValueError(f"condition_number must be >= 1, got {self.condition_number}")
+        if self.dataset in TEST_FUNCTIONS:
+            self._check_test_function()
+
+    def _check_test_function(self) -> None:
+        """A test function's parameters are the point (x, y) and it has no data: no bias, no
+        mini-batches, no validation split, so no early stopping."""
+        given = [
+            f"{option} {str(value).lower() if isinstance(value, bool) else value}"
+            for option in FUNCTION_REFUSES
+            if (value := getattr(self, option)) != TrainConfig.__dataclass_fields__[option].default
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} cannot apply to the test function {self.dataset}: its parameters are the "
+                "point (x, y) (no bias) and it has no data (no mini-batches, no validation split, no early stopping)"
+            )
 
     def schedule(self):
         """The learning rate as a function of the epoch (:func:`core.schedules.make`)."""

@@ -27,6 +27,23 @@ MODELS = ACTIVATIONS
 INITS = ("seed", "zeros", "normal")
 
 
+def explicit_init(how: str) -> tuple[float, ...] | None:
+    """The numbers of an init given as comma-separated numbers ("-1.5,2"), or None for a named
+    init (:data:`INITS`). Raises ValueError for anything else, or a number that is not finite."""
+    if how in INITS:
+        return None
+    try:
+        numbers = tuple(float(part) for part in str(how).split(","))
+    except ValueError:
+        raise ValueError(
+            f"unknown init {how!r}; choose from {', '.join(INITS)}, or give comma-separated numbers, "
+            "one per parameter (e.g. -1.5,2)"
+        ) from None
+    if not all(np.isfinite(numbers)):
+        raise ValueError(f"init {how!r}: every number must be finite")
+    return numbers
+
+
 @dataclass(frozen=True)
 class Model:
     kind: str = "relu"
@@ -42,16 +59,22 @@ class Model:
         return self.n_features + int(self.fit_intercept)
 
     def init(self, how: str = "seed", seed: int = 0) -> np.ndarray:
-        """Initial parameters: ``seed`` is the lesson's w_i = 0.1 * (i + 1); the bias starts at 0."""
+        """Initial parameters: ``seed`` is the lesson's w_i = 0.1 * (i + 1), ``zeros`` all 0,
+        ``normal`` draws w ~ N(0, 1/d) with ``seed``; the bias starts at 0. Comma-separated
+        numbers ("0.5,-1") give every parameter: the d weights, then the bias with an intercept."""
         d = self.n_features
+        given = explicit_init(how)
+        if given is not None:
+            if len(given) != self.n_params:
+                what = f"{d} weights" + (" and the bias" if self.fit_intercept else "")
+                raise ValueError(f"init gives {len(given)} numbers; the model has {self.n_params} parameters ({what})")
+            return np.array(given, dtype=np.float64)
         theta = np.zeros(self.n_params)
         if how == "seed":
             theta[:d] = 0.1 * np.arange(1, d + 1)
         elif how == "normal":
             theta[:d] = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(d), d)
-        elif how != "zeros":
-            raise ValueError(f"unknown init {how!r}; choose from {', '.join(INITS)}")
-        return theta
+        return theta  # "zeros"
 
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, float | None]:
         """``(weights, bias)``; bias is None without an intercept."""

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import data as data_mod
-from . import optimizers
-from .config import TrainConfig
+from . import functions, optimizers
+from .config import TEST_FUNCTIONS, TrainConfig
 from .models import Model
 from .penalties import Penalty
 
@@ -68,7 +68,13 @@ class TrainResult:
 
 
 def load_data(cfg: TrainConfig) -> data_mod.Dataset:
-    """Build the dataset the config names (raises :class:`core.data.DataError`)."""
+    """Build the dataset the config names (raises :class:`core.data.DataError`).
+
+    A test function has no data: its dataset is a placeholder of one row of zeros whose two
+    columns, x and y, stand for the point's coordinates (the loop reads its shape only)."""
+    if cfg.dataset in TEST_FUNCTIONS:
+        X = np.zeros((1, 2), dtype=cfg.dtype, order="F")
+        return data_mod.Dataset(X, np.zeros(1, dtype=cfg.dtype), None, None, ("x", "y"))
     try:
         if cfg.dataset == "seed":
             X, y, names = data_mod.seed_data()
@@ -110,10 +116,14 @@ def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
         )
 
 
-def components(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:
+def components(cfg: TrainConfig, n_features: int) -> tuple[Model | functions.Objective, optimizers.Optimizer, Penalty]:
     """The model, optimizer and penalty ``cfg`` names, for ``n_features`` inputs (each validates
-    its own hyperparameters)."""
-    model = Model(cfg.model, n_features, cfg.fit_intercept)
+    its own hyperparameters). For a test function the "model" is the function itself
+    (:class:`core.functions.Objective`: its two parameters, the point, are the weights)."""
+    if cfg.dataset in TEST_FUNCTIONS:
+        model, n_features = functions.Objective(cfg.dataset, cfg.condition_number), 2
+    else:
+        model = Model(cfg.model, n_features, cfg.fit_intercept)
     opt = optimizers.create(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, n_features))
     penalty = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
     return model, opt, penalty
@@ -122,15 +132,19 @@ def components(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Opt
 def loss_surface(cfg: TrainConfig, X, y, w0, w1, bias: float = 0.0, penalized: bool = True):
     """The objective of ``cfg``'s two-weight model over the grid ``w0`` x ``w1`` (1-D arrays) at a
     fixed bias: the model's own loss, plus the penalty's own value when ``penalized``.
-    Returns the meshgrid W0, W1 and Z of that shape."""
+    For a test function it is the function itself over the points (x, y) = (w0, w1) (X, y and
+    bias are ignored). Returns the meshgrid W0, W1 and Z of that shape."""
     model, _, penalty = components(cfg, 2)
     W0, W1 = np.meshgrid(w0, w1)
     flat = np.column_stack([W0.ravel(), W1.ravel()])
-    thetas = np.column_stack([flat, np.full(len(flat), bias)]) if model.fit_intercept else flat
-    Z = np.empty(len(flat))
-    chunk = max(1, 2_000_000 // max(1, len(y)))  # at most 2M residuals in memory at once
-    for s in range(0, len(flat), chunk):
-        Z[s : s + chunk] = model.losses(thetas[s : s + chunk], X, y)
+    if isinstance(model, functions.Objective):
+        Z = model.losses(flat)
+    else:
+        thetas = np.column_stack([flat, np.full(len(flat), bias)]) if model.fit_intercept else flat
+        Z = np.empty(len(flat))
+        chunk = max(1, 2_000_000 // max(1, len(y)))  # at most 2M residuals in memory at once
+        for s in range(0, len(flat), chunk):
+            Z[s : s + chunk] = model.losses(thetas[s : s + chunk], X, y)
     if penalized:
         Z += penalty.values(flat)
     return W0, W1, Z.reshape(W0.shape)

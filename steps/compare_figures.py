@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import BUILT_IN_DATASETS, TrainConfig, unused_options
+from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, unused_options
 from core.data import DataError
+from core.functions import Objective
 from core.training import components, load_data, loss_surface
 
 from .compare_table import NUMERIC, SHORT, Table, fmt_value, missing
@@ -112,7 +113,7 @@ def subtitle(table: Table) -> str:
     c, df = table.common, table.frame
     bits = []
     if "dataset" in c:
-        bits.append(f"{c['dataset']} data")
+        bits.append(f"{c['dataset']} function" if c["dataset"] in TEST_FUNCTIONS else f"{c['dataset']} data")
     if "model" in c:
         bits.append(f"{c['model']} model")
     if "epochs" in c:
@@ -265,7 +266,8 @@ def loss_curves(table: Table, st: list[Style]):
         lo_y, hi_y = min(float(y.min()) for y in done), max(float(y.max()) for y in done)
         ax.set_ylim(lo_y / 1.5, hi_y * 3)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (MSE, log scale)")
+    on_functions = all(g.params.get("dataset") in TEST_FUNCTIONS for g in table.gathered)
+    ax.set_ylabel("f(x, y) (log scale)" if on_functions else "training loss (MSE, log scale)")
     ax.grid(True, which="major", alpha=0.5)
     ax.grid(True, which="minor", alpha=0.15)
     ax.set_title(f"Training loss per epoch, {n} run{'s' * (n != 1)}", fontsize=14, loc="left")
@@ -379,7 +381,9 @@ def _surface_key(p: dict) -> tuple:
     """Runs with equal keys share one loss surface (same data, split and model)."""
     ds = p.get("dataset", "seed")
     data = (ds,)
-    if ds == "synthetic":
+    if ds in TEST_FUNCTIONS:
+        data += (p.get("condition_number"),) if ds == "ill_conditioned" else ()
+    elif ds == "synthetic":
         data += tuple(p.get(k) for k in ("n_samples", "n_features", "n_informative", "noise", "data_seed"))
     elif ds != "seed":
         data += (p.get("target", "y"),)
@@ -397,6 +401,9 @@ def _float(v, default: float = 0.0) -> float:
 
 def _panel_title(p: dict) -> str:
     ds = p.get("dataset", "seed")
+    objective = _objective_of(surface_config(p))
+    if objective is not None:
+        return f"{objective.function.title} function: f(x, y) = {objective.formula}"
     if ds == "seed":
         data = "the lesson's seed data"
     elif ds == "synthetic":
@@ -436,6 +443,15 @@ def load_surface_data(cfg):
     return data.X_train, data.y_train
 
 
+def _objective_of(cfg) -> Objective | None:
+    """The test function a run's config descends (:func:`core.training.components`), or None."""
+    try:
+        model = None if cfg is None else components(cfg, 2)[0]
+    except ValueError:
+        return None
+    return model if isinstance(model, Objective) else None
+
+
 def _penalty_of(cfg):
     """The penalty a run's config trains with (:func:`core.training.components`), or None."""
     try:
@@ -444,12 +460,12 @@ def _penalty_of(cfg):
         return None
 
 
-def _penalty_text(pen) -> str:
+def _penalty_text(pen, loss: str = "MSE") -> str:
     lam = f"{pen.lam:g}"
     return {
-        "l1": f"MSE + {lam}·Σ|w|",
-        "l2": f"MSE + {lam}·Σw²",
-        "elasticnet": f"MSE + {lam}·({pen.l1_ratio:g}·Σ|w| + {1 - pen.l1_ratio:g}·Σw²)",
+        "l1": f"{loss} + {lam}·Σ|w|",
+        "l2": f"{loss} + {lam}·Σw²",
+        "elasticnet": f"{loss} + {lam}·({pen.l1_ratio:g}·Σ|w| + {1 - pen.l1_ratio:g}·Σw²)",
     }[pen.kind]
 
 
@@ -497,7 +513,8 @@ def trajectories(table: Table, st: list[Style]):
         if same_scale:
             _equal_scale(ax)
     if n > 1 or more:
-        title = "Weight paths on the loss surface"
+        on_functions = all(p.params.get("dataset") in TEST_FUNCTIONS for p in panels)
+        title = "Paths of the point (x, y) on test functions" if on_functions else "Weight paths on the loss surface"
         if sub := subtitle(table):
             title += f"   ({sub})"
         if more:
@@ -514,41 +531,51 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
     bias = ref[1].bias if ref[1].bias is not None else 0.0
     cfg = surface_config(panel.params)
+    objective = _objective_of(cfg)  # a test function: its own contours and minima
     data = load_surface_data(cfg)
     if data is not None and data[0].shape[1] != 2:
         data = None
-    lo, hi, equal = _extent(runs, st, data, bias)
-    contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi)
+    lo, hi, equal = _extent(runs, st, data, bias, objective)
+    contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi, objective)
     if data is not None and ref[1].bias is not None:
         note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
     # A diverged path leaves the picture: clip it (far outside) so it stays drawable.
     runs = [(i, g, np.clip(path, lo - 20 * (hi - lo), hi + 20 * (hi - lo))) for i, g, path in runs]
     labelled = len(runs) <= MAX_LABELLED
     _draw_paths(ax, runs, st, labelled)
+    minima = _draw_minima(ax, objective)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_xlabel("w₀  (weight of feature 0)")
-    ax.set_ylabel("w₁  (weight of feature 1)")
-    title = f"Weight paths on the loss surface\n{panel.title}" if single else panel.title
+    ax.set_xlabel("x" if objective else "w₀  (weight of feature 0)")
+    ax.set_ylabel("y" if objective else "w₁  (weight of feature 1)")
+    heading = "Paths of the point (x, y) on a test function" if objective else "Weight paths on the loss surface"
+    title = f"{heading}\n{panel.title}" if single else panel.title
     ax.set_title(title, fontsize=13.5 if single else 12.5, loc="left")
     if single:  # (with several panels the figure's title carries it)
-        sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model")))
+        sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model", " function")))
         ax.set_title(sub, fontsize=10, loc="right", color="0.35")
     ax.grid(True, alpha=0.2)
-    _panel_legend(fig, ax, runs, table, st, contour, note, single)
+    _panel_legend(fig, ax, runs, table, st, contour, note, single, minima)
     if labelled:
         _zoom_path_ends(ax, runs, st, contour, lo, hi)
     return equal
 
 
-def _extent(runs, st: list[Style], data, bias: float):
+def _extent(runs, st: list[Style], data, bias: float, objective: Objective | None = None):
     """The weights' range to show (lo, hi), and whether both axes get one scale: the finished
     runs' paths (a diverged path would zoom out to nothing), the least-squares weights when they
-    are near, a margin, and a square extent unless that would squash the paths."""
+    are near, a margin, and a square extent unless that would squash the paths. A test function
+    shows its own plot extent, widened to hold the paths (and their margin)."""
     fin = [path for i, _, path in runs if not st[i].failed] or [path for _, _, path in runs]
     pts = np.vstack(fin)
     pts = pts[np.isfinite(pts).all(axis=1)]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
+    if objective is not None:
+        span = np.maximum(hi - lo, 0.1)
+        (x0, x1), (y0, y1) = objective.function.extent
+        lo, hi = np.minimum(lo - 0.12 * span, [x0, y0]), np.maximum(hi + 0.12 * span, [x1, y1])
+        span = hi - lo
+        return lo, hi, bool(1 / 3 < span[0] / span[1] < 3)
     if data is not None:
         try:  # the least-squares weights: take in the valley floor when it is near the paths
             w_star = np.linalg.lstsq(data[0], data[1] - bias, rcond=None)[0]
@@ -567,25 +594,68 @@ def _extent(runs, st: list[Style], data, bias: float):
     return lo, hi, equal
 
 
-def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi):
+def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None):
     """Draw the loss surface (the objective, or the MSE when the runs' penalties differ) under
     the extent lo..hi; returns what :func:`_draw_surface` returns (None without data) and the
-    legend's note on what the contours show."""
+    legend's note on what the contours show. A test function's surface is the function itself
+    (its penalty added when the runs share one), on the levels its shape needs."""
     if data is None:
         return None, "No loss surface: the run's data file is not readable here; paths only."
     pens = {_penalty_of(surface_config(g.params)) for _, g, _ in runs}
     pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
-    what = _penalty_text(pen) if pen is not None else "MSE"
+    loss = "f" if objective else "MSE"
+    what = _penalty_text(pen, loss) if pen is not None else loss
     # The surface covers more than the extent, so widening never shows an empty margin.
     glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
     g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
     W0, W1, Z = loss_surface(cfg, data[0], data[1], g0, g1, bias, penalized=pen is not None)
-    contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
+    if objective is None:
+        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
+    elif (levels := _function_levels(Z, _inside(W0, W1, lo, hi), objective.function.levels)) is not None:
+        log = objective.function.levels == "log"
+        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi, levels=levels, log=log, star=False)
+    else:
+        contour = None
     note = f"Contours: {what}"
+    if objective is not None:  # (the formula is in the title)
+        note += f" ({objective.function.levels}-spaced levels)"
     if len(pens) > 1:
-        note += " (the runs' penalties differ, so the surface shows the MSE alone)"
+        note += f" (the runs' penalties differ, so the surface shows the {loss} alone)"
     return contour, note
+
+
+def _inside(W0, W1, lo, hi):
+    """Which grid points lie in the drawn region lo..hi."""
+    return (np.clip(W0, lo[0], hi[0]) == W0) & (np.clip(W1, lo[1], hi[1]) == W1)
+
+
+FUNCTION_LEVELS = {"log": 30, "linear": 16}  # contour levels of a test function
+FUNCTION_DECADES = 6  # ... spanning this many decades below the highest value drawn, when log-spaced
+
+
+def _function_levels(Z, inside, kind: str) -> np.ndarray | None:
+    """A test function's contour levels over the drawn region: log-spaced ("log": narrow valleys
+    and flat plateaus, Rosenbrock, Beale) down to FUNCTION_DECADES below the highest value, or
+    evenly spaced ("linear": Rastrigin's bumps); None for a flat surface."""
+    z = Z[inside & np.isfinite(Z)]
+    if not len(z):
+        return None
+    zmax = float(z.max())
+    if kind == "log":
+        zmin = max(float(z.min()), zmax * 10.0**-FUNCTION_DECADES, 1e-12)
+        return np.geomspace(zmin, zmax, FUNCTION_LEVELS[kind]) if zmax > zmin * 1.0001 else None
+    zmin = float(z.min())
+    return np.linspace(zmin, zmax, FUNCTION_LEVELS[kind]) if zmax > zmin else None
+
+
+def _draw_minima(ax, objective: Objective | None) -> int:
+    """A test function's known global minima as white stars; returns how many (0 for a model)."""
+    if objective is None:
+        return 0
+    xy = np.array(objective.function.minima)
+    ax.plot(xy[:, 0], xy[:, 1], ls="none", marker="*", ms=19, mfc="white", mec="black", mew=1.1, zorder=8)
+    return len(xy)
 
 
 def _draw_paths(ax, runs, st: list[Style], labelled: bool) -> None:
@@ -607,9 +677,11 @@ def _draw_paths(ax, runs, st: list[Style], labelled: bool) -> None:
         ax.plot(sx, sy, marker="o", ms=11, mfc="white", mec="black", mew=1.6, zorder=7, ls="none")
 
 
-def _panel_legend(fig, ax, runs, table: Table, st: list[Style], contour, note: str, single: bool) -> None:
-    """A run's label each (or a technique each, for many runs), the start and the lowest point;
-    below the figure for a single panel, in the axes otherwise."""
+def _panel_legend(
+    fig, ax, runs, table: Table, st: list[Style], contour, note: str, single: bool, minima: int = 0
+) -> None:
+    """A run's label each (or a technique each, for many runs), the start, the lowest point or a
+    test function's ``minima`` (how many); below the figure for a single panel, in the axes otherwise."""
     from matplotlib.lines import Line2D
 
     if len(runs) <= MAX_LABELLED:
@@ -632,6 +704,9 @@ def _panel_legend(fig, ax, runs, table: Table, st: list[Style], contour, note: s
         handles.append(
             Line2D([], [], ls="none", marker="*", ms=15, color="gold", mec="black", label="lowest point drawn")
         )
+    if minima:
+        label = "global minimum (f = 0)" if minima == 1 else f"the {minima} global minima (f = 0)"
+        handles.append(Line2D([], [], ls="none", marker="*", ms=15, mfc="white", mec="black", label=label))
     if single:  # below the plot, where constrained layout makes room for it
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10.5, frameon=False, title=note,
                    title_fontsize=10)  # fmt: skip
@@ -656,35 +731,43 @@ def _equal_scale(ax) -> None:
         ax.set_ylim(y0 - grow, y1 + grow)
 
 
-def _draw_surface(fig, ax, W0, W1, Z, what: str, lo, hi):
-    """Filled log-spaced contours, their lines, a colour bar and the lowest point in [lo, hi]."""
-    from matplotlib.colors import LogNorm
+def _draw_surface(fig, ax, W0, W1, Z, what: str, lo, hi, *, levels=None, log: bool = True, star: bool = True):
+    """Filled contours and their lines on ``levels`` (by default 18 log-spaced over three decades
+    below the highest value), a colour bar and, with ``star``, the lowest point in [lo, hi]."""
+    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    zmax = float(np.nanmax(Z))
-    zmin = max(float(np.nanmin(Z)), zmax * 1e-3, 1e-12)
-    inside = (np.clip(W0, lo[0], hi[0]) == W0) & (np.clip(W1, lo[1], hi[1]) == W1)
-    k = np.unravel_index(np.nanargmin(np.where(inside, Z, np.inf)), Z.shape)
-    at = np.array([W0[k], W1[k]])
-    step = np.array([W0[0, 1] - W0[0, 0], W1[1, 0] - W1[0, 0]])
-    # On the edge of the drawn region the minimum lies beyond it: no star then.
-    star = bool(np.all(at > lo + step) and np.all(at < hi - step))
-    if star:
-        ax.plot(*at, marker="*", ms=20, color="gold", mec="black", mew=0.9, zorder=7, ls="none")
-    if not zmax > zmin * 1.0001:
-        return None
-    levels = np.geomspace(zmin, zmax, 18)
-    norm = LogNorm(zmin, zmax)
+    star = star and _draw_lowest(ax, W0, W1, Z, lo, hi)
+    if levels is None:
+        zmax = float(np.nanmax(Z))
+        zmin = max(float(np.nanmin(Z)), zmax * 1e-3, 1e-12)
+        if not zmax > zmin * 1.0001:
+            return None
+        levels = np.geomspace(zmin, zmax, 18)
+    zmin, zmax = float(levels[0]), float(levels[-1])
+    norm = LogNorm(zmin, zmax) if log else Normalize(zmin, zmax)
     Zc = np.clip(Z, zmin, None)
-    cf = ax.contourf(W0, W1, Zc, levels=levels, cmap="Blues_r", norm=norm, alpha=0.5)
+    cf = ax.contourf(W0, W1, Zc, levels=levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
     ax.contour(W0, W1, Zc, levels=levels, colors="#5a7896", linewidths=0.6, alpha=0.6)
     cb = fig.colorbar(cf, ax=ax, shrink=0.8, pad=0.015, aspect=30)
-    ticks = np.geomspace(zmin, zmax, 6)
+    ticks = np.geomspace(zmin, zmax, 6) if log else np.linspace(zmin, zmax, 6)
     cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
     cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     cb.ax.yaxis.set_minor_locator(FixedLocator([]))
-    cb.set_label(f"{what}  (log colour scale)")
+    cb.set_label(f"{what}  ({'log' if log else 'linear'} colour scale)")
     return (W0, W1, Zc, levels, star)
+
+
+def _draw_lowest(ax, W0, W1, Z, lo, hi) -> bool:
+    """A gold star on the lowest grid point in [lo, hi], unless it lies on the region's edge (the
+    minimum is then beyond it); returns whether it was drawn."""
+    k = np.unravel_index(np.nanargmin(np.where(_inside(W0, W1, lo, hi), Z, np.inf)), Z.shape)
+    at = np.array([W0[k], W1[k]])
+    step = np.array([W0[0, 1] - W0[0, 0], W1[1, 0] - W1[0, 0]])
+    star = bool(np.all(at > lo + step) and np.all(at < hi - step))
+    if star:
+        ax.plot(*at, marker="*", ms=20, color="gold", mec="black", mew=0.9, zorder=7, ls="none")
+    return star
 
 
 def _draw_path(ax, path, s: Style, scale: float = 1.0) -> None:
@@ -712,9 +795,10 @@ def _zoom_path_ends(ax, runs, st, contour, lo, hi) -> None:
         return
     pts = np.vstack([path for _, _, path in runs])
     inset = ax.inset_axes(_emptiest_corner(ax, pts, (0.34, 0.34), [path[-1] for _, _, path in runs]))
-    if contour is not None:
+    if contour is not None and size > 4 * (contour[0][0, 1] - contour[0][0, 0]):  # (finer than the grid: no lines)
         W0, W1, Zc, levels, _ = contour
-        inset.contour(W0, W1, Zc, levels=np.geomspace(levels[0], levels[-1], 60), colors="#5a7896",
+        spaced = np.geomspace if levels[0] > 0 else np.linspace
+        inset.contour(W0, W1, Zc, levels=spaced(levels[0], levels[-1], 60), colors="#5a7896",
                       linewidths=0.5, alpha=0.6)  # fmt: skip
     for k in members:
         i, path = done[k]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from core.config import TrainConfig, option_name
+from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, option_name
 from core.data import Dataset
 
 from . import fingerprint
@@ -75,7 +75,7 @@ def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child
     accepted = {p.name for p in command.params}
     options = {k: v for k, v in {**shared, **overrides}.items() if k in accepted}
     dataset = options.get("dataset")
-    if dataset and os.path.exists(dataset):  # children run in the project folder, not here
+    if dataset and dataset not in BUILT_IN_DATASETS and os.path.exists(dataset):  # children run in the project folder
         options["dataset"] = os.path.abspath(dataset)
     kwargs = {p.name: p.default for p in command.params if p.expose_value and p.name != "help"}
     kwargs.update(options)
@@ -398,6 +398,11 @@ def workflow(
     """
     from .lifecycle import exit_on_end
     from .workers import Workers
+
+    if flow.register_model and children[0].config.dataset in TEST_FUNCTIONS:
+        raise click.UsageError(
+            f"--register-model: a run on the test function {children[0].config.dataset} logs no model to register"
+        )
 
     def body(pool):
         with tracked_run(name=name or technique, tags={"technique": technique}) as parent:

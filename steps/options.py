@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from core import models, optimizers, penalties, schedules
+from core import functions, models, optimizers, penalties, schedules
 from core.config import DTYPES, MONITORS, TrainConfig
 
 
@@ -60,6 +60,21 @@ class IntList(click.ParamType):
         if any(v < 0 for v in out) or list(out) != sorted(set(out)):
             self.fail(f"{value!r}: give increasing epochs >= 0", param, ctx)
         return out
+
+
+class Init(click.ParamType):
+    """A named initialization (:data:`core.models.INITS`) or comma-separated numbers, one per
+    parameter ("-1.5,2"), which it spells as Python does ("-1.5,2.0"); the count is checked
+    once the data (the number of weights) is known."""
+
+    name = "init"
+
+    def convert(self, value, param, ctx):
+        try:
+            numbers = models.explicit_init(str(value).strip())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value).strip() if numbers is None else ",".join(map(repr, numbers))
 
 
 POSITIVE = FiniteFloat(0.0, min_open=True)
@@ -122,9 +137,11 @@ _opts = [
         "dataset",
         str,
         CONFIG["dataset"],
-        "'seed' (the lesson's 2x2 set), 'synthetic' or a CSV path/URI. synthetic draws X ~ N(0, 1) and "
+        "'seed' (the lesson's 2x2 set), 'synthetic', a CSV path/URI, or a 2-D test function: "
+        f"{', '.join(functions.NAMES)}. synthetic draws X ~ N(0, 1) and "
         "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
-        "activation (a ReLU teacher for relu).",
+        "activation (a ReLU teacher for relu). A test function has no data and no model: the two "
+        "parameters are the point (x, y), the loss is f(x, y) (README: Test functions).",
     ),
     Opt("target", str, CONFIG["target"], "CSV column to predict; every other column is a feature."),
     Opt("n-samples", click.IntRange(1), CONFIG["n_samples"], "Synthetic data: number of rows."),
@@ -137,6 +154,12 @@ _opts = [
     ),
     Opt("noise", NON_NEGATIVE, CONFIG["noise"], "Synthetic data: standard deviation of the target noise."),
     Opt("data-seed", click.IntRange(0), CONFIG["data_seed"], "Synthetic data: random seed of the generator."),
+    Opt(
+        "condition-number",
+        FiniteFloat(1.0),
+        CONFIG["condition_number"],
+        "--dataset ill_conditioned: kappa (>= 1) of f = (x^2 + kappa*y^2)/2, the ratio of its curvatures.",
+    ),
     Opt(
         "validation-fraction",
         fraction(max_open=True),
@@ -159,9 +182,11 @@ _opts = [
     ),
     Opt(
         "init",
-        click.Choice(models.INITS),
+        Init(),
         CONFIG["init"],
-        "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1); 'normal' draws N(0, 1/d) with --seed.",
+        "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1) (a test function's classic start); "
+        "'zeros'; 'normal' draws N(0, 1/d) with --seed; or comma-separated numbers, one per parameter "
+        "(the weights, then the bias with --fit-intercept true; a test function's x,y).",
     ),
     # loop
     Opt("epochs", click.IntRange(1), CONFIG["epochs"], "Passes over the training data."),
@@ -457,6 +482,7 @@ DATA = [
     "n-informative",
     "noise",
     "data-seed",
+    "condition-number",
     "validation-fraction",
     "dtype",
 ]

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import click
 
-from core.config import OPTIMIZER_OPTIONS, PENALTY_OPTIONS, TrainConfig, option_name, unused_options
+from core.config import (
+    FUNCTION_IGNORES,
+    FUNCTION_OPTIONS,
+    OPTIMIZER_OPTIONS,
+    PENALTY_OPTIONS,
+    TEST_FUNCTIONS,
+    TrainConfig,
+    option_name,
+    unused_options,
+)
 from core.data import DataError, Dataset
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
@@ -48,13 +57,13 @@ PRESETS = {
 def make_config(technique: str, defaults: dict | None = None, **kwargs) -> TrainConfig:
     """Build and check the config of entry point ``technique`` from its options.
 
-    Option combinations that cannot work are refused here, before any run starts:
-    with `train`, an option the chosen optimizer or penalty does not read is refused
+    Option combinations that cannot work are refused here, before any run starts: an option
+    the dataset does not read (another test function's, a test function's data and model
+    options) and, with `train`, one the chosen optimizer or penalty does not read, is refused
     unless it has its default (``defaults``: the command's own, else the options table's).
     """
     kwargs = {**kwargs, **PRESETS[technique]}
-    if technique == "train":
-        _refuse_options_that_would_not_act(kwargs, defaults or {})
+    _refuse_options_that_would_not_act(kwargs, defaults or {}, optimizer_and_penalty=technique == "train")
     if kwargs.get("dataset") == "synthetic" and kwargs.get("n_informative", 0) > kwargs.get("n_features", 10):
         raise click.BadParameter(
             f"{kwargs['n_informative']} is more than --n-features ({kwargs.get('n_features', 10)})",
@@ -68,10 +77,18 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
     return cfg
 
 
-def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict) -> None:
-    """`train`: an option of another optimizer or penalty than the chosen one, set to something
-    other than its default, is a usage error (:func:`core.config.unused_options` says which)."""
-    chosen = {"optimizer": kwargs.get("optimizer", "sgd"), "penalty": kwargs.get("penalty", "none")}
+# Which choice owns an option, for the message that refuses it.
+OWNERS = (("optimizer", OPTIMIZER_OPTIONS), ("penalty", PENALTY_OPTIONS), ("dataset", FUNCTION_OPTIONS))
+
+
+def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_and_penalty: bool) -> None:
+    """An option set to something other than its default that would not act is a usage error
+    (:func:`core.config.unused_options` says which): another test function's (every entry
+    point), a data or model option with a test function, and with ``optimizer_and_penalty``
+    (`train`) another optimizer's or penalty's."""
+    chosen = {"dataset": kwargs.get("dataset", "seed")}
+    if optimizer_and_penalty:
+        chosen.update(optimizer=kwargs.get("optimizer", "sgd"), penalty=kwargs.get("penalty", "none"))
     unused = unused_options(chosen)
     for name, value in kwargs.items():
         option = option_name(name)
@@ -79,23 +96,34 @@ def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict) -> None:
         default = defaults.get(name, OPTIONS[flag].default if flag in OPTIONS else None)
         if option not in unused or value is None or value == default:
             continue
-        for what, table in (("optimizer", OPTIMIZER_OPTIONS), ("penalty", PENALTY_OPTIONS)):
-            if owners := [o for o, opts in table.items() if option in opts]:
+        for what, table in OWNERS:
+            if what in chosen and (owners := [o for o, opts in table.items() if option in opts]):
                 raise click.UsageError(
                     f"--{flag} {value} does not apply to --{what} {chosen[what]} "
                     f"(it is an option of {', '.join(owners)})"
                 )
+        if chosen["dataset"] in TEST_FUNCTIONS and option in FUNCTION_IGNORES:
+            raise click.UsageError(
+                f"--{flag} {value} does not apply to --dataset {chosen['dataset']}: a test function has no data "
+                "and no model (its parameters are the point (x, y))"
+            )
 
 
 def load_checked(cfg: TrainConfig):
-    """The config's data; unusable data is a usage error on --dataset (before any run starts)."""
+    """The config's data; unusable data is a usage error on --dataset, and an --init whose count
+    of numbers does not fit the data's model one on --init (before any run starts)."""
     try:
-        return load_data(cfg)
+        data = load_data(cfg)
     except DataError as exc:
         message = str(exc)
         if "no such file (looked for" in message and os.environ.get("MLFLOW_RUN_ID"):
             message += "; `mlflow run` runs in the project's folder: give an absolute path or a URL"
         raise click.BadParameter(message, param_hint="'--dataset'") from None
+    try:
+        components(cfg, data.n_features)[0].init(cfg.init, cfg.seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--init'") from None
+    return data
 
 
 def execute(cfg: TrainConfig, technique: str) -> None:
@@ -177,15 +205,14 @@ class _EpochLog:
 
 def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:
     """The end of a finished run: the final metrics (linked to the LoggedModel), the artifacts
-    (weights.json, model_spec.json, trajectory.csv) and the model."""
+    (weights.json, model_spec.json, trajectory.csv) and the model. A test function's run ends
+    with the point as its weights and no model (there is nothing to predict with)."""
     import mlflow
 
     from . import tracking
 
     weights = {"weights": result.weights, "bias": result.bias}
     (tmpdir / "weights.json").write_text(json.dumps(weights, indent=2))
-    spec = tmpdir / "model_spec.json"
-    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
     final = {
         **result.final,
         "zero_weights": sum(w == 0.0 for w in result.weights),
@@ -193,6 +220,14 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         "steps_per_s": result.steps_per_s,
         "epochs_run": result.epochs_run,
     }
+    if cfg.dataset in TEST_FUNCTIONS:
+        run.log_metrics(final, result.epochs_run)
+        run.buffer.flush()
+        with run.held():
+            mlflow.log_artifacts(str(tmpdir))
+        return
+    spec = tmpdir / "model_spec.json"
+    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
     with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
         run.log_metrics(final, result.epochs_run, model_id=model.model_id)
         run.buffer.flush()

@@ -22,8 +22,9 @@ def train(**options):
     """Train one ReLU (or linear) neuron with any optimizer and penalty, logged to MLflow.
 
     The objective is mean((y - f(X w + b))^2) + lambda * R(w); the update rules are
-    torch.optim's. Options that do not apply to the chosen optimizer or penalty are
-    refused unless left at their defaults.
+    torch.optim's. With a test function as --dataset (rosenbrock, ...) the parameters are
+    the point (x, y) and the objective f(x, y) + lambda * R(x, y). Options that do not apply
+    to the chosen optimizer, penalty or dataset are refused unless left at their defaults.
     """
     defaults = {p.name: p.default for p in train.params}
     execute(make_config("train", defaults, **options), "train")

@@ -678,3 +678,69 @@ def test_trajectories_draw_each_path_to_its_final_weights_on_the_models_own_surf
     X, y = compare_figures.load_surface_data(compare_figures.surface_config({"dataset": "seed"}))
     *_, Z = loss_surface(TrainConfig(), X, y, np.array([0.2]), np.array([0.3]), penalized=False)
     assert Z[0, 0] == pytest.approx(np.mean((np.maximum(X @ [0.2, 0.3], 0) - y) ** 2), rel=1e-14)
+
+
+def _stars(ax) -> list[np.ndarray]:
+    """The points of every line drawn with star markers."""
+    return [np.column_stack([ln.get_xdata(), ln.get_ydata()]) for ln in ax.get_lines() if ln.get_marker() == "*"]
+
+
+def test_trajectories_on_a_test_function_draw_its_own_surface_and_its_minima():
+    from core import functions
+    from core.training import loss_surface
+    from steps.compare_table import build_table
+
+    paths = {"sgd": [[0.0, 0.0], [1.0, 1.2], [2.5, 1.9]], "adam": [[0.0, 0.0], [-1.0, -1.0], [-3.0, -3.0]]}
+    ends = {"sgd": [3.0, 2.0], "adam": [-3.7, -3.2]}
+    gathered = [
+        lesson_like(
+            i, t, {"optimizer": t, "penalty": "none", "dataset": "himmelblau"}, {"final_loss": f}, paths[t], ends[t]
+        )
+        for i, (t, f) in enumerate([("sgd", 0.1), ("adam", 0.2)])
+    ]
+    table = build_table(gathered)
+    fig = compare_figures.trajectories(table, compare_figures.styles(table))
+    ax = fig.axes[0]
+    # The four known minima, as white stars (and no "lowest point drawn" gold star), named in the legend.
+    (stars,) = _stars(ax)
+    np.testing.assert_array_equal(stars, functions.FUNCTIONS["himmelblau"].minima)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "the 4 global minima (f = 0)" in legend
+    assert "(log-spaced levels)" in fig.legends[0].get_title().get_text()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
+    assert "Himmelblau function: f(x, y) = (x² + y − 11)² + (x + y² − 7)²" in ax.get_title(loc="left")
+    # The function's own plot extent is shown (it holds these paths).
+    lo, hi = np.array([ax.get_xlim()[0], ax.get_ylim()[0]]), np.array([ax.get_xlim()[1], ax.get_ylim()[1]])
+    assert np.all(lo <= -5)
+    assert np.all(hi >= 5)
+    # Log-spaced contour levels, over the function itself: the data behind them is f.
+    (contours,) = [c for c in ax.collections if hasattr(c, "levels")][:1]
+    ratios = contours.levels[1:] / contours.levels[:-1]
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-9)
+    cfg = compare_figures.surface_config(gathered[0].params)
+    X, y = compare_figures.load_surface_data(cfg)
+    x, yy = np.linspace(-5, 5, 7), np.linspace(-4, 4, 5)
+    W0, W1, Z = loss_surface(cfg, X, y, x, yy, penalized=False)
+    np.testing.assert_array_equal(Z, functions.himmelblau(W0, W1))
+
+
+def test_a_test_functions_extent_grows_to_hold_the_paths_and_rastrigin_gets_even_levels():
+    from core import functions
+    from steps.compare_table import build_table
+
+    far = [[-2.2, 2.7], [4.0, 6.0], [8.0, 7.5]]  # beyond Rastrigin's [-5.12, 5.12] square
+    gathered = [lesson_like(0, "adam", {"optimizer": "adam", "penalty": "none", "dataset": "rastrigin"},
+                            {"final_loss": 3.0}, far, [8.5, 7.9])]  # fmt: skip
+    table = build_table(gathered)
+    fig = compare_figures.trajectories(table, compare_figures.styles(table))
+    ax = fig.axes[0]
+    lo, hi = np.array([ax.get_xlim()[0], ax.get_ylim()[0]]), np.array([ax.get_xlim()[1], ax.get_ylim()[1]])
+    assert np.all(lo <= -5.12)  # the function's extent ...
+    assert np.all(hi > [8.5, 7.9])  # ... and the whole path
+    (stars,) = _stars(ax)
+    np.testing.assert_array_equal(stars, [[0.0, 0.0]])
+    assert "global minimum (f = 0)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    (contours,) = [c for c in ax.collections if hasattr(c, "levels")][:1]
+    steps = np.diff(contours.levels)
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-9)  # evenly spaced: Rastrigin's bumps
+    assert ax.get_title(loc="left").endswith(functions.Objective("rastrigin").formula)

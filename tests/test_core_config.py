@@ -53,6 +53,11 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"lr_schedule": "onecycle", "epochs": 10, "lr_pct_start": 0.1}, "phase of the cycle 0 epochs long"),
         ({"lr_schedule": "cyclic", "learning_rate": 0.5}, r"max_lr \(0.1\) must be >= the base learning rate"),
         ({"lr_schedule": "polynomial", "lr_poly_power": -2.0}, "power must be >= 0"),
+        ({"init": "0.1,inf"}, "every number must be finite"),
+        ({"init": "0.1,,0.2"}, "unknown init '0.1,,0.2'"),
+        ({"condition_number": 0.5}, "condition_number must be >= 1"),
+        ({"dataset": "beale", "batch_size": 2}, "^batch_size 2 cannot apply to the test function beale"),
+        ({"dataset": "booth", "fit_intercept": True}, "^fit_intercept true cannot apply"),
     ],
 )
 def test_config_refuses_bad_values(kwargs, message):
@@ -159,6 +164,7 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
         ({"validation_fraction": 0.2}, {"patience", "seed"}),  # the split is drawn with the seed
         ({"batch_size": 4}, {"seed"}),  # the batches are shuffled with it
         ({"init": "normal"}, {"seed"}),
+        ({"init": "0.5,-0.25"}, set()),  # a given start draws nothing
         ({"clip_norm": 1.0, "clip_value": 0.5}, {"clip_norm", "clip_value"}),
     ],
 )
@@ -215,6 +221,9 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"lr_schedule": "cyclic", "lr_max_lr": 0.2, "lr_mode": "exp_range", "lr_cyclic_gamma": 0.97},
         {"lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 3, "lr_threshold_mode": "abs", "lr_cooldown": 2},
         {"lr_schedule": "plateau", "lr_min_lr": 1e-4, "lr_monitor": "val_loss", "validation_fraction": 0.25},
+        {"init": "0.5,-0.25", "model": "linear"},
+        {"dataset": "ill_conditioned", "condition_number": 50.0, "init": "-4.0,1.0", "optimizer": "adam"},
+        {"dataset": "himmelblau", "init": "normal", "seed": 3, "penalty": "l2", "lam": 0.1},
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):
