@@ -310,7 +310,7 @@ def test_a_cli_run_on_rosenbrock_logs_the_point_and_no_model(tracking):
     cfg = TrainConfig(dataset="rosenbrock", optimizer="adam", learning_rate=0.05, epochs=50, init="-1.5,2.0")
     expected = fit(cfg, load_data(cfg))
     artifacts = {a.path for a in tracking.client.list_artifacts(run.info.run_id)}
-    assert artifacts == {"weights.json", "trajectory.csv"}  # a point predicts nothing: no model
+    assert artifacts == {"weights.json", "trajectory.csv", "internals.csv"}  # a point predicts nothing: no model
     local = tracking.client.download_artifacts(run.info.run_id, "weights.json", str(tracking.root))
     assert json.loads(Path(local).read_text()) == {"weights": expected.weights, "bias": None}
     assert run.data.metrics["final_loss"] == expected.final["final_loss"]
