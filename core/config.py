@@ -206,9 +206,10 @@ class TrainConfig:
         kwargs = {}
         for f in fields(cls):
             raw = params.get(option_name(f.name))
-            if raw is None or raw == "None":
+            optional = str(f.type).endswith("| None")  # "float | None": a float, or absent
+            if raw is None or raw == "None" or (optional and str(raw).lower() == "none"):
                 continue
-            kind = str(f.type).split(" | ")[0]  # "float | None": a float, or absent
+            kind = str(f.type).split(" | ")[0]
             kwargs[f.name] = _parse(str(raw), kind, f.name)
         return cls(**kwargs)
 

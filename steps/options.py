@@ -21,7 +21,9 @@ from core.config import DTYPES, TrainConfig
 
 
 def as_param(value) -> str:
-    """A value as MLflow params and MLproject defaults spell it (booleans as the CLI takes them)."""
+    """A value as MLflow params and MLproject defaults spell it (booleans and None as the CLI takes them)."""
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
