@@ -11,6 +11,9 @@ theta)`` every ``log_every`` epochs and at the last one. Each optimizer step is
     theta = theta - optimizer step
     w     = prox(w)            (L1 with the proximal method)
 
+L-BFGS instead takes one ``step(closure)`` an epoch, which evaluates the objective (MSE plus
+penalty) and its gradient itself, up to max_eval times (full batch; no clipping, no prox).
+
 The loop times itself, callbacks excluded: ``train_time_s`` is the optimization alone.
 """
 
@@ -102,7 +105,7 @@ def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
         )
 
 
-def components(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer, Penalty]:
+def components(cfg: TrainConfig, n_features: int) -> tuple[Model, optimizers.Optimizer | optimizers.Lbfgs, Penalty]:
     """The model, optimizer and penalty ``cfg`` names, for ``n_features`` inputs (each validates
     its own hyperparameters)."""
     model = Model(cfg.model, n_features, cfg.fit_intercept)
@@ -187,7 +190,10 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         if stop:
             stopped_early = True
             break
-        if batch == n:
+        if isinstance(opt, optimizers.Lbfgs):  # one step(closure) an epoch, on the full batch
+            theta, state = _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr)
+            steps += 1
+        elif batch == n:
             theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
             steps += 1
         else:
@@ -244,4 +250,23 @@ def _step(opt, penalty, grad, state, theta, lr, d, clip_norm=0.0, clip_value=0.0
     theta = theta - step
     if penalty.uses_prox:
         penalty.prox(theta[:d], lr)
+    return theta, state
+
+
+def _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr):
+    """One epoch of L-BFGS: torch's ``LBFGS.step(closure)`` at learning rate ``lr``. The closure is
+    the objective the other optimizers follow the gradient of: the MSE plus the penalty (its
+    squares, and its L1 term by the subgradient method; TrainConfig refuses the prox), and its
+    gradient, a fresh array each call (``ws`` is overwritten by the next)."""
+    d = model.n_features
+
+    def closure(th):
+        loss, grad = model.loss_and_grad(th, X, y, ws)
+        grad = grad.copy()
+        if penalty.active:
+            penalty.add_grad(grad[:d], th[:d])
+            loss += penalty.value(th[:d])
+        return loss, grad
+
+    theta, state, _ = opt.step(closure, state, theta, lr)
     return theta, state
