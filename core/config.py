@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from . import functions, models, optimizers, schedules
+from .penalties import Penalty
 
 # The options each optimizer reads (everything else is data, model or loop).
 DTYPES = ("float64", "float32")
@@ -187,6 +188,16 @@ class TrainConfig:
     eta_plus: float | None = None
     step_size_min: float | None = None
     step_size_max: float | None = None
+    beta2_decay: float | None = None
+    eps1: float | None = None  # None here and in torch: the dtype's machine epsilon
+    eps2: float | None = None
+    d: float | None = None
+    max_iter: int | None = None
+    max_eval: int | None = None  # None here and in torch: max_iter * 5 // 4
+    tolerance_grad: float | None = None
+    tolerance_change: float | None = None
+    history_size: int | None = None
+    line_search_fn: str | None = None  # None here and in torch: a fixed step
     # penalty
     penalty: str = "none"
     lam: float = 0.0
@@ -225,6 +236,8 @@ class TrainConfig:
             raise ValueError(f"condition_number must be >= 1, got {self.condition_number}")
         if self.dataset in TEST_FUNCTIONS:
             self._check_test_function()
+        if self.optimizer == "lbfgs":
+            self._check_lbfgs()
 
     def _check_test_function(self) -> None:
         """A test function's parameters are the point (x, y) and it has no data: no bias, no
@@ -239,6 +252,16 @@ class TrainConfig:
                 f"{', '.join(given)} cannot apply to the test function {self.dataset}: its parameters are the "
                 "point (x, y) (no bias) and it has no data (no mini-batches, no validation split, no early stopping)"
             )
+
+    def _check_lbfgs(self) -> None:
+        """L-BFGS evaluates the whole objective itself, a step at a time: full batch only, no
+        clipping, and a penalty it can differentiate (the L1 prox acts outside the objective)."""
+        if self.batch_size > 0:
+            raise ValueError("lbfgs takes the full batch: leave batch_size at 0")
+        if self.clip_norm or self.clip_value:
+            raise ValueError("lbfgs does not clip gradients: leave clip_norm and clip_value at 0")
+        if Penalty(self.penalty, self.lam, self.l1_ratio, self.l1_method).uses_prox:
+            raise ValueError("lbfgs cannot apply the L1 prox: use l1_method subgradient (or another optimizer)")
 
     def schedule(self):
         """The learning rate as a function of the epoch (:func:`core.schedules.make`)."""
@@ -311,9 +334,10 @@ class TrainConfig:
         kwargs = {}
         for f in fields(cls):
             raw = params.get(option_name(f.name))
-            if raw is None or raw == "None":
+            optional = str(f.type).endswith("| None")  # "float | None": a float, or absent
+            if raw is None or raw == "None" or (optional and str(raw).lower() == "none"):
                 continue
-            kind = str(f.type).split(" | ")[0]  # "float | None": a float, or absent
+            kind = str(f.type).split(" | ")[0]
             kwargs[f.name] = _parse(str(raw), kind, f.name)
         return cls(**kwargs)
 

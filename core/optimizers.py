@@ -10,6 +10,9 @@ An :class:`Optimizer` is a pair of pure functions::
 AdamW's decay and Adagrad's ``lr_decay``, need ``lr`` inside), and a new state;
 it never changes its inputs. State is a NamedTuple: nothing is hidden.
 
+L-BFGS evaluates the objective itself, several times a step, so it is an :class:`Lbfgs`
+pair instead: ``params, state, loss = opt.step(closure, state, params, lr)``.
+
 The update rules, defaults and validation follow ``torch.optim`` exactly (its
 ``_single_tensor_*`` functions are the reference); the only default that differs
 is the learning rate, the lesson's 0.01, which the caller passes in.
@@ -508,7 +511,309 @@ def lion(*, beta1: float = 0.9, beta2: float = 0.99, weight_decay: float = 0.0, 
     return Optimizer(init, update)
 
 
-BUILDERS: dict[str, Callable[..., Optimizer]] = {
+class AdafactorState(NamedTuple):
+    count: int
+    variance: np.ndarray
+
+
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """torch's ``start.lerp_(end, weight)``, which computes from the nearer end: ``start + w (end - start)``
+    for w < 0.5, else ``end - (1 - w) (end - start)``."""
+    if weight < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1.0 - weight)
+
+
+def _rms(x: np.ndarray) -> float:
+    """The root mean square, as torch's ``x.norm(2) / x.numel() ** 0.5``."""
+    return float(np.linalg.norm(x)) / x.size**0.5
+
+
+def adafactor(
+    *,
+    beta2_decay: float = -0.8,
+    eps1: float | None = None,
+    eps2: float = 1e-3,
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    mask: slice | None = None,
+) -> Optimizer:
+    r"""torch.optim.Adafactor (Shazeer & Stern), as torch runs it on vectors: their second moment
+    is not factored, and each tensor (the weights ``mask``, then the bias) has its own RMS.
+
+    .. math::
+        \hat\beta_{2,t} = 1 - t^{\tau}, \qquad \rho_t = \min(\gamma, 1 / \sqrt t), \qquad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1})) \, \rho_t \\
+        v_t = \hat\beta_{2,t} v_{t-1} + (1 - \hat\beta_{2,t}) g_t^2, \qquad
+        u_t = \frac{g_t}{\max(\sqrt{v_t}, \epsilon_1)} \\
+        \text{step} = \gamma \lambda_{wd} \theta_{t-1} + \frac{\alpha_t u_t}{\max(1, \mathrm{RMS}(u_t) / d)}
+
+    with ``tau`` = beta2_decay, ``epsilon_1`` None meaning the machine epsilon of the parameters'
+    dtype (torch's), and the weight decay decoupled (torch's ``param.mul_(1 - lr * wd)``), on the
+    weights only. The learning rate only caps the relative step ``rho_t`` and scales the decay.
+    """
+    _check(beta2_decay <= 0.0, f"beta2_decay should be <= 0 but is: {beta2_decay}")
+    _check(eps1 is None or eps1 >= 0.0, f"epsilon1 should be >= 0 but is: {eps1}")
+    _check(eps2 >= 0.0, f"epsilon2 should be >= 0 but is: {eps2}")
+    _check(d >= 1.0, f"Clipping threshold d should be >= 1 but is: {d}")
+    _check(weight_decay >= 0.0, f"weight_decay should be >= 0 but is: {weight_decay}")
+
+    def init(params: np.ndarray) -> AdafactorState:
+        return AdafactorState(0, np.zeros_like(params))
+
+    def update(grad, state, params, lr):
+        t = state.count + 1
+        eps = float(np.finfo(params.dtype).eps) if eps1 is None else eps1
+        rho = min(lr, 1.0 / t**0.5)
+        _, decay = _weight_decay(grad, params, lr, weight_decay, True, mask)
+        step = np.zeros_like(params) + decay  # decay: 0.0, or the decoupled decay of the weights
+        variance = state.variance.copy()
+        tensors = [slice(None)] if mask is None else [mask, slice(mask.stop, None)]
+        for sel in tensors:  # the weights, then the bias: torch's separate tensors
+            p, g = params[sel], grad[sel]
+            if not p.size:
+                continue
+            alpha = max(eps2, _rms(p)) * rho
+            v = _lerp(state.variance[sel], g * g, t**beta2_decay)
+            u = (1.0 / np.sqrt(np.maximum(v, eps * eps))) * g
+            step[sel] += (alpha / max(1.0, _rms(u) / d)) * u
+            variance[sel] = v
+        return step, AdafactorState(t, variance)
+
+    return Optimizer(init, update)
+
+
+# --- L-BFGS: a closure-driven optimizer ------------------------------------------------------
+
+Closure = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+class LbfgsState(NamedTuple):
+    func_evals: int
+    n_iter: int  # inner iterations over all steps; the very first one starts the memory afresh
+    d: np.ndarray | None  # the last direction and step length (s = t d is the last move)
+    t: float | None
+    old_dirs: tuple[np.ndarray, ...]  # y_i = g_{i+1} - g_i, oldest first
+    old_stps: tuple[np.ndarray, ...]  # s_i
+    ro: tuple[float, ...]  # 1 / (y_i . s_i)
+    H_diag: float  # gamma = (s . y) / (y . y) of the newest pair: the initial inverse Hessian
+    prev_flat_grad: np.ndarray | None
+    prev_loss: float | None
+
+
+class Lbfgs(NamedTuple):
+    """An optimizer that evaluates the objective itself (torch's ``step(closure)``)::
+
+        state = opt.init(params)
+        params, state, loss = opt.step(closure, state, params, lr)   # closure(theta) -> (loss, grad)
+
+    ``loss`` is the objective at the ``params`` passed in; ``closure`` must return a fresh gradient.
+    """
+
+    init: Callable[[np.ndarray], LbfgsState]
+    step: Callable[[Closure, LbfgsState, np.ndarray, float], tuple[np.ndarray, LbfgsState, float]]
+
+
+def lbfgs(
+    *,
+    max_iter: int = 20,
+    max_eval: int | None = None,
+    tolerance_grad: float = 1e-7,
+    tolerance_change: float = 1e-9,
+    history_size: int = 100,
+    line_search_fn: str | None = None,
+) -> Lbfgs:
+    r"""torch.optim.LBFGS (limited-memory BFGS, after minFunc): one ``step`` runs up to
+    ``max_iter`` iterations (and ``max_eval`` evaluations, None: max_iter * 5 // 4) of
+
+    .. math::
+        d_k = -H_k g_k \text{ (the two-loop recursion over the last } m \text{ pairs }
+              s_i = t_i d_i, \; y_i = g_{i+1} - g_i \text{ with } y_i^\top s_i > 10^{-10}, \;
+              H_k^0 = \tfrac{s^\top y}{y^\top y} I) \\
+        \theta_{k+1} = \theta_k + t_k d_k, \qquad
+        t_k = \gamma \text{ (the very first iteration: } \gamma \min(1, 1 / \|g_0\|_1))
+              \text{ or the strong Wolfe line search from it}
+
+    (``m`` = history_size, ``gamma`` the learning rate), and stops early when
+    :math:`\|g\|_\infty \le` tolerance_grad, :math:`g^\top d > -` tolerance_change,
+    :math:`\|t d\|_\infty \le` tolerance_change or :math:`|f_k - f_{k-1}| <` tolerance_change.
+    The memory carries over from one step to the next, as torch's state does.
+    """
+    _check(max_iter >= 1, f"Invalid max_iter value: {max_iter}")
+    _check(max_eval is None or max_eval >= 1, f"Invalid max_eval value: {max_eval}")
+    _check(tolerance_grad >= 0.0, f"Invalid tolerance_grad value: {tolerance_grad}")
+    _check(tolerance_change >= 0.0, f"Invalid tolerance_change value: {tolerance_change}")
+    _check(history_size >= 1, f"Invalid history_size value: {history_size}")
+    _check(line_search_fn in (None, "strong_wolfe"), f"only 'strong_wolfe' is supported, got {line_search_fn!r}")
+    evals_cap = max_iter * 5 // 4 if max_eval is None else max_eval
+
+    def init(params: np.ndarray) -> LbfgsState:
+        return LbfgsState(0, 0, None, None, (), (), (), 1.0, None, None)
+
+    def step(closure, state, params, lr):
+        orig_loss, flat_grad = closure(params)
+        loss, evals, func_evals, n_total = orig_loss, 1, state.func_evals + 1, state.n_iter
+        if np.abs(flat_grad).max() <= tolerance_grad:  # optimal already: nothing else changes
+            return params, state._replace(func_evals=func_evals), orig_loss
+        d, t, prev_flat_grad, prev_loss = state.d, state.t, state.prev_flat_grad, state.prev_loss
+        memory = (state.old_dirs, state.old_stps, state.ro, state.H_diag)
+
+        def directional(x, t_, d_):  # torch's obj_func: the objective at x + t d
+            return closure(x + t_ * d_)
+
+        for n_iter in range(1, max_iter + 1):
+            n_total += 1
+            if n_total == 1:
+                d, memory = -flat_grad, ((), (), (), 1.0)
+            else:
+                d, memory = _lbfgs_direction(flat_grad, prev_flat_grad, d * t, memory, history_size)
+            prev_flat_grad, prev_loss = flat_grad, loss
+            t = lr if n_total > 1 else _first_step(flat_grad) * lr
+            gtd = float(flat_grad @ d)
+            if gtd > -tolerance_change:  # not a descent direction (any more)
+                break
+            if line_search_fn is not None:
+                loss, flat_grad, t, ls_evals = _strong_wolfe(
+                    directional, params, t, d, loss, flat_grad, gtd, tolerance_change=tolerance_change,
+                    max_ls=evals_cap - evals,
+                )  # fmt: skip
+                params = params + t * d
+            else:
+                params, ls_evals = params + t * d, 0
+                if n_iter != max_iter:  # torch does not evaluate after the last iteration
+                    loss, flat_grad = closure(params)
+                    ls_evals = 1
+            evals, func_evals = evals + ls_evals, func_evals + ls_evals
+            if n_iter == max_iter or evals >= evals_cap or np.abs(flat_grad).max() <= tolerance_grad:
+                break
+            if np.abs(d * t).max() <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
+                break  # lack of progress
+        state = LbfgsState(func_evals, n_total, d, t, *memory, prev_flat_grad, prev_loss)
+        return params, state, orig_loss
+
+    return Lbfgs(init, step)
+
+
+def _first_step(grad: np.ndarray) -> float:
+    """min(1, 1 / ||g||_1), the first iteration's step length before the learning rate (1/0 = inf)."""
+    total = float(np.abs(grad).sum())
+    return min(1.0, 1.0 / total) if total else 1.0
+
+
+def _lbfgs_direction(grad, prev_grad, s, memory, history_size):
+    """Update the memory with the last move ``s`` and the change in gradient (when their product
+    is > 1e-10), then the L-BFGS direction -H g by the two-loop recursion."""
+    old_dirs, old_stps, ro, H_diag = memory
+    y = grad - prev_grad
+    ys = float(y @ s)
+    if ys > 1e-10:
+        if len(old_dirs) == history_size:  # forget the oldest pair
+            old_dirs, old_stps, ro = old_dirs[1:], old_stps[1:], ro[1:]
+        old_dirs, old_stps, ro = (*old_dirs, y), (*old_stps, s), (*ro, 1.0 / ys)
+        H_diag = ys / float(y @ y)
+    al = [0.0] * len(old_dirs)
+    q = -grad
+    for i in reversed(range(len(old_dirs))):
+        al[i] = float(old_stps[i] @ q) * ro[i]
+        q = q - al[i] * old_dirs[i]
+    r = q * H_diag
+    for i in range(len(old_dirs)):
+        be_i = float(old_dirs[i] @ r) * ro[i]
+        r = r + (al[i] - be_i) * old_stps[i]
+    return r, (old_dirs, old_stps, ro, H_diag)
+
+
+def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
+    """The minimizer of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to ``bounds``
+    (default: between the two points); their midpoint when the cubic has no minimum. torch's
+    port of minFunc's polyinterp, in IEEE arithmetic (a division by zero gives inf or nan)."""
+    xmin_bound, xmax_bound = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x1, f1, g1, x2, f2, g2 = map(np.float64, (x1, f1, g1, x2, f2, g2))
+        d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+        d2_square = d1 * d1 - g1 * g2
+        if d2_square >= 0:
+            d2 = np.sqrt(d2_square)
+            if x1 <= x2:
+                min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+            else:
+                min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+            return float(min(max(min_pos, xmin_bound), xmax_bound))
+    return (xmin_bound + xmax_bound) / 2.0
+
+
+def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
+    """torch's line search for the strong Wolfe conditions (minFunc's lswolfe): bracket a step
+    that satisfies them, then zoom in on it. Returns (f, g, t, evaluations)."""
+    d_norm = float(np.abs(d).max())
+    f_new, g_new = obj_func(x, t, d)
+    ls_func_evals, gtd_new = 1, float(g_new @ d)
+    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    done, ls_iter = False, 0
+    while ls_iter < max_ls:
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):  # too far: bracketed
+            bracket = ([t_prev, t], [f_prev, f_new], [g_prev, g_new], [gtd_prev, gtd_new])
+            break
+        if abs(gtd_new) <= -c2 * gtd:  # the strong Wolfe conditions hold at t
+            bracket, done = ([t], [f_new], [g_new], [gtd_new]), True
+            break
+        if gtd_new >= 0:  # the slope turned: bracketed
+            bracket = ([t_prev, t], [f_prev, f_new], [g_prev, g_new], [gtd_prev, gtd_new])
+            break
+        # extrapolate: the cubic's minimizer within [t + 0.01 (t - t_prev), 10 t]
+        t_next = _cubic_interpolate(
+            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(t + 0.01 * (t - t_prev), t * 10)
+        )
+        t_prev, f_prev, g_prev, gtd_prev, t = t, f_new, g_new, gtd_new, t_next
+        f_new, g_new = obj_func(x, t, d)
+        ls_func_evals, gtd_new, ls_iter = ls_func_evals + 1, float(g_new @ d), ls_iter + 1
+    if ls_iter == max_ls:  # out of evaluations: the better of the start and the last trial
+        bracket = ([0, t], [f, f_new], [g, g_new], [None, None])
+    low = 0 if bracket[1][0] <= bracket[1][-1] else 1
+    if not done and ls_iter < max_ls:
+        low, evals = _zoom(obj_func, x, d, f, gtd, bracket, low, max_ls - ls_iter, c1, c2, tolerance_change, d_norm)
+        ls_func_evals += evals
+    points, values, grads, _ = bracket
+    return values[low], grads[low], points[low], ls_func_evals
+
+
+def _zoom(obj_func, x, d, f, gtd, bracket, low, max_ls, c1, c2, tolerance_change, d_norm):
+    """The zoom phase of :func:`_strong_wolfe`: shrink ``bracket`` (its four lists, in place) around a
+    point that satisfies the strong Wolfe conditions, with at most ``max_ls`` evaluations.
+    Returns the index of the bracket's low point and the evaluations made."""
+    points, values, grads, slopes = bracket
+    high, insuf_progress, evals = 1 - low, False, 0
+    while evals < max_ls:
+        if abs(points[1] - points[0]) * d_norm < tolerance_change:  # the bracket is too small
+            break
+        t = _cubic_interpolate(points[0], values[0], slopes[0], points[1], values[1], slopes[1])
+        # too close to an end twice in a row, or outside: move to 0.1 of the bracket from the nearer end
+        lo, hi = min(points), max(points)
+        eps = 0.1 * (hi - lo)
+        if min(hi - t, t - lo) < eps:
+            if insuf_progress or t >= hi or t <= lo:
+                t = hi - eps if abs(t - hi) < abs(t - lo) else lo + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+        f_new, g_new = obj_func(x, t, d)
+        gtd_new, evals = float(g_new @ d), evals + 1
+        if f_new > (f + c1 * t * gtd) or f_new >= values[low]:  # not low enough: the new high end
+            points[high], values[high], grads[high], slopes[high] = t, f_new, g_new, gtd_new
+            low, high = (0, 1) if values[0] <= values[1] else (1, 0)
+            continue
+        if abs(gtd_new) <= -c2 * gtd:  # the strong Wolfe conditions hold
+            points[low], values[low], grads[low], slopes[low] = t, f_new, g_new, gtd_new
+            break
+        if gtd_new * (points[high] - points[low]) >= 0:  # the old low end becomes the high end
+            points[high], values[high], grads[high], slopes[high] = points[low], values[low], grads[low], slopes[low]
+        points[low], values[low], grads[low], slopes[low] = t, f_new, g_new, gtd_new
+    return low, evals
+
+
+BUILDERS: dict[str, Callable[..., Optimizer | Lbfgs]] = {
     "sgd": sgd,
     "adam": adam,
     "adamw": adamw,
@@ -521,6 +826,8 @@ BUILDERS: dict[str, Callable[..., Optimizer]] = {
     "asgd": asgd,
     "rprop": rprop,
     "lion": lion,
+    "adafactor": adafactor,
+    "lbfgs": lbfgs,
 }
 OPTIMIZERS = tuple(BUILDERS)
 # torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).
@@ -536,8 +843,9 @@ def default(option: str) -> Any:
     return next(d[option] for d in DEFAULTS.values() if option in d)
 
 
-def create(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optimizer:
-    """The optimizer ``name`` with torch's defaults overridden by ``hyper``'s entries that apply."""
+def create(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optimizer | Lbfgs:
+    """The optimizer ``name`` with torch's defaults overridden by ``hyper``'s entries that apply
+    (an :class:`Lbfgs` for "lbfgs", which evaluates the objective itself)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     kwargs = {k: hyper.get(k, v) for k, v in DEFAULTS[name].items()}

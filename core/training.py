@@ -19,6 +19,9 @@ after the epoch's update. Each optimizer step is
     theta = theta - optimizer step
     w     = prox(w)            (L1 with the proximal method)
 
+L-BFGS instead takes one ``step(closure)`` an epoch, which evaluates the objective (MSE plus
+penalty) and its gradient itself, up to max_eval times (full batch; no clipping, no prox).
+
 The loop times itself, callbacks excluded: ``train_time_s`` is the optimization alone.
 """
 
@@ -116,7 +119,9 @@ def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
         )
 
 
-def components(cfg: TrainConfig, n_features: int) -> tuple[Model | functions.Objective, optimizers.Optimizer, Penalty]:
+def components(
+    cfg: TrainConfig, n_features: int
+) -> tuple[Model | functions.Objective, optimizers.Optimizer | optimizers.Lbfgs, Penalty]:
     """The model, optimizer and penalty ``cfg`` names, for ``n_features`` inputs (each validates
     its own hyperparameters). For a test function the "model" is the function itself
     (:class:`core.functions.Objective`: its two parameters, the point, are the weights)."""
@@ -157,9 +162,10 @@ def fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None = No
 
 
 def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) -> TrainResult:
-    """The loop itself. One function on purpose (85 lines): the per-epoch and per-step state
-    lives in local variables, and on tiny problems (the lesson: 2x2) every extra Python call a
-    step shows in steps_per_s, which benchmarks/bench_core.py holds near the call floor."""
+    """The loop itself. Long on purpose (about 90 lines): the per-epoch state lives in local
+    variables, and on tiny problems (the lesson: 2x2) every extra Python call an epoch shows in
+    steps_per_s, which benchmarks/bench_core.py holds near the call floor. What runs only on
+    reported epochs, or once a mini-batch epoch, is in the helpers below."""
     model, opt, penalty = components(cfg, data.n_features)
     d = model.n_features
     X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
@@ -180,7 +186,6 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
 
     best_val, since_best, stopped_early = math.inf, 0, False
     steps, epoch, callback_time = 0, 0, 0.0
-    counts_zeros = penalty.active and penalty.l1_weight > 0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         lr = lr_at(epoch) if plateau is None else plateau_state.lr
@@ -207,31 +212,22 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         if loss is not None and not math.isfinite(loss):
             raise DivergenceError(epoch, "the training loss")
         if report:
-            metrics = {"loss": loss, "objective": loss + penalty.value(theta[:d]) if penalty.active else loss, "lr": lr}
-            metrics["grad_norm"] = math.sqrt(float(full_grad @ full_grad))  # before clipping
-            if counts_zeros:
-                metrics["zero_weights"] = int(np.count_nonzero(theta[:d] == 0.0))
-            if val is not None:
-                metrics["val_loss"] = val
+            metrics = _epoch_metrics(loss, full_grad, val, lr, theta[:d], penalty)
         if stop:
             callback_time += _report(callback, epoch, metrics, theta, theta)
             stopped_early = True
             break
         start = theta  # every step makes a new array: this one stays the epoch's start
-        if batch == n:
+        if isinstance(opt, optimizers.Lbfgs):  # one step(closure) an epoch, on the full batch
+            theta, state = _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr)
+            steps += 1
+        elif batch == n:
             theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
             steps += 1
         else:
-            order = rng.permutation(n)
-            for first in range(0, n, batch):
-                idx = order[first : first + batch]
-                # Fancy indexing gathers the rows into a small row-major block (np.take with
-                # out= into a column-major buffer is 1000x slower: it copies all of X first).
-                _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
-                if penalty.active:
-                    penalty.add_grad(grad[:d], theta[:d])
-                theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
-                steps += 1
+            theta, state = _minibatch_epoch(model, opt, penalty, X, y, ws, rng.permutation(n), batch, state, theta,
+                                            lr, clip_norm, clip_value)  # fmt: skip
+            steps += -(-n // batch)
         if report:
             callback_time += _report(callback, epoch, metrics, start, theta)
         if plateau is not None:  # the loss at the start of this epoch, after its step (torch's order)
@@ -245,12 +241,6 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         epoch = cfg.epochs
     train_time = time.perf_counter() - t0 - callback_time
 
-    final_loss = model.loss(theta, X, y)
-    if not math.isfinite(final_loss):
-        raise DivergenceError(epoch, "the training loss")
-    final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[:d])}
-    if has_val:
-        final["final_val_loss"] = model.loss(theta, Xv, yv)
     weights, bias = model.split(theta)
     return TrainResult(
         theta=theta,
@@ -260,8 +250,44 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         steps=steps,
         train_time_s=train_time,
         stopped_early=stopped_early,
-        final=final,
+        final=_final_metrics(model, penalty, theta, data, epoch),
     )
+
+
+def _epoch_metrics(loss: float, full_grad: np.ndarray, val, lr: float, w: np.ndarray, penalty: Penalty) -> dict:
+    """A reported epoch's metrics (the module docstring defines them); ``w`` the weights."""
+    metrics = {"loss": loss, "objective": loss + penalty.value(w) if penalty.active else loss, "lr": lr}
+    metrics["grad_norm"] = math.sqrt(float(full_grad @ full_grad))  # before clipping
+    if penalty.active and penalty.l1_weight > 0:
+        metrics["zero_weights"] = int(np.count_nonzero(w == 0.0))
+    if val is not None:
+        metrics["val_loss"] = val
+    return metrics
+
+
+def _final_metrics(model, penalty: Penalty, theta: np.ndarray, data: data_mod.Dataset, epoch: int) -> dict:
+    """The loss, objective (and validation loss) of the trained parameters."""
+    final_loss = model.loss(theta, data.X_train, data.y_train)
+    if not math.isfinite(final_loss):
+        raise DivergenceError(epoch, "the training loss")
+    final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_features])}
+    if data.X_val is not None:
+        final["final_val_loss"] = model.loss(theta, data.X_val, data.y_val)
+    return final
+
+
+def _minibatch_epoch(model, opt, penalty, X, y, ws, order, batch, state, theta, lr, clip_norm, clip_value):
+    """One pass over the rows in ``order``, a step a mini-batch of ``batch`` (the last may be shorter)."""
+    d = model.n_features
+    for first in range(0, len(order), batch):
+        idx = order[first : first + batch]
+        # Fancy indexing gathers the rows into a small row-major block (np.take with
+        # out= into a column-major buffer is 1000x slower: it copies all of X first).
+        _, grad = model.loss_and_grad(theta, X[idx], y[idx], ws)
+        if penalty.active:
+            penalty.add_grad(grad[:d], theta[:d])
+        theta, state = _step(opt, penalty, grad, state, theta, lr, d, clip_norm, clip_value)
+    return theta, state
 
 
 def _clip(grad, clip_norm: float, clip_value: float) -> None:
@@ -298,3 +324,22 @@ def _report(callback, epoch: int, metrics: dict, start: np.ndarray, theta: np.nd
             metrics["update_norm"] = size
     callback(epoch, metrics, start)
     return time.perf_counter() - c0
+
+
+def _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr):
+    """One epoch of L-BFGS: torch's ``LBFGS.step(closure)`` at learning rate ``lr``. The closure is
+    the objective the other optimizers follow the gradient of: the MSE plus the penalty (its
+    squares, and its L1 term by the subgradient method; TrainConfig refuses the prox), and its
+    gradient, a fresh array each call (``ws`` is overwritten by the next)."""
+    d = model.n_features
+
+    def closure(th):
+        loss, grad = model.loss_and_grad(th, X, y, ws)
+        grad = grad.copy()
+        if penalty.active:
+            penalty.add_grad(grad[:d], th[:d])
+            loss += penalty.value(th[:d])
+        return loss, grad
+
+    theta, state, _ = opt.step(closure, state, theta, lr)
+    return theta, state

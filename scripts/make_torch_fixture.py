@@ -25,6 +25,10 @@ Conventions (those of docs/design.md):
   added to the loss as lambda * sum|w| (``subgradient``: autograd of abs gives
   sign(w) with sign(0) = 0) or applied after ``optimizer.step()`` as a
   soft-threshold of w by lr * (L1 coefficient) under ``torch.no_grad`` (``prox``);
+* L-BFGS: one ``opt.step(closure)`` an epoch, the closure zeroing the gradients and
+  back-propagating the full objective (squares and the L1 subgradient included; L-BFGS is
+  never combined with the prox, clipping or mini-batches);
+* a case with a ``schedule`` (gdlab's options) steps torch's lr_scheduler once an epoch;
 * mini-batches: per epoch, ``order = rng.permutation(n)`` with one
   ``rng = np.random.default_rng(seed)`` for the whole run, batches are
   ``order[start:start + batch_size]`` (the last one may be shorter), as
@@ -39,6 +43,7 @@ tell a wrong implementation from a different rounding order.
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import sys
@@ -123,8 +128,42 @@ VARIANTS: list[tuple[str, str, dict[str, Any], float]] = [
         {"eta_minus": 0.3, "eta_plus": 1.5, "step_size_min": 1e-4, "step_size_max": 1.0},
         0.01,
     ),
+    ("adafactor", "adafactor", {}, 0.01),
+    ("adafactor-decay-eps-d", "adafactor", {"beta2_decay": -0.6, "eps1": 0.05, "eps2": 1e-2, "d": 1.5}, 0.01),
+    ("adafactor-wd0.1", "adafactor", {"weight_decay": 0.1}, 0.01),
 ]
-VARIANT = {label: (name, hyper, lr) for label, name, hyper, lr in VARIANTS}
+# L-BFGS variants: each epoch is one LBFGS.step(closure) of up to max_iter iterations, so fewer
+# epochs, every one recorded; the learning rate (torch's default is 1) is the fixed step, or where
+# the line search starts, on every dataset. Between them the steps end by each of torch's exits
+# (optimal at the start, gradient or directional derivative below tolerance, no progress, max_iter,
+# max_eval; the line search out of evaluations, zooming) and the memory drops its oldest pairs.
+# (lr 0.1 with the line search would be degenerate: on a quadratic, the slope at t = 0.1 of the
+# quasi-Newton step is exactly c2 = 0.9 times the first, a tie in the curvature condition.)
+LBFGS_VARIANTS: list[tuple[str, str, dict[str, Any], float]] = [
+    ("lbfgs", "lbfgs", {}, 1.0),
+    ("lbfgs-wolfe", "lbfgs", {"line_search_fn": "strong_wolfe"}, 0.8),
+    ("lbfgs-short", "lbfgs", {"max_iter": 4, "history_size": 2, "tolerance_change": 1e-6}, 0.5),
+    (
+        "lbfgs-wolfe-short",
+        "lbfgs",
+        {"line_search_fn": "strong_wolfe", "max_iter": 6, "max_eval": 7, "history_size": 3, "tolerance_grad": 1e-5},
+        0.7,
+    ),
+]
+# L-BFGS with a penalty: (variant, penalty, problems). The subgradient of |w| makes the objective
+# non-smooth; where L-BFGS without a line search keeps hitting max_iter around a kink (the lesson
+# and syn-relu-bias with L1, syn-relu-bias with the elastic net), a 4-ulp change of y moves its path
+# by more than MAX_SENSITIVITY, so those pairs are left out.
+LBFGS_PENALIZED = [
+    ("lbfgs", "l2", ("lesson", "syn-linear-bias", "syn-relu-bias")),
+    ("lbfgs", "elasticnet-subgradient", ("lesson", "syn-linear-bias")),
+    ("lbfgs", "l1-subgradient", ("syn-linear-bias",)),
+    ("lbfgs-wolfe", "l2", ("lesson", "syn-linear-bias", "syn-relu-bias")),
+    ("lbfgs-wolfe", "elasticnet-subgradient", ("lesson", "syn-linear-bias", "syn-relu-bias")),
+    ("lbfgs-wolfe", "l1-subgradient", ("lesson", "syn-linear-bias")),
+]
+VARIANT = {label: (name, hyper, lr) for label, name, hyper, lr in VARIANTS + LBFGS_VARIANTS}
+LBFGS_EPOCHS = 30
 
 # Problems: (label, dataset, model, fit_intercept).
 PROBLEMS = [
@@ -156,6 +195,7 @@ PENALIZED_VARIANTS = [
     "adadelta",
     "asgd-averaging",
     "rprop",
+    "adafactor",
 ]
 PENALIZED_PROBLEMS = ["lesson", "syn-linear", "syn-linear-bias", "syn-relu-bias"]
 
@@ -180,17 +220,19 @@ def _case(
     seed: int = 0,
     id_suffix: str = "",
     clip: tuple[float, float] = (0.0, 0.0),
+    schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     _, dataset, model, fit_intercept = next(p for p in PROBLEMS if p[0] == problem)
     name, hyper, lr = VARIANT[variant]
-    if dataset == "lesson":
+    if dataset == "lesson" and name != "lbfgs":
         lr = LESSON_LR
     plabel, kind, lam, l1_ratio, method = penalty or ("none", "none", 0.0, 0.5, "prox")
     d = len(datasets()[dataset]["X"][0])
     theta0 = np.zeros(d + int(fit_intercept))
     if init == "seed":
         theta0[:d] = 0.1 * np.arange(1, d + 1)  # the lesson's w = [0.1, 0.2, ...]
-    return {
+    every_epoch = batch_size > 0 or name == "lbfgs"  # each L-BFGS epoch is up to max_iter iterations
+    case = {
         "id": f"{variant}/{plabel}/{problem}{id_suffix}",
         "dataset": dataset,
         "model": model,
@@ -205,8 +247,11 @@ def _case(
         "batch_size": batch_size,
         "seed": seed,
         "clip": {"norm": clip[0], "value": clip[1]},
-        "record_epochs": record_epochs(epochs) if batch_size == 0 else list(range(1, epochs + 1)),
+        "record_epochs": list(range(1, epochs + 1)) if every_epoch else record_epochs(epochs),
     }
+    if schedule:  # gdlab's schedule options (only in the cases that have one)
+        case["schedule"] = dict(schedule)
+    return case
 
 
 def case_specs() -> list[dict[str, Any]]:
@@ -218,11 +263,14 @@ def case_specs() -> list[dict[str, Any]]:
                 cases.append(_case(problem, variant, penalty))
     # Start at w = 0: the first L1 subgradient must be sign(0) = 0 (linear model: relu'(0) = 0 would freeze it).
     l1_sub = next(p for p in PENALTIES if p[0] == "l1-subgradient")
-    for variant in ("sgd", "adam"):
+    # (Adafactor from w = 0: the RMS of the weights is 0, so eps2 alone sets the first steps' size.)
+    for variant in ("sgd", "adam", "adafactor"):
         cases.append(_case("syn-linear-bias", variant, l1_sub, init="zeros", id_suffix="-zeros-init"))
     # relu'(0) = 0, as torch's threshold backward has it: from theta = 0 with a bias every z is exactly 0,
     # so the gradient vanishes and nothing moves (relu'(0) = 1 would start training).
-    cases.append(_case("syn-relu-bias", "sgd", init="zeros", id_suffix="-zeros-init"))
+    # Adafactor there: a zero second moment, floored at eps1^2 (None: the dtype's epsilon), times a zero gradient.
+    for variant in ("sgd", "adafactor"):
+        cases.append(_case("syn-relu-bias", variant, init="zeros", id_suffix="-zeros-init"))
     # Mini-batch SGD with momentum, shuffled as core.training.fit shuffles (40 rows, batches 12+12+12+4).
     l1_prox = next(p for p in PENALTIES if p[0] == "l1-prox")
     for penalty in (None, l1_prox):
@@ -245,8 +293,23 @@ def case_specs() -> list[dict[str, Any]]:
             cases.append(_case(problem, variant, clip=(0.5, 0.0), id_suffix="-clipnorm0.5"))
             cases.append(_case(problem, variant, l2, clip=(0.0, 0.05), id_suffix="-clipvalue0.05"))
         cases.append(_case("syn-linear", variant, l2, clip=(1.0, 0.2), id_suffix="-clipnorm1-value0.2"))
+    cases += lbfgs_cases()
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
+    return cases
+
+
+def lbfgs_cases() -> list[dict[str, Any]]:
+    """L-BFGS: every variant on every problem; the penalties it can take (the squares, and L1 by
+    the subgradient, autograd of |w|; the prox is refused) where well conditioned; and a step
+    schedule, which sets the param group's lr before each step(closure)."""
+    penalty = {p[0]: p for p in PENALTIES}
+    cases = [_case(problem, variant, epochs=LBFGS_EPOCHS) for variant, *_ in LBFGS_VARIANTS for problem, *_ in PROBLEMS]
+    for variant, plabel, problems in LBFGS_PENALIZED:
+        cases += [_case(problem, variant, penalty[plabel], epochs=LBFGS_EPOCHS) for problem in problems]
+    step = {"lr_schedule": "step", "lr_step_size": 3, "lr_gamma": 0.5}
+    for variant in ("lbfgs-short", "lbfgs-wolfe-short"):
+        cases.append(_case("syn-relu-bias", variant, epochs=LBFGS_EPOCHS, schedule=step, id_suffix="-steplr"))
     return cases
 
 
@@ -270,6 +333,7 @@ PAIRS = {
     "betas": ("beta1", "beta2"),
     "etas": ("eta_minus", "eta_plus"),
     "step_sizes": ("step_size_min", "step_size_max"),
+    "eps": ("eps1", "eps2"),  # Adafactor's pair (the others' eps is gdlab's epsilon)
 }
 CLASSES = {
     "sgd": torch.optim.SGD,
@@ -283,6 +347,8 @@ CLASSES = {
     "adadelta": torch.optim.Adadelta,
     "asgd": torch.optim.ASGD,
     "rprop": torch.optim.Rprop,
+    "adafactor": torch.optim.Adafactor,
+    "lbfgs": torch.optim.LBFGS,
 }
 
 
@@ -291,7 +357,9 @@ def make_optimizer(name: str, hyper: dict[str, Any], lr: float, w: torch.Tensor,
     cls = CLASSES[name]
     h = dict(hyper)
     defaults = cls([torch.zeros(1, requires_grad=True)]).defaults
-    kwargs: dict[str, Any] = {"lr": lr, "foreach": False}
+    kwargs: dict[str, Any] = {"lr": lr}
+    if "foreach" in defaults:  # LBFGS has no foreach implementation
+        kwargs["foreach"] = False
     for pair, (first, second) in PAIRS.items():
         if first in h or second in h:
             kwargs[pair] = (h.pop(first, defaults[pair][0]), h.pop(second, defaults[pair][1]))
@@ -337,9 +405,19 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
             loss = loss + l1 * w.abs().sum()
         return loss
 
+    def closure() -> torch.Tensor:  # L-BFGS: the full objective and its gradient, at the current w, b
+        opt.zero_grad(set_to_none=True)
+        loss = objective(X, y)
+        loss.backward()
+        return loss
+
+    scheduler = make_scheduler(opt, case.get("schedule"))
     out = []
     for epoch in range(1, case["epochs"] + 1):
-        if batch == n:
+        if case["optimizer"] == "lbfgs":  # one step(closure) an epoch (full batch, no clipping, no prox)
+            opt.step(closure)
+            batches = []
+        elif batch == n:
             batches = [None]
         else:
             order = rng.permutation(n)
@@ -360,6 +438,8 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
             if prox:
                 with torch.no_grad():
                     w.copy_(torch.sign(w) * torch.clamp(w.abs() - lr * l1, min=0.0))
+        if scheduler is not None:
+            scheduler.step()
         if epoch in wanted:
             theta = w.detach().numpy().copy()
             if b is not None:
@@ -368,6 +448,15 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
                 raise ArithmeticError(f"{case['id']}: torch diverged at epoch {epoch}")
             out.append(theta.tolist())
     return out
+
+
+def make_scheduler(opt, schedule: dict[str, Any] | None):
+    """torch's lr_scheduler for gdlab's schedule options (stepped once an epoch), or None (constant)."""
+    if not schedule:
+        return None
+    if schedule["lr_schedule"] == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, schedule["lr_step_size"], schedule["lr_gamma"])
+    raise ValueError(f"no torch scheduler for {schedule}")
 
 
 MAX_SENSITIVITY = 1e-13
@@ -389,8 +478,13 @@ def sensitivity(case: dict[str, Any], data: dict[str, dict[str, list]], thetas: 
     return float(np.abs(a - b).max())
 
 
+INT_OPTIONS = ("max_iter", "max_eval", "history_size")
+
+
 def torch_defaults() -> dict[str, dict[str, Any]]:
-    """torch.optim's defaults for the options gdlab exposes, under gdlab's names."""
+    """torch.optim's defaults for the options gdlab exposes, under gdlab's names (None where torch's
+    is None: Adafactor's eps1, LBFGS's line_search_fn; LBFGS's max_eval is its signature's None,
+    which the constructor turns into max_iter * 5 // 4)."""
     p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     keep = {
         "sgd": ("momentum", "dampening", "nesterov"),
@@ -404,24 +498,33 @@ def torch_defaults() -> dict[str, dict[str, Any]]:
         "adadelta": ("rho", "eps"),
         "asgd": ("lambd", "alpha", "t0"),
         "rprop": ("etas", "step_sizes"),
+        "adafactor": ("beta2_decay", "eps", "d", "weight_decay"),
+        "lbfgs": ("max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search_fn"),
     }
     out: dict[str, dict[str, Any]] = {}
     for name, cls in CLASSES.items():
         defaults = cls([p]).defaults
+        if name == "lbfgs":  # the constructor resolves max_eval; the signature's default is None
+            defaults = {**defaults, "max_eval": inspect.signature(cls).parameters["max_eval"].default}
         entry: dict[str, Any] = {}
         for key in keep[name]:
             value = defaults[key]
-            if key in PAIRS:
+            if key in PAIRS and isinstance(value, tuple):
                 first, second = PAIRS[key]
-                entry[first], entry[second] = float(value[0]), float(value[1])
+                entry[first], entry[second] = _number(first, value[0]), _number(second, value[1])
             elif key == "eps":
                 entry["epsilon"] = float(value)
-            elif isinstance(value, bool):
-                entry[key] = value
             else:
-                entry[key] = float(value)
+                entry[key] = _number(key, value)
         out[name] = entry
     return out
+
+
+def _number(key: str, value: Any) -> Any:
+    """A default as gdlab states it: None, a bool or a string as it is, a count an int, else a float."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    return int(value) if key in INT_OPTIONS else float(value)
 
 
 def abs_grad_at_zero() -> float:

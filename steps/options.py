@@ -21,7 +21,9 @@ from core.config import DTYPES, MONITORS, TrainConfig
 
 
 def as_param(value) -> str:
-    """A value as MLflow params and MLproject defaults spell it (booleans as the CLI takes them)."""
+    """A value as MLflow params and MLproject defaults spell it (booleans and None as the CLI takes them)."""
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
@@ -77,6 +79,26 @@ class Init(click.ParamType):
         return str(value).strip() if numbers is None else ",".join(map(repr, numbers))
 
 
+class NoneOr(click.ParamType):
+    """``none`` (torch's None: the optimizer works the value out, e.g. Adafactor's eps1 from the
+    dtype), or a value of ``inner``. Its option's default is the word "none", so the MLproject
+    declares it (a string parameter) and `-P eps1=none` says the same."""
+
+    def __init__(self, inner: click.ParamType):
+        self.inner = inner
+        self.name = f"{inner.name} or none"
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, param, ctx) -> str:
+        if isinstance(self.inner, click.Choice):
+            return "[" + "|".join(["none", *map(str, self.inner.choices)]) + "]"
+        return f"{self.inner.name.split()[0].upper()}|none"  # FLOAT|none, INTEGER|none
+
+
 POSITIVE = FiniteFloat(0.0, min_open=True)
 NON_NEGATIVE = FiniteFloat(0.0)
 
@@ -107,6 +129,8 @@ NAMES = {
     "asgd": "ASGD",
     "rprop": "Rprop",
     "lion": "Lion",
+    "adafactor": "Adafactor",
+    "lbfgs": "LBFGS",
 }
 
 
@@ -396,7 +420,7 @@ _opts = [
         readers(
             "weight_decay",
             "weight decay (AdamW: decoupled, default 0.01; NAdam/RAdam: in the gradient unless "
-            "--decoupled-weight-decay, default 0; Lion: decoupled, default 0).",
+            "--decoupled-weight-decay, default 0; Lion, Adafactor: decoupled, default 0).",
         ),
     ),
     Opt(
@@ -454,6 +478,51 @@ _opts = [
         POSITIVE,
         TORCH["step_size_max"],
         readers("step_size_max", "largest step size (they start at the learning rate)."),
+    ),
+    Opt(
+        "beta2-decay",
+        FiniteFloat(max=0.0),
+        TORCH["beta2_decay"],
+        readers("beta2_decay", "the second moment's decay rate at step t is 1 - t^beta2_decay (<= 0)."),
+    ),
+    Opt(
+        "eps1",
+        NoneOr(NON_NEGATIVE),
+        as_param(TORCH["eps1"]),
+        readers("eps1", "the floor of the RMS denominator (>= 0); none = the dtype's machine epsilon."),
+    ),
+    Opt("eps2", NON_NEGATIVE, TORCH["eps2"], readers("eps2", "the floor of the parameter RMS in the step size.")),
+    Opt("d", FiniteFloat(1.0), TORCH["d"], readers("d", "clipping threshold (>= 1) of the update's RMS.")),
+    Opt("max-iter", click.IntRange(1), TORCH["max_iter"], readers("max_iter", "iterations per step (epoch).")),
+    Opt(
+        "max-eval",
+        NoneOr(click.IntRange(1)),
+        as_param(TORCH["max_eval"]),
+        readers("max_eval", "objective evaluations per step (>= 1); none = max-iter * 5 // 4."),
+    ),
+    Opt(
+        "tolerance-grad",
+        NON_NEGATIVE,
+        TORCH["tolerance_grad"],
+        readers("tolerance_grad", "a step stops once the gradient's largest entry is <= this."),
+    ),
+    Opt(
+        "tolerance-change",
+        NON_NEGATIVE,
+        TORCH["tolerance_change"],
+        readers("tolerance_change", "a step stops once the move or the objective's change is below this."),
+    ),
+    Opt(
+        "history-size",
+        click.IntRange(1),
+        TORCH["history_size"],
+        readers("history_size", "how many (step, gradient change) pairs the inverse Hessian is built from."),
+    ),
+    Opt(
+        "line-search-fn",
+        NoneOr(click.Choice(["strong_wolfe"])),
+        as_param(TORCH["line_search_fn"]),
+        readers("line_search_fn", "none (a fixed step: the learning rate) or strong_wolfe (a line search from it)."),
     ),
     # penalty
     Opt(
@@ -551,6 +620,16 @@ OPTIMIZER = [
     "eta-plus",
     "step-size-min",
     "step-size-max",
+    "beta2-decay",
+    "eps1",
+    "eps2",
+    "d",
+    "max-iter",
+    "max-eval",
+    "tolerance-grad",
+    "tolerance-change",
+    "history-size",
+    "line-search-fn",
 ]
 PENALTY = ["penalty", "lambda", "l1-ratio", "l1-method"]
 

@@ -182,7 +182,17 @@ def test_every_option_has_help_text():
         (adam, ["--beta1", "1"], "--beta1"),
         (adam, ["--beta2", "1.5"], "--beta2"),
         (l1, ["--lambda", "-0.1"], "--lambda"),
-        (train, ["--optimizer", "lbfgs"], "--optimizer"),
+        (train, ["--optimizer", "newton"], "--optimizer"),
+        (train, ["--optimizer", "adafactor", "--d", "0.5"], "--d"),
+        (train, ["--optimizer", "adafactor", "--eps1", "-1"], "--eps1"),
+        (train, ["--optimizer", "adafactor", "--beta2-decay", "0.2"], "--beta2-decay"),
+        (train, ["--optimizer", "lbfgs", "--line-search-fn", "armijo"], "--line-search-fn"),
+        (train, ["--optimizer", "lbfgs", "--max-eval", "0"], "--max-eval"),
+        (train, ["--optimizer", "lbfgs", "--max-iter", "2.5"], "--max-iter"),
+        (train, ["--optimizer", "adam", "--history-size", "5"], "--history-size"),
+        (train, ["--optimizer", "lbfgs", "--batch-size", "10"], "lbfgs takes the full batch"),
+        (train, ["--optimizer", "lbfgs", "--clip-norm", "1"], "lbfgs does not clip"),
+        (train, ["--optimizer", "lbfgs", "--penalty", "l1", "--lambda", "0.1"], "l1_method subgradient"),
         (sgd, ["--epochs", "0"], "--epochs"),
         (sgd, ["--model", "tanh"], "--model"),
         (sgd, ["--nesterov", "maybe"], "--nesterov"),
@@ -304,6 +314,25 @@ def test_mlproject_declares_every_option_with_its_default():
 def test_train_leaves_an_optimizer_dependent_default_to_the_optimizer(tracking, optimizer, expected):
     # --weight-decay's default is AdamW's 0.01 and --alpha's RMSprop's 0.99: NAdam and ASGD have their own.
     result = invoke(train, ["--optimizer", optimizer, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    params = only_run(tracking).data.params
+    assert {k: params[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--optimizer", "adafactor"], {"eps1": "none", "eps2": "0.001", "d": "1.0", "beta2_decay": "-0.8"}),
+        (["--optimizer", "adafactor", "--eps1", "1e-30"], {"eps1": "1e-30"}),
+        (
+            ["--optimizer", "lbfgs", "--learning-rate", "1", "--line-search-fn", "strong_wolfe", "--max-eval", "None"],
+            {"line_search_fn": "strong_wolfe", "max_eval": "none", "max_iter": "20", "history_size": "100"},
+        ),
+    ],
+)
+def test_none_is_an_option_value_for_torchs_none(tracking, args, expected):
+    # Adafactor's eps1 and LBFGS's max_eval and line_search_fn default to torch's None, spelled none.
+    result = invoke(train, [*args, "--epochs", "3"])
     assert result.exit_code == 0, result.output
     params = only_run(tracking).data.params
     assert {k: params[k] for k in expected} == expected

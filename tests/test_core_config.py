@@ -36,7 +36,7 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+        ({"optimizer": "newton"}, "unknown optimizer 'newton'"),
         ({"optimizer": "SGD"}, "unknown optimizer 'SGD'"),
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"learning_rate": 0.0}, "learning_rate must be > 0"),
@@ -58,11 +58,30 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"condition_number": 0.5}, "condition_number must be >= 1"),
         ({"dataset": "beale", "batch_size": 2}, "^batch_size 2 cannot apply to the test function beale"),
         ({"dataset": "booth", "fit_intercept": True}, "^fit_intercept true cannot apply"),
+        ({"optimizer": "lbfgs", "batch_size": 10}, "lbfgs takes the full batch"),
+        ({"optimizer": "lbfgs", "clip_norm": 1.0}, "lbfgs does not clip gradients"),
+        ({"optimizer": "lbfgs", "clip_value": 0.5}, "lbfgs does not clip gradients"),
+        ({"optimizer": "lbfgs", "penalty": "l1", "lam": 0.1}, "lbfgs cannot apply the L1 prox"),
+        ({"optimizer": "lbfgs", "penalty": "elasticnet", "lam": 0.1}, "lbfgs cannot apply the L1 prox"),
     ],
 )
 def test_config_refuses_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"penalty": "l1", "lam": 0.1, "l1_method": "subgradient"},
+        {"penalty": "elasticnet", "lam": 0.1, "l1_ratio": 0.0},  # no L1 part: nothing to prox
+        {"penalty": "l2", "lam": 0.1},
+        {"penalty": "l1", "lam": 0.0},  # inactive
+        {"batch_size": 0, "lr_schedule": "step", "warmup_epochs": 2, "validation_fraction": 0.2, "patience": 3},
+    ],
+)
+def test_lbfgs_takes_what_its_closure_can_express(kwargs):
+    TrainConfig(optimizer="lbfgs", **kwargs)
 
 
 def test_config_is_frozen():
@@ -86,6 +105,18 @@ def test_defaults_are_the_lessons():
         ("adamw", {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "amsgrad": False, "weight_decay": 0.01}),
         ("rmsprop", {"alpha": 0.99, "epsilon": 1e-8, "momentum": 0.0, "centered": False}),
         ("adagrad", {"lr_decay": 0.0, "epsilon": 1e-10}),
+        ("adafactor", {"beta2_decay": -0.8, "eps1": None, "eps2": 1e-3, "d": 1.0, "weight_decay": 0.0}),
+        (
+            "lbfgs",
+            {
+                "max_iter": 20,
+                "max_eval": None,
+                "tolerance_grad": 1e-7,
+                "tolerance_change": 1e-9,
+                "history_size": 100,
+                "line_search_fn": None,
+            },
+        ),
     ],
 )
 def test_optimizer_hyper_fills_torchs_defaults(optimizer, expected):
@@ -110,7 +141,8 @@ def test_params_keep_only_the_options_the_optimizer_reads_resolved(optimizer):
     params = TrainConfig(optimizer=optimizer).params()
     read = set(OPTIMIZER_OPTIONS[optimizer])
     assert set(params) & ALL_OPTIMIZER_OPTIONS == read
-    assert all(params[k] is not None for k in read)
+    # None only where torch's default is None (Adafactor's eps1, LBFGS's max_eval and line_search_fn)
+    assert all(params[k] is not None or optimizers.DEFAULTS[optimizer][k] is None for k in read)
     assert params["optimizer"] == optimizer
 
 
@@ -224,6 +256,10 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"init": "0.5,-0.25", "model": "linear"},
         {"dataset": "ill_conditioned", "condition_number": 50.0, "init": "-4.0,1.0", "optimizer": "adam"},
         {"dataset": "himmelblau", "init": "normal", "seed": 3, "penalty": "l2", "lam": 0.1},
+        {"optimizer": "adafactor"},  # eps1 None, logged "none"
+        {"optimizer": "adafactor", "eps1": 1e-30, "d": 2.0, "beta2_decay": -0.5, "weight_decay": 0.1},
+        {"optimizer": "lbfgs"},  # max_eval and line_search_fn None
+        {"optimizer": "lbfgs", "line_search_fn": "strong_wolfe", "max_eval": 30, "history_size": 5},
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):

@@ -170,6 +170,166 @@ def test_adagrad_without_decay_keeps_the_rate():
     assert_allclose(s2, [0.1 * 4 / (5 + 1e-10), 0.1 * 3 / (5 + 1e-10)], rtol=1e-15)
 
 
+# --- Adafactor ----------------------------------------------------------------------------
+
+
+def test_adafactor_first_step_is_the_relative_step_times_the_sign_per_tensor():
+    # t = 1: v = g^2, so u = sign(g) (RMS 1, no clipping); alpha = max(eps2, RMS(param)) * min(lr, 1).
+    # Weights [1, 2]: RMS sqrt(2.5), alpha = 0.1 sqrt(2.5); the bias at 0: alpha = eps2 * 0.1 = 1e-4.
+    params = np.array([1.0, 2.0, 0.0])
+    opt = optimizers.adafactor(mask=slice(0, 2))
+    step, state = opt.update(np.array([0.5, -2.0, 0.25]), opt.init(params), params, 0.1)
+    w = 0.1581138830084189665999446772216359266860  # 0.1 sqrt(2.5), 40 digits
+    assert_allclose(step, [w, -w, 1e-4], rtol=1e-15)
+    assert_array_equal(state.variance, [0.25, 4.0, 0.0625])
+    # one tensor (no mask): RMS([1, 2, 0]) = sqrt(5/3) for all three entries
+    one = optimizers.adafactor()
+    step, _ = one.update(np.array([0.5, -2.0, 0.25]), one.init(params), params, 0.1)
+    assert_allclose(step, 0.1 * math.sqrt(5 / 3) * np.array([1.0, -1.0, 1.0]), rtol=1e-15)
+
+
+def test_adafactor_clips_the_update_to_rms_d():
+    # One entry, p = 3, g = 1 then 2, lr 0.1. Step 1: 0.1 * 3 * sign(1) = 0.3, p = 2.7.
+    # Step 2: beta2 = 1 - 2^-0.8, v = lerp(1, 4, 2^-0.8) = 2.7230475324955525..., u = 2 / sqrt(v) = 1.2119993...
+    # alpha = 0.1 * 2.7 = 0.27; d = 1 clips u to RMS 1 (the step is alpha); d = 2 does not.
+    p = np.array([3.0])
+    s1, s2, state = two_steps(optimizers.adafactor(), np.array([1.0]), np.array([2.0]), 0.1, p)
+    assert_allclose(s1, [0.3], rtol=1e-15)
+    assert_allclose(state.variance, [2.723047532495552510197940420166891384166], rtol=1e-15)
+    assert_allclose(s2, [0.27], rtol=1e-15)
+    _, s2, _ = two_steps(optimizers.adafactor(d=2.0), np.array([1.0]), np.array([2.0]), 0.1, p)
+    assert_allclose(s2, [0.3272398226943886236529043908660699419722], rtol=1e-15)
+
+
+def test_adafactor_eps1_none_is_the_dtypes_machine_epsilon():
+    # g = 1e-20: v = 1e-40 < eps1^2, so u = g / eps1; float64's eps is 2^-52.
+    params, g = np.array([1.0]), np.array([1e-20])
+    none, given = optimizers.adafactor(), optimizers.adafactor(eps1=2.0**-52)
+    assert_array_equal(
+        none.update(g, none.init(params), params, 0.1)[0], given.update(g, given.init(params), params, 0.1)[0]
+    )
+    assert_allclose(none.update(g, none.init(params), params, 0.1)[0], [0.1 * 1e-20 / 2.0**-52], rtol=1e-15)
+    # a zero gradient steps by 0 (not 0 / 0)
+    step, _ = none.update(np.zeros(1), none.init(params), params, 0.1)
+    assert_array_equal(step, [0.0])
+
+
+def test_adafactor_weight_decay_is_decoupled_and_spares_the_bias():
+    params, g = np.array([1.0, 2.0, 3.0]), np.array([0.5, -2.0, 1.0])
+    decayed, plain = optimizers.adafactor(weight_decay=0.5, mask=slice(0, 2)), optimizers.adafactor(mask=slice(0, 2))
+    step_d, state_d = decayed.update(g, decayed.init(params), params, 0.1)
+    step_p, state_p = plain.update(g, plain.init(params), params, 0.1)
+    assert_allclose(step_d, step_p + np.array([0.05 * 1.0, 0.05 * 2.0, 0.0]), rtol=1e-15)
+    assert_array_equal(state_d.variance, state_p.variance)
+
+
+# --- L-BFGS ---------------------------------------------------------------------------------
+
+
+def quadratic(a, c, calls=None):
+    """closure of f(x) = 0.5 sum a (x - c)^2, counting its calls in ``calls``."""
+
+    def closure(x):
+        if calls is not None:
+            calls.append(x.copy())
+        return float(0.5 * np.sum(a * (x - c) ** 2)), a * (x - c)
+
+    return closure
+
+
+def test_lbfgs_first_iteration_is_steepest_descent_of_length_lr_over_the_gradients_l1_norm():
+    # x0 = 0: g = -a c = [-1, 4, -1.5], |g|_1 = 6.5, so x1 = -g * lr * min(1, 1 / 6.5). With max_iter 1
+    # and no line search, torch evaluates once: at the start.
+    a, c, calls = np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 0.5]), []
+    opt = optimizers.lbfgs(max_iter=1)
+    x, state, loss = opt.step(quadratic(a, c, calls), opt.init(np.zeros(3)), np.zeros(3), 1.0)
+    assert_allclose(x, np.array([1.0, -4.0, 1.5]) / 6.5, rtol=1e-15)
+    assert loss == 0.5 * (1 + 2 * 4 + 3 * 0.25)
+    assert len(calls) == 1
+    assert (state.n_iter, state.func_evals, len(state.old_dirs)) == (1, 1, 0)
+
+
+def test_lbfgs_second_iteration_is_newtons_step_on_a_1d_quadratic():
+    # f = 2 (x - 3)^2, x0 = 0: g0 = -12, t0 = 1/12, x1 = 1; then s = 1, y = 4 s, H = s y / y y = 1/4
+    # and the two-loop recursion gives d = -g1 / 4 = 2: x2 = 3, the minimum (lr 1).
+    a, c, calls = np.array([4.0]), np.array([3.0]), []
+    opt = optimizers.lbfgs(max_iter=2, max_eval=3)
+    x, state, _ = opt.step(quadratic(a, c, calls), opt.init(np.zeros(1)), np.zeros(1), 1.0)
+    assert_allclose(x, [3.0], rtol=1e-15)
+    assert_allclose([c[0] for c in calls], [0.0, 1.0], rtol=1e-15)  # no evaluation after the last iteration
+    assert_allclose(state.H_diag, 0.25, rtol=1e-15)
+    assert_allclose(state.ro, [0.25], rtol=1e-15)
+    # max_eval None is max_iter * 5 // 4 = 2 evaluations: the step ends after the first iteration
+    opt = optimizers.lbfgs(max_iter=2)
+    x, state, _ = opt.step(quadratic(a, c), opt.init(np.zeros(1)), np.zeros(1), 1.0)
+    assert_allclose(x, [1.0], rtol=1e-15)
+    assert state.n_iter == 1
+
+
+def test_lbfgs_at_an_optimum_evaluates_once_and_changes_nothing_else():
+    a, c, calls = np.array([1.0, 2.0]), np.array([1.0, -1.0]), []
+    opt = optimizers.lbfgs()
+    state = opt.init(c)
+    x, after, loss = opt.step(quadratic(a, c, calls), state, c.copy(), 1.0)
+    assert_array_equal(x, c)
+    assert loss == 0.0
+    assert len(calls) == 1
+    assert after == state._replace(func_evals=1)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_minimises_a_quadratic_within_its_budgets(line_search_fn):
+    a, c, calls = np.array([1.0, 10.0, 100.0]), np.array([1.0, -2.0, 0.5]), []
+    opt = optimizers.lbfgs(line_search_fn=line_search_fn, history_size=2, max_eval=15)
+    x, state = np.zeros(3), opt.init(np.zeros(3))
+    for _ in range(10):
+        calls.clear()
+        x, state, _ = opt.step(quadratic(a, c, calls), state, x, 1.0)
+        # the line search's first trial comes before its budget check (torch's): one over at most
+        assert len(calls) <= 15 + (line_search_fn is not None)
+        assert len(state.old_dirs) <= 2
+    # (it stops where the slope along its direction is below tolerance_change: near, not at, c)
+    assert_allclose(x, c, atol=1e-5)
+
+
+def test_lbfgs_step_is_pure():
+    a, c = np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 0.5])
+    opt = optimizers.lbfgs(line_search_fn="strong_wolfe", max_iter=3)
+    x0 = np.zeros(3)
+    x1, state, _ = opt.step(quadratic(a, c), opt.init(x0), x0, 1.0)
+    snapshot = (x1.copy(), repr(state))
+    first = opt.step(quadratic(a, c), state, x1, 1.0)
+    second = opt.step(quadratic(a, c), state, x1, 1.0)
+    assert_array_equal(first[0], second[0])
+    assert repr(first[1]) == repr(second[1])
+    assert_array_equal(x1, snapshot[0])
+    assert repr(state) == snapshot[1]
+
+
+def test_cubic_interpolation_finds_a_quadratics_minimum_and_bisects_without_one():
+    # f = (x - 2)^2 through (0, 4, -4) and (3, 1, 2): the cubic is the parabola itself, minimum 2.
+    assert optimizers._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0) == 2.0
+    assert optimizers._cubic_interpolate(3.0, 1.0, 2.0, 0.0, 4.0, -4.0) == 2.0
+    # d1 = 8 - 3 (0 - 3) / (0 - 1) = -1, d1^2 - g1 g2 = 1 - 16 < 0: no minimum, the middle of the bounds
+    assert optimizers._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0) == 0.5
+    assert optimizers._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0, bounds=(0.2, 0.4)) == pytest.approx(0.3)
+    # a minimum outside the bounds is clamped to them
+    assert optimizers._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0, bounds=(0.0, 1.5)) == 1.5
+
+
+def test_create_gives_lbfgs_its_own_closure_interface():
+    opt = optimizers.create("lbfgs", {"history_size": 5, "beta1": 0.5})
+    assert isinstance(opt, optimizers.Lbfgs)
+    assert optimizers.DEFAULTS["lbfgs"] == {
+        "max_iter": 20,
+        "max_eval": None,
+        "tolerance_grad": 1e-7,
+        "tolerance_change": 1e-9,
+        "history_size": 100,
+        "line_search_fn": None,
+    }
+
+
 # --- purity, defaults, validation ----------------------------------------------------------
 
 ALL = [
@@ -191,6 +351,8 @@ ALL = [
     ("rprop", {}),
     ("lion", {}),
     ("lion", {"weight_decay": 0.1}),
+    ("adafactor", {}),
+    ("adafactor", {"weight_decay": 0.1, "eps1": 1e-3, "d": 2.0}),
 ]
 IDS = [name + "".join(f"-{k}" for k in hyper) for name, hyper in ALL]
 
@@ -251,7 +413,18 @@ def test_build_passes_the_mask_to_adamw():
         (lambda: optimizers.rmsprop(epsilon=-1.0), "Invalid epsilon value: -1.0"),
         (lambda: optimizers.adagrad(lr_decay=-0.5), "Invalid lr_decay value: -0.5"),
         (lambda: optimizers.adagrad(epsilon=-1.0), "Invalid epsilon value: -1.0"),
-        (lambda: optimizers.create("lbfgs", {}), "unknown optimizer 'lbfgs'"),
+        (lambda: optimizers.create("newton", {}), "unknown optimizer 'newton'"),
+        (lambda: optimizers.adafactor(beta2_decay=0.1), "beta2_decay should be <= 0 but is: 0.1"),
+        (lambda: optimizers.adafactor(eps1=-1.0), "epsilon1 should be >= 0 but is: -1.0"),
+        (lambda: optimizers.adafactor(eps2=-1.0), "epsilon2 should be >= 0 but is: -1.0"),
+        (lambda: optimizers.adafactor(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
+        (lambda: optimizers.adafactor(weight_decay=-0.1), "weight_decay should be >= 0 but is: -0.1"),
+        (lambda: optimizers.lbfgs(max_iter=0), "Invalid max_iter value: 0"),
+        (lambda: optimizers.lbfgs(max_eval=0), "Invalid max_eval value: 0"),
+        (lambda: optimizers.lbfgs(history_size=0), "Invalid history_size value: 0"),
+        (lambda: optimizers.lbfgs(tolerance_grad=-1.0), "Invalid tolerance_grad value: -1.0"),
+        (lambda: optimizers.lbfgs(tolerance_change=-1.0), "Invalid tolerance_change value: -1.0"),
+        (lambda: optimizers.lbfgs(line_search_fn="armijo"), "only 'strong_wolfe' is supported, got 'armijo'"),
     ],
 )
 def test_invalid_hyperparameters_are_refused_with_torchs_messages(make, message):
@@ -305,6 +478,9 @@ CONVERGENCE = [
     ("asgd", {"lambd": 0.0}, 0.1, 300, "constant"),
     ("rprop", {}, 0.01, 300, "constant"),
     ("lion", {}, 0.01, 2000, "cosine"),
+    ("adafactor", {}, 0.05, 2000, "cosine"),
+    ("lbfgs", {}, 1.0, 10, "constant"),
+    ("lbfgs", {"line_search_fn": "strong_wolfe"}, 1.0, 10, "constant"),
 ]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from core import data, training
+from core import data, optimizers, training
 from core.config import TrainConfig
 from core.models import Model
 
@@ -59,6 +59,36 @@ def test_loss_logged_at_step_e_is_the_loss_at_the_start_of_epoch_e():
     # the final loss is that of the weights after the last epoch, never reported as a step
     assert result.final["final_loss"] == model.loss(theta, X, y)
     assert result.final["final_loss"] < rec.metrics[-1]["loss"]
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_takes_one_closure_step_an_epoch_reporting_the_loss_at_its_start(line_search_fn):
+    # Replay by hand: each epoch is one step(closure) on the objective, MSE + lambda sum w^2 (the
+    # bias unpenalized), at that epoch's learning rate (step schedule: 1, 1, 0.5, 0.5, 0.25).
+    X, y, _, _ = data.synthetic(50, 3, 3, 0.1, 0, teacher="linear")
+    model, opt = Model("linear", 3, True), optimizers.lbfgs(max_iter=3, line_search_fn=line_search_fn)
+
+    def closure(th):
+        loss, grad = model.loss_and_grad(th, X, y)
+        return loss + 0.1 * th[:3] @ th[:3], grad + np.append(0.2 * th[:3], 0.0)
+
+    theta, expected = model.init("seed"), []
+    state = opt.init(theta)
+    for lr in (1.0, 1.0, 0.5, 0.5, 0.25):
+        expected.append((model.loss(theta, X, y), theta))
+        theta, state, objective = opt.step(closure, state, theta, lr)
+        assert objective == pytest.approx(expected[-1][0] + 0.1 * expected[-1][1][:3] @ expected[-1][1][:3])
+    rec = Recorder()
+    result = fit(
+        rec, dataset="synthetic", n_samples=50, n_features=3, n_informative=3, model="linear", fit_intercept=True,
+        epochs=5, optimizer="lbfgs", max_iter=3, line_search_fn=line_search_fn, learning_rate=1.0,
+        lr_schedule="step", lr_step_size=2, lr_gamma=0.5, penalty="l2", lam=0.1,
+    )  # fmt: skip
+    assert result.steps == 5
+    for (loss, theta_e), metrics, seen in zip(expected, rec.metrics, rec.thetas, strict=True):
+        assert metrics["loss"] == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(seen, theta_e, rtol=1e-12)
+    np.testing.assert_allclose(result.theta, theta, rtol=1e-12)
 
 
 def test_callback_theta_snapshots_are_not_changed_by_later_epochs():
@@ -330,6 +360,14 @@ def test_divergence_raises_divergence_error_not_a_numpy_warning(optimizer, batch
         warnings.simplefilter("error")
         with pytest.raises(training.DivergenceError):
             fit(model="linear", optimizer=optimizer, learning_rate=1e300, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_divergence_raises_divergence_error_not_a_numpy_warning(line_search_fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(training.DivergenceError):
+            fit(model="linear", optimizer="lbfgs", line_search_fn=line_search_fn, learning_rate=1e300)
 
 
 def test_full_batch_relu_with_infinite_weights_is_reported_as_divergence():

@@ -90,6 +90,7 @@ def _config(case: dict) -> TrainConfig:
         l1_method=penalty["l1_method"],
         clip_norm=case["clip"]["norm"],
         clip_value=case["clip"]["value"],
+        **case.get("schedule", {}),
         **case["hyper"],
     )
 
@@ -165,7 +166,11 @@ def test_fixture_is_small_and_covers_every_optimizer_and_penalty():
     for case in CASES:
         n = len(FIXTURE["datasets"][case["dataset"]]["y"])
         steps = case["epochs"] * (1 if case["batch_size"] == 0 else -(-n // case["batch_size"]))
-        assert steps >= 200, case["id"]
+        if case["optimizer"] == "lbfgs":  # an epoch is up to max_iter iterations: every one is recorded
+            assert case["epochs"] >= 20, case["id"]
+            assert case["record_epochs"] == list(range(1, case["epochs"] + 1)), case["id"]
+        else:
+            assert steps >= 200, case["id"]
         assert case["record_epochs"][-1] == case["epochs"]
         assert len(case["thetas"]) == len(case["record_epochs"])
 
@@ -256,6 +261,22 @@ def test_rprop_matches_torch_step_for_step(case):
     check_case(case)
 
 
+@pytest.mark.parametrize("case", _params(_unpenalized("adafactor")))
+def test_adafactor_matches_torch_step_for_step(case):
+    """Defaults (eps1 None: float64's epsilon), beta2_decay/eps1/eps2/d, decoupled weight decay of the
+    weights only; the weights and the bias are separate tensors, each with its own RMS (a bias at 0
+    steps by eps2 * rho), and the update clipping by d."""
+    check_case(case)
+
+
+@pytest.mark.parametrize("case", _params(_unpenalized("lbfgs")))
+def test_lbfgs_matches_torch_step_for_step(case):
+    """One LBFGS.step(closure) an epoch, fixed step or strong Wolfe line search, short histories and
+    budgets: the same iterates whichever of torch's exits ends a step; a step schedule sets the lr
+    of each step(closure). (The penalized cases are in the penalty tests below.)"""
+    check_case(case)
+
+
 @pytest.mark.parametrize("case", _params(_clipped))
 def test_gradient_clipping_matches_torchs_clip_grad_norm_and_value(case):
     """clip_grad_norm_ and/or clip_grad_value_ before the step, the bias and the L2 term's gradient included."""
@@ -328,7 +349,7 @@ def _one_per_variant_and_penalty() -> Callable[[dict], bool]:
     first: dict[tuple, str] = {}
     for case in CASES:
         variant, penalty, problem = case["id"].split("/", 2)
-        kind = next((k for k in ("zeros-init", "minibatch", "clip") if k in problem), "")
+        kind = next((k for k in ("zeros-init", "minibatch", "clip", "steplr") if k in problem), "")
         first.setdefault((variant, penalty, kind), case["id"])
     chosen = set(first.values())
     return lambda c: c["id"] in chosen
