@@ -105,6 +105,7 @@ class TrainConfig:
     data_seed: int = 0
     validation_fraction: float = 0.0
     dtype: str = "float64"
+    standardize: bool = False
     # model
     model: str = "relu"
     fit_intercept: bool = False
