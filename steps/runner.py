@@ -19,6 +19,7 @@ import click
 
 from core.config import OPTIMIZER_OPTIONS, PENALTY_OPTIONS, TrainConfig, option_name, unused_options
 from core.data import DataError, Dataset
+from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
 from . import fingerprint
@@ -183,9 +184,15 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     from . import tracking
 
     weights = {"weights": result.weights, "bias": result.bias}
-    (tmpdir / "weights.json").write_text(json.dumps(weights, indent=2))
+    scaler = {"mean": None, "scale": None}
+    report = dict(weights)
+    if data.mean is not None:  # trained on z-scores: the scaler, and the same model in the data's units
+        scaler = {"mean": data.mean.tolist(), "scale": data.scale.tolist()}
+        w, b = original_units(result.weights, result.bias, data.mean, data.scale)
+        report["original"] = {"weights": w.tolist(), "bias": b}
+    (tmpdir / "weights.json").write_text(json.dumps(report, indent=2))
     spec = tmpdir / "model_spec.json"
-    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
+    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}))
     final = {
         **result.final,
         "zero_weights": sum(w == 0.0 for w in result.weights),
@@ -198,7 +205,14 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         run.buffer.flush()
         with run.held():
             mlflow.log_artifacts(str(tmpdir))
-            tracking.log_model(model, tmpdir, spec, data.feature_names, data.X_train)
+            tracking.log_model(model, tmpdir, spec, data.feature_names, _raw_rows(data, 2))
+
+
+def _raw_rows(data: Dataset, k: int):
+    """The first ``k`` training rows as the user gave them (the logged model's input example): the
+    standardized rows mapped back to the data's units when the features were standardized."""
+    rows = data.X_train[:k]
+    return rows if data.mean is None else rows * data.scale + data.mean
 
 
 def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> bool:
