@@ -25,7 +25,7 @@ FUNCTION_OPTIONS = {"ill_conditioned": ("condition_number",)}
 # The options a test function never reads: it has no data, no model, no batches, no split. The
 # data and model ones are refused when set (steps.runner), the loop ones by TrainConfig.
 FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model")
-FUNCTION_REFUSES = ("fit_intercept", "batch_size", "validation_fraction", "patience")
+FUNCTION_REFUSES = ("fit_intercept", "standardize", "batch_size", "validation_fraction", "patience")
 # The schedule options each schedule reads.
 SCHEDULE_OPTIONS = {
     "step": ("lr_step_size", "lr_gamma"),
@@ -122,6 +122,7 @@ class TrainConfig:
     condition_number: float = functions.DEFAULT_CONDITION_NUMBER
     validation_fraction: float = 0.0
     dtype: str = "float64"
+    standardize: bool = False
     # model
     model: str = "relu"
     fit_intercept: bool = False

@@ -1,4 +1,4 @@
-"""Data: the lesson's 2x2 set, a seeded synthetic regression problem, CSV loading.
+"""Data: the lesson's 2x2 set, a seeded synthetic regression problem, CSV loading, the scaler.
 
 Every loader returns float64 features ``X`` (n, d) in Fortran order (column-major:
 both ``X @ w`` and ``X.T @ r`` then stream X contiguously, which is what a
@@ -24,13 +24,19 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training (and optional validation) arrays plus the feature names."""
+    """Training (and optional validation) arrays plus the feature names.
+
+    With ``--standardize true`` the arrays hold standardized features and ``mean``, ``scale``
+    are the scaler fitted on the training split (:func:`fit_scaler`); both None otherwise.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_val: np.ndarray | None
     y_val: np.ndarray | None
     feature_names: tuple[str, ...]
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -238,6 +244,38 @@ def _to_float(value) -> float:
         return float(value)
     except (TypeError, ValueError, OverflowError):
         return float("nan")
+
+
+def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The mean and scale scikit-learn's ``StandardScaler().fit(X)`` finds: ``mean_``, ``scale_``.
+
+    .. math::
+        \mu_j = \frac{1}{n} \sum_i x_{ij}, \qquad
+        \sigma_j^2 = \frac{1}{n} \Big( \sum_i (x_{ij} - \mu_j)^2
+                      - \frac{1}{n} \Big( \sum_i (x_{ij} - \mu_j) \Big)^2 \Big)
+
+    the population variance (ddof = 0) by the corrected two-pass algorithm (Chan, Golub and
+    LeVeque), in float64 whatever ``X``'s dtype, as scikit-learn computes it. The scale is
+    :math:`\sigma_j`, except for a column indistinguishable from a constant
+    (:math:`\sigma_j^2 \le n \epsilon \sigma_j^2 + (n \mu_j \epsilon)^2`, scikit-learn's test),
+    whose scale is 1: it is only centred. Raises :class:`DataError` when a spread does not fit
+    float64.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if n < 1:
+        raise DataError("standardizing needs at least one training row")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.sum(axis=0) / n
+        centred = X - mean
+        var = ((centred * centred).sum(axis=0) - centred.sum(axis=0) ** 2 / n) / n
+        eps = np.finfo(np.float64).eps
+        constant = var <= n * eps * var + (n * mean * eps) ** 2
+        scale = np.sqrt(var)  # (a constant column's var may round below 0: its scale is 1 below)
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        raise DataError("a feature's values are too large to standardize in float64")
+    scale[constant] = 1.0
+    return mean, scale
 
 
 def split(

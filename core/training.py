@@ -38,6 +38,7 @@ from . import data as data_mod
 from . import functions, optimizers
 from .config import TEST_FUNCTIONS, TrainConfig
 from .models import Model
+from .neuron import standardize
 from .penalties import Penalty
 
 Callback = Callable[[int, dict, np.ndarray], None]
@@ -71,7 +72,8 @@ class TrainResult:
 
 
 def load_data(cfg: TrainConfig) -> data_mod.Dataset:
-    """Build the dataset the config names (raises :class:`core.data.DataError`).
+    """Build the dataset the config names, split it, and with ``cfg.standardize`` z-score the
+    features with the training split's scaler (raises :class:`core.data.DataError`).
 
     A test function has no data: its dataset is a placeholder of one row of zeros whose two
     columns, x and y, stand for the point's coordinates (the loop reads its shape only)."""
@@ -96,7 +98,18 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
         raise data_mod.DataError("not enough memory to load the data") from None
     _check_scale(X, y, cfg.dtype)
     Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
-    return data_mod.Dataset(Xt, yt, Xv, yv, names)
+    if not cfg.standardize:
+        return data_mod.Dataset(Xt, yt, Xv, yv, names)
+    # z-scores with the training split's mean and scale only: the validation rows are scaled
+    # with the same statistics, as a model fitted on the training rows would see new data.
+    mean, scale = data_mod.fit_scaler(Xt)
+    Xt, Xv = (None if A is None else _standardized(A, mean, scale, cfg.dtype) for A in (Xt, Xv))
+    return data_mod.Dataset(Xt, yt, Xv, yv, names, mean, scale)
+
+
+def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype: str) -> np.ndarray:
+    """``X`` standardized (:func:`core.neuron.standardize`), in ``dtype`` and ``X``'s layout."""
+    return np.asarray(standardize(X, mean, scale), dtype=dtype, order="F" if np.isfortran(X) else "C")
 
 
 def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:

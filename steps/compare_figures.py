@@ -97,6 +97,8 @@ def _label_part(k: str, v) -> str:
         return str(v)
     if k == "fit_intercept":
         return "with bias" if fmt_value(v) == "true" else "no bias"
+    if k == "standardize":
+        return "standardized" if fmt_value(v) == "true" else "raw features"
     return f"{SHORT.get(k, k)}={fmt_value(v)}"
 
 
@@ -389,7 +391,7 @@ def _surface_key(p: dict) -> tuple:
         data += (p.get("target", "y"),)
     vf = p.get("validation_fraction", "0.0")
     split = (vf, p.get("seed", "0")) if _float(vf) > 0 else (vf,)
-    return (*data, *split, p.get("model", "relu"), p.get("fit_intercept", "false"))
+    return (*data, *split, p.get("standardize", "false"), p.get("model", "relu"), p.get("fit_intercept", "false"))
 
 
 def _float(v, default: float = 0.0) -> float:
@@ -413,7 +415,8 @@ def _panel_title(p: dict) -> str:
     vf = _float(p.get("validation_fraction"))
     extra = f", {1 - vf:.0%} train split" if vf else ""
     bias = ", with bias" if p.get("fit_intercept") == "true" else ""
-    return f"{p.get('model', 'relu')} neuron{bias} on {data}{extra}"
+    scaled = "standardized " if p.get("standardize") == "true" else ""
+    return f"{p.get('model', 'relu')} neuron{bias} on {scaled}{data}{extra}"
 
 
 def surface_config(p: dict):

@@ -30,6 +30,7 @@ SETUP_PARAMS = (
     "batch_size",
     "lr_schedule",
     "validation_fraction",
+    "standardize",
 )
 # Table columns that come from tags (params of the same name are not repeated).
 FIXED_COLUMNS = ("run_id", "run_name", "technique", "optimizer", "penalty")

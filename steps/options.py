@@ -196,6 +196,15 @@ _opts = [
         CONFIG["dtype"],
         "Precision of data and weights; float32 halves the memory traffic of every step.",
     ),
+    Opt(
+        "standardize",
+        click.BOOL,
+        CONFIG["standardize"],
+        "z-score the features with the training split's mean and population std (scikit-learn's "
+        "StandardScaler; a constant column is only centred); validation rows use the same statistics. "
+        "The logged model standardizes raw inputs itself; weights.json also gives the weights in the "
+        "data's units ('original').",
+    ),
     # model
     Opt("model", click.Choice(models.MODELS), CONFIG["model"], "The lesson's ReLU neuron, or a linear model."),
     Opt(
@@ -554,6 +563,7 @@ DATA = [
     "condition-number",
     "validation-fraction",
     "dtype",
+    "standardize",
 ]
 MODEL = ["model", "fit-intercept", "init"]
 LOOP = [

@@ -28,6 +28,7 @@ from core.config import (
     unused_options,
 )
 from core.data import DataError, Dataset
+from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
 from . import fingerprint
@@ -212,7 +213,13 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     from . import tracking
 
     weights = {"weights": result.weights, "bias": result.bias}
-    (tmpdir / "weights.json").write_text(json.dumps(weights, indent=2))
+    scaler = {"mean": None, "scale": None}
+    report = dict(weights)
+    if data.mean is not None:  # trained on z-scores: the scaler, and the same model in the data's units
+        scaler = {"mean": data.mean.tolist(), "scale": data.scale.tolist()}
+        w, b = original_units(result.weights, result.bias, data.mean, data.scale)
+        report["original"] = {"weights": w.tolist(), "bias": b}
+    (tmpdir / "weights.json").write_text(json.dumps(report, indent=2))
     final = {
         **result.final,
         "zero_weights": sum(w == 0.0 for w in result.weights),
@@ -227,13 +234,20 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
             mlflow.log_artifacts(str(tmpdir))
         return
     spec = tmpdir / "model_spec.json"
-    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
+    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}))
     with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
         run.log_metrics(final, result.epochs_run, model_id=model.model_id)
         run.buffer.flush()
         with run.held():
             mlflow.log_artifacts(str(tmpdir))
-            tracking.log_model(model, tmpdir, spec, data.feature_names, data.X_train)
+            tracking.log_model(model, tmpdir, spec, data.feature_names, _raw_rows(data, 2))
+
+
+def _raw_rows(data: Dataset, k: int):
+    """The first ``k`` training rows as the user gave them (the logged model's input example): the
+    standardized rows mapped back to the data's units when the features were standardized."""
+    rows = data.X_train[:k]
+    return rows if data.mean is None else rows * data.scale + data.mean
 
 
 def _write_trajectory(tmpdir: Path, path, n_features: int, fit_intercept: bool) -> bool:

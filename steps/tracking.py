@@ -357,8 +357,9 @@ def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
 def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
     """Save the MLflow model (models-from-code: no pickled Python) as the files of ``model``.
 
-    ``spec_file`` holds {"weights", "bias", "model", "features"}; the model code
-    (``pyfunc_model.py``) reads it back at load time.
+    ``spec_file`` holds {"weights", "bias", "model", "features", "mean", "scale"}; the model code
+    (``pyfunc_model.py``) reads it back at load time. ``example_X``: raw feature rows (the model
+    standardizes its input itself when the spec has a scaler).
     """
     import numpy as np
     import pandas as pd
@@ -368,7 +369,8 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
 
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
     spec = json.loads(spec_file.read_text())
-    pred = forward(example.to_numpy(), np.asarray(spec["weights"]), spec["bias"], spec["model"])
+    mean, scale = (None if spec.get(k) is None else np.asarray(spec[k]) for k in ("mean", "scale"))
+    pred = forward(example.to_numpy(), np.asarray(spec["weights"]), spec["bias"], spec["model"], mean=mean, scale=scale)
     target = run_dir / "model"
     meta = Model(
         artifact_path=model.artifact_location,

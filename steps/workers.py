@@ -134,7 +134,7 @@ def _train(task: Task) -> Done:
 
 
 DATA_FIELDS = ("dataset", "target", "n_samples", "n_features", "n_informative", "noise", "data_seed")
-SPLIT_FIELDS = ("validation_fraction", "dtype", "seed", "batch_size")
+SPLIT_FIELDS = ("validation_fraction", "dtype", "seed", "batch_size", "standardize")
 
 
 def _load(cfg: TrainConfig):

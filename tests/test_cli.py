@@ -218,6 +218,8 @@ def test_every_option_has_help_text():
         (l1, ["--lr-div-factor", "0.5"], "--lr-div-factor"),
         (l2, ["--lr-cyclic-gamma", "nan"], "--lr-cyclic-gamma"),
         (train, ["--lr-three-phase", "maybe"], "--lr-three-phase"),
+        (sgd, ["--standardize", "maybe"], "--standardize"),
+        (main, ["--standardize", "2"], "--standardize"),
     ],
 )
 def test_bad_options_are_refused_before_a_run_starts(tracking, command, args, needle):

@@ -234,6 +234,13 @@ def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_p
     assert y.shape == (40,)
     assert load({"dataset": str(tmp_path / "gone.csv")}) is None
     assert load({"dataset": "https://example.invalid/data.csv"}) is None
+    # A standardized run trained on the z-scores: its surface is drawn over them, in a panel of its own.
+    X, _ = load({"dataset": "seed", "standardize": "true"})
+    np.testing.assert_allclose(X, [[-1.0, -1.0], [1.0, 1.0]], rtol=1e-15)
+    raw, std = {"dataset": "seed"}, {"dataset": "seed", "standardize": "true"}
+    assert compare_figures._surface_key(raw) != compare_figures._surface_key(std)
+    assert compare_figures._surface_key(raw) == compare_figures._surface_key({**raw, "standardize": "false"})
+    assert "standardized" in compare_figures._panel_title(std)
 
     # The surface is the model's own loss (plus lambda * R(w) for a penalty), grid point by grid point.
     from core.config import TrainConfig

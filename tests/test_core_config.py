@@ -58,6 +58,7 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"condition_number": 0.5}, "condition_number must be >= 1"),
         ({"dataset": "beale", "batch_size": 2}, "^batch_size 2 cannot apply to the test function beale"),
         ({"dataset": "booth", "fit_intercept": True}, "^fit_intercept true cannot apply"),
+        ({"dataset": "rosenbrock", "standardize": True}, "^standardize true cannot apply"),
         ({"optimizer": "lbfgs", "batch_size": 10}, "lbfgs takes the full batch"),
         ({"optimizer": "lbfgs", "clip_norm": 1.0}, "lbfgs does not clip gradients"),
         ({"optimizer": "lbfgs", "clip_value": 0.5}, "lbfgs does not clip gradients"),
@@ -147,7 +148,7 @@ def test_params_keep_only_the_options_the_optimizer_reads_resolved(optimizer):
 
 
 SHARED = {
-    "dataset", "validation_fraction", "dtype", "model", "fit_intercept", "init", "epochs", "batch_size",
+    "dataset", "validation_fraction", "dtype", "standardize", "model", "fit_intercept", "init", "epochs", "batch_size",
     "learning_rate", "lr_schedule", "warmup_epochs", "log_every", "optimizer", "penalty",
 }  # fmt: skip
 
@@ -243,6 +244,7 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
         {"optimizer": "adam", "beta2": 0.99, "amsgrad": True},
         {"dataset": "synthetic", "n_samples": 50, "noise": 0.5, "penalty": "elasticnet", "lam": 0.1, "l1_ratio": 0.3},
         {"dataset": "data.csv", "target": "price", "validation_fraction": 0.2, "patience": 5, "seed": 3},
+        {"dataset": "data.csv", "target": "price", "standardize": True, "dtype": "float32"},
         {"lr_schedule": "step", "lr_step_size": 10, "lr_gamma": 0.5, "fit_intercept": True, "model": "linear"},
         {"lr_schedule": "multistep", "lr_milestones": (3, 9), "warmup_epochs": 2, "warmup_start_factor": 0.1},
         {"optimizer": "rprop", "eta_minus": 0.4, "step_size_max": 2.0, "lr_schedule": "cosine_restarts", "lr_t0": 4},

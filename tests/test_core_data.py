@@ -295,3 +295,100 @@ def test_split_of_two_rows_in_half_gives_one_each():
 def test_seed_data_with_a_too_small_validation_fraction_fails_in_load_data():
     with pytest.raises(DataError, match=re.escape("validation fraction 0.1 of 2 rows")):
         training.load_data(TrainConfig(validation_fraction=0.1))
+
+
+# --- standardized features (--standardize) -----------------------------------------------------
+
+DIABETES = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "diabetes.csv")
+
+
+def test_the_shipped_diabetes_table_is_scikit_learns_unscaled_data():
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(scaled=False, as_frame=True).frame
+    X, y, names = data.load_csv(DIABETES, "target")
+    assert names == ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+    assert_array_equal(X, frame[list(names)].to_numpy())
+    assert_array_equal(y, frame["target"].to_numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch_size", [0, 16], ids=["full-batch", "mini-batch"])
+def test_the_scaler_is_standardscalers_on_the_training_split_and_the_validation_rows_use_it(dtype, batch_size):
+    from sklearn.preprocessing import StandardScaler
+
+    on = TrainConfig(
+        dataset=DIABETES, target="target", validation_fraction=0.25, seed=3, dtype=dtype, batch_size=batch_size
+    )
+    raw, std = training.load_data(on), training.load_data(TrainConfig(**{**on.__dict__, "standardize": True}))
+    assert raw.mean is None
+    assert raw.scale is None
+    sk = StandardScaler().fit(raw.X_train)  # the training rows only
+    # The same arithmetic as scikit-learn's: equal to the last bit (measured: 0 difference).
+    assert_array_equal(std.mean, sk.mean_)
+    assert_array_equal(std.scale, sk.scale_)
+    # float32: scikit-learn transforms in float32, gdlab in float64 and then rounds (measured: 4.8e-7, 1 ulp).
+    tol = 0.0 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(std.X_train, sk.transform(raw.X_train), rtol=0, atol=tol)
+    np.testing.assert_allclose(std.X_val, sk.transform(raw.X_val), rtol=0, atol=tol)  # the training stats
+    assert not np.allclose(std.X_val.mean(axis=0), 0.0, atol=1e-3)  # (not the validation rows' own)
+    assert_array_equal(std.y_train, raw.y_train)  # the target is left as it is
+    assert_array_equal(std.y_val, raw.y_val)
+    assert std.X_train.dtype == std.X_val.dtype == np.dtype(dtype)
+    for a, b in ((std.X_train, raw.X_train), (std.X_val, raw.X_val)):
+        assert (a.flags.f_contiguous, a.flags.c_contiguous) == (b.flags.f_contiguous, b.flags.c_contiguous)
+
+
+def test_a_constant_column_gets_scale_one_and_is_only_centred_as_in_scikit_learn():
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(5.0, 3.0, 50), np.full(50, 0.1), np.zeros(50), np.full(50, 1e6)])
+    mean, scale = data.fit_scaler(X)
+    sk = StandardScaler().fit(X)
+    np.testing.assert_allclose(mean, sk.mean_, rtol=1e-15)
+    assert_array_equal(scale[1:], [1.0, 1.0, 1.0])
+    assert_array_equal(scale, sk.scale_)
+
+
+def test_one_training_row_is_centred_to_zeros_as_in_scikit_learn():
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.array([[3.0, -2.0]])
+    assert_array_equal(data.fit_scaler(X)[1], StandardScaler().fit(X).scale_)
+    std = training.load_data(TrainConfig(standardize=True, validation_fraction=0.5))  # the seed set, 1 + 1 rows
+    assert_array_equal(std.scale, [1.0, 1.0])
+    assert_array_equal(std.X_train, [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("dataset", ["seed", "synthetic"])
+def test_built_in_data_standardizes_too_and_is_left_alone_by_default(dataset):
+    from sklearn.preprocessing import StandardScaler
+
+    cfg = TrainConfig(dataset=dataset)
+    X = data.seed_data()[0] if dataset == "seed" else data.synthetic(teacher="relu")[0]
+    default = training.load_data(cfg)
+    assert_array_equal(default.X_train, X)  # off by default: the lesson's numbers stay the same
+    std = training.load_data(TrainConfig(dataset=dataset, standardize=True))
+    np.testing.assert_allclose(std.X_train, StandardScaler().fit_transform(X), rtol=1e-13, atol=1e-15)
+    if dataset == "seed":
+        np.testing.assert_allclose(std.X_train, [[-1.0, -1.0], [1.0, 1.0]], rtol=1e-15)
+
+
+def test_a_spread_too_large_for_float64_is_a_data_error():
+    with pytest.raises(DataError, match="too large to standardize"):
+        data.fit_scaler(np.array([[1e200], [-1e200], [3e200]]))
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("bias", [None, 2.5])
+def test_weights_in_original_units_give_the_same_output_on_raw_inputs(activation, bias):
+    from core.neuron import forward, original_units, standardize
+
+    X = np.asarray(data.load_csv(DIABETES, "target")[0])
+    mean, scale = data.fit_scaler(X)
+    w = np.random.default_rng(1).normal(0.0, 20.0, X.shape[1])
+    on_z = forward(standardize(X, mean, scale), w, bias, activation)
+    w_raw, b_raw = original_units(w, bias, mean, scale)
+    np.testing.assert_allclose(forward(X, w_raw, b_raw, activation), on_z, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(forward(X, w, bias, activation, mean=mean, scale=scale), on_z, rtol=0, atol=0)

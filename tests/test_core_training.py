@@ -385,3 +385,30 @@ def test_the_readme_synthetic_example_fits_its_data_down_to_the_noise(model):
     cfg = TrainConfig(dataset="synthetic", optimizer="rmsprop", centered=True, model=model)
     result = training.fit(cfg, training.load_data(cfg))
     assert result.final["final_loss"] < 0.02
+
+
+DIABETES = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "diabetes.csv")
+README_DIABETES = {"dataset": DIABETES, "target": "target", "model": "linear", "fit_intercept": True}
+
+
+def test_the_readme_diabetes_example_diverges_raw_and_converges_standardized():
+    """README, "Real data": the numbers it shows (the same config as its `mlflow run` commands)."""
+    from sklearn.linear_model import LinearRegression
+
+    from core.neuron import original_units
+
+    with pytest.raises(training.DivergenceError, match="diverged at epoch 48: the training loss"):
+        fit(**README_DIABETES)
+    slow = fit(**README_DIABETES, standardize=True)  # the default rate: stable, not yet converged
+    assert slow.final["final_loss"] == pytest.approx(3315.118, abs=1e-3)
+    cfg = TrainConfig(**README_DIABETES, standardize=True, learning_rate=0.2, epochs=2000)
+    ds = training.load_data(cfg)
+    result = training.fit(cfg, ds)
+    X, y = data.load_csv(DIABETES, "target")[:2]
+    ols = LinearRegression().fit(X, y)
+    residual = ols.predict(X) - y
+    assert result.final["final_loss"] == pytest.approx(residual @ residual / len(y), rel=1e-7)
+    assert result.bias == pytest.approx(y.mean(), rel=1e-12)  # centred features: the bias is the mean
+    w, b = original_units(result.weights, result.bias, ds.mean, ds.scale)
+    np.testing.assert_allclose(w, ols.coef_, atol=0.03)  # s5's is the farthest: 0.027 (README's table)
+    assert b == pytest.approx(ols.intercept_, abs=0.2)
