@@ -165,13 +165,16 @@ def _sorted(df):
 
 
 def _result_columns(df) -> list[str]:
-    """The printed table's result columns: the losses that say something, weights, status."""
+    """The printed table's result columns: the losses that say something, zero_weights when a run
+    has an L1 term or a zero weight, weights, status."""
     shown = ["final_loss"]
     if (df["final_objective"].fillna(0) != df["final_loss"].fillna(0)).any():
         shown.append("final_objective")
     if df["final_val_loss"].notna().any():
         shown.append("final_val_loss")
-    shown += ["zero_weights", "weights"]
+    if df["penalty"].isin(["l1", "elasticnet"]).any() or (df["zero_weights"].fillna(0) > 0).any():
+        shown.append("zero_weights")  # what an L1 term does; zeros without one are worth seeing too
+    shown.append("weights")
     if df["bias"].notna().any():
         shown.append("bias")
     shown += ["train_time_s", "status"]

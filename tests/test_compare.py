@@ -635,6 +635,19 @@ def test_the_table_sorts_best_first_failed_last_and_shows_what_varies():
     assert df["learning_rate"].tolist() == [0.01, 0.01, 0.1]
 
 
+def test_zero_weights_is_shown_with_an_l1_term_or_a_zero_weight_only():
+    from steps.compare_table import build_table
+
+    def table(penalty, zeros):
+        g = lesson_like(0, "train", {"optimizer": "adam", "penalty": penalty}, {"final_loss": 0.1, "zero_weights": zeros})
+        return build_table([g]).shown
+
+    assert "zero_weights" not in table("none", 0)  # e.g. main --techniques on a test function
+    assert "zero_weights" in table("l1", 0)
+    assert "zero_weights" in table("elasticnet", 0)
+    assert "zero_weights" in table("none", 2)
+
+
 def test_loss_curves_draw_each_runs_logged_losses_and_its_final_loss():
     from steps.compare_table import build_table
 
