@@ -54,7 +54,7 @@ def option_name(field: str) -> str:
 def unused_options(settings: dict) -> set[str]:
     """The options (CLI names with ``_``) that a run with these settings does not read.
 
-    ``settings`` maps option names to values, typed or as logged strings; only dataset,
+    ``settings`` maps option names to values, typed or as logged strings; only dataset, model,
     lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
     looked at, and a missing one rules nothing out. The one statement of which option acts when.
     """
@@ -71,6 +71,8 @@ def unused_options(settings: dict) -> set[str]:
         unused.update(o for o in SYNTHETIC_OPTIONS if dataset != "synthetic")
         if dataset in BUILT_IN_DATASETS:
             unused.add("target")
+    if settings.get("model") == "logistic":
+        unused.add("noise")  # a logistic teacher draws labels: y ~ Bernoulli(σ(X w)), no added noise
     for table, chosen in (
         (SCHEDULE_OPTIONS, settings.get("lr_schedule")),
         (PENALTY_OPTIONS, settings.get("penalty")),

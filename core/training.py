@@ -1,9 +1,11 @@
 """The training loop: full batch (the lesson) or seeded mini-batches.
 
 Per epoch e (0-based): the learning rate comes from the schedule; the loss
-reported for step e is the training MSE of the weights at the *start* of epoch e
-(as the lesson logs it), ``objective`` adds lambda * R(w), ``val_loss`` is the
-validation MSE, ``lr`` the learning rate epoch e steps with, ``grad_norm`` the L2
+reported for step e is the training loss (the MSE; the log loss for ``logistic``) of the
+weights at the *start* of epoch e (as the lesson logs it), ``objective`` adds lambda * R(w),
+``val_loss`` is the validation loss, a classifier's ``accuracy`` and ``val_accuracy`` the share
+of rows labelled right (1 where p > 0.5) by those weights (:meth:`core.models.Model.metrics`),
+``lr`` the learning rate epoch e steps with, ``grad_norm`` the L2
 norm of the full-batch gradient at those weights (the penalty's smooth part in, bias
 included, before clipping), ``update_norm`` the L2 norm of the change the epoch made
 to the parameters (the step actually taken: after clipping, decay and prox; net over
@@ -14,7 +16,7 @@ The caller receives them through ``callback(epoch, metrics, theta)``, theta the
 parameters at the start of epoch e, every ``log_every`` epochs and at the last one,
 after the epoch's update. Each optimizer step is
 
-    grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
+    grad  = dloss/dtheta (+ the penalty's smooth part, weights only)
     grad  = clipped (--clip-norm, then --clip-value; torch's clip_grad_norm_ / clip_grad_value_)
     theta = theta - optimizer step
     w     = prox(w)            (L1 with the proximal method)
@@ -77,7 +79,10 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
                 cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed, teacher=cfg.model
             )
         else:
-            X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
+            X, y, names = data_mod.load_csv(cfg.dataset, cfg.target, labels=cfg.model == "logistic")
+        classes = None
+        if cfg.model == "logistic":  # two labels, as 0 and 1 (synthetic labels are 0/1 already)
+            y, classes = (y, (0, 1)) if cfg.dataset == "synthetic" else data_mod.binary_labels(y, cfg.target)
         # Full batch streams columns (X w, X^T r): column-major. Mini-batches gather random
         # rows: row-major, 4-5x faster to gather. float32 halves the memory traffic.
         with np.errstate(over="ignore"):
@@ -87,7 +92,7 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
         raise data_mod.DataError("not enough memory to load the data") from None
     _check_scale(X, y, cfg.dtype)
     Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
-    return data_mod.Dataset(Xt, yt, Xv, yv, names)
+    return data_mod.Dataset(Xt, yt, Xv, yv, names, classes)
 
 
 def _check_scale(X: np.ndarray, y: np.ndarray, dtype: str) -> None:
@@ -199,6 +204,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 metrics["zero_weights"] = int(np.count_nonzero(theta[:d] == 0.0))
             if val is not None:
                 metrics["val_loss"] = val
+            metrics.update(model.metrics(theta, X, y, Xv, yv))  # a classifier's accuracy
         if stop:
             callback_time += _report(callback, epoch, metrics, theta, theta)
             stopped_early = True
@@ -237,6 +243,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[:d])}
     if has_val:
         final["final_val_loss"] = model.loss(theta, Xv, yv)
+    final.update({f"final_{k}": v for k, v in model.metrics(theta, X, y, Xv, yv).items()})
     weights, bias = model.split(theta)
     return TrainResult(
         theta=theta,

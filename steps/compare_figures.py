@@ -265,7 +265,7 @@ def loss_curves(table: Table, st: list[Style]):
         lo_y, hi_y = min(float(y.min()) for y in done), max(float(y.max()) for y in done)
         ax.set_ylim(lo_y / 1.5, hi_y * 3)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (MSE, log scale)")
+    ax.set_ylabel(f"training loss ({loss_names(table)}, log scale)")
     ax.grid(True, which="major", alpha=0.5)
     ax.grid(True, which="minor", alpha=0.15)
     ax.set_title(f"Training loss per epoch, {n} run{'s' * (n != 1)}", fontsize=14, loc="left")
@@ -274,6 +274,14 @@ def loss_curves(table: Table, st: list[Style]):
     if labelled:
         _zoom_loss_ends(ax, curves, st)
     return fig
+
+
+def loss_names(table: Table) -> str:
+    """What the runs' loss is: MSE, log loss (``--model logistic``), or both."""
+    logistic = {g.params.get("model", "relu") == "logistic" for g in table.gathered}
+    if logistic == {True}:
+        return "log loss"
+    return "MSE; log loss for logistic runs" if True in logistic else "MSE"
 
 
 def _each_curve_labelled(fig, ax, curves, table: Table, st: list[Style]) -> None:
@@ -400,7 +408,8 @@ def _panel_title(p: dict) -> str:
     if ds == "seed":
         data = "the lesson's seed data"
     elif ds == "synthetic":
-        data = f"synthetic data (n={p.get('n_samples')}, noise={p.get('noise')}, data_seed={p.get('data_seed')})"
+        noise = f", noise={p['noise']}" if "noise" in p else ""  # (a logistic teacher has none)
+        data = f"synthetic data (n={p.get('n_samples')}{noise}, data_seed={p.get('data_seed')})"
     else:
         data = Path(ds).name
     vf = _float(p.get("validation_fraction"))
@@ -444,12 +453,12 @@ def _penalty_of(cfg):
         return None
 
 
-def _penalty_text(pen) -> str:
+def _penalty_text(pen, loss: str = "MSE") -> str:
     lam = f"{pen.lam:g}"
     return {
-        "l1": f"MSE + {lam}·Σ|w|",
-        "l2": f"MSE + {lam}·Σw²",
-        "elasticnet": f"MSE + {lam}·({pen.l1_ratio:g}·Σ|w| + {1 - pen.l1_ratio:g}·Σw²)",
+        "l1": f"{loss} + {lam}·Σ|w|",
+        "l2": f"{loss} + {lam}·Σw²",
+        "elasticnet": f"{loss} + {lam}·({pen.l1_ratio:g}·Σ|w| + {1 - pen.l1_ratio:g}·Σw²)",
     }[pen.kind]
 
 
@@ -517,7 +526,8 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     data = load_surface_data(cfg)
     if data is not None and data[0].shape[1] != 2:
         data = None
-    lo, hi, equal = _extent(runs, st, data, bias)
+    regression = cfg is None or cfg.model != "logistic"  # least-squares weights mean nothing to a classifier
+    lo, hi, equal = _extent(runs, st, data if regression else None, bias)
     contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi)
     if data is not None and ref[1].bias is not None:
         note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
@@ -568,7 +578,7 @@ def _extent(runs, st: list[Style], data, bias: float):
 
 
 def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi):
-    """Draw the loss surface (the objective, or the MSE when the runs' penalties differ) under
+    """Draw the loss surface (the objective, or the loss alone when the runs' penalties differ) under
     the extent lo..hi; returns what :func:`_draw_surface` returns (None without data) and the
     legend's note on what the contours show."""
     if data is None:
@@ -576,7 +586,8 @@ def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi):
     pens = {_penalty_of(surface_config(g.params)) for _, g, _ in runs}
     pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
-    what = _penalty_text(pen) if pen is not None else "MSE"
+    loss = components(cfg, 2)[0].loss_name  # MSE, or log loss
+    what = _penalty_text(pen, loss) if pen is not None else loss
     # The surface covers more than the extent, so widening never shows an empty margin.
     glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
     g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
@@ -584,7 +595,7 @@ def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi):
     contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
     note = f"Contours: {what}"
     if len(pens) > 1:
-        note += " (the runs' penalties differ, so the surface shows the MSE alone)"
+        note += f" (the runs' penalties differ, so the surface shows the {loss} alone)"
     return contour, note
 
 

@@ -124,9 +124,15 @@ _opts = [
         CONFIG["dataset"],
         "'seed' (the lesson's 2x2 set), 'synthetic' or a CSV path/URI. synthetic draws X ~ N(0, 1) and "
         "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
-        "activation (a ReLU teacher for relu).",
+        "activation (a ReLU teacher for relu); for logistic, labels y ~ Bernoulli(sigmoid(X w)).",
     ),
-    Opt("target", str, CONFIG["target"], "CSV column to predict; every other column is a feature."),
+    Opt(
+        "target",
+        str,
+        CONFIG["target"],
+        "CSV column to predict; every other column is a feature. For --model logistic: two labels, numbers "
+        "or text, taken as 0 and 1 in sorted order.",
+    ),
     Opt("n-samples", click.IntRange(1), CONFIG["n_samples"], "Synthetic data: number of rows."),
     Opt("n-features", click.IntRange(1), CONFIG["n_features"], "Synthetic data: number of features."),
     Opt(
@@ -135,7 +141,12 @@ _opts = [
         CONFIG["n_informative"],
         "Synthetic data: how many true weights are non-zero.",
     ),
-    Opt("noise", NON_NEGATIVE, CONFIG["noise"], "Synthetic data: standard deviation of the target noise."),
+    Opt(
+        "noise",
+        NON_NEGATIVE,
+        CONFIG["noise"],
+        "Synthetic data: standard deviation of the target noise (a logistic teacher has none).",
+    ),
     Opt("data-seed", click.IntRange(0), CONFIG["data_seed"], "Synthetic data: random seed of the generator."),
     Opt(
         "validation-fraction",
@@ -150,7 +161,13 @@ _opts = [
         "Precision of data and weights; float32 halves the memory traffic of every step.",
     ),
     # model
-    Opt("model", click.Choice(models.MODELS), CONFIG["model"], "The lesson's ReLU neuron, or a linear model."),
+    Opt(
+        "model",
+        click.Choice(models.MODELS),
+        CONFIG["model"],
+        "The lesson's ReLU neuron, a linear model (both on the MSE), or logistic: a sigmoid neuron on the "
+        "log loss (binary cross-entropy) for a target of two labels; it logs accuracy too.",
+    ),
     Opt(
         "fit-intercept",
         click.BOOL,
@@ -437,7 +454,13 @@ _opts = [
         CONFIG["penalty"],
         "Regularizer R(w): l1 = sum|w|, l2 = sum w^2, elasticnet = l1_ratio*sum|w| + (1-l1_ratio)*sum w^2.",
     ),
-    Opt("lambda", NON_NEGATIVE, CONFIG["lam"], "Penalty strength: the objective is MSE + lambda * R(w).", dest="lam"),
+    Opt(
+        "lambda",
+        NON_NEGATIVE,
+        CONFIG["lam"],
+        "Penalty strength: the objective is the loss (MSE; log loss for logistic) + lambda * R(w).",
+        dest="lam",
+    ),
     Opt("l1-ratio", fraction(), CONFIG["l1_ratio"], "Elastic net: share of the L1 term."),
     Opt(
         "l1-method",

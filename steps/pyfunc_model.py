@@ -1,8 +1,14 @@
 """The logged model, as code (MLflow "models from code"): nothing is pickled.
 
-It reads ``model_spec.json`` ({"weights", "bias", "model", "features"}) and predicts
-``f(X w + b)`` for a DataFrame holding the feature columns, with the forward pass of
-:mod:`core.neuron` (the model carries ``core`` in its ``code/`` folder).
+It reads ``model_spec.json`` ({"weights", "bias", "model", "features"}, and for a logistic
+model "classes") and predicts ``f(X w + b)`` for a DataFrame holding the feature columns, with
+the forward pass of :mod:`core.neuron` (the model carries ``core`` in its ``code/`` folder).
+
+A logistic model predicts the probability of its second class, ``classes[1]`` (the labels
+sorted: 0/1, or e.g. "benign"/"malignant"). Its signature takes two params:
+``{"output": "label"}`` returns the labels themselves, ``classes[1]`` where the probability
+is above ``threshold`` (default 0.5, as in training's accuracy) and ``classes[0]`` elsewhere;
+``{"output": "probability"}`` is the default.
 """
 
 import json
@@ -12,7 +18,10 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from core.models import PREDICT_PARAMS
 from core.neuron import forward
+
+OUTPUTS = ("probability", "label")
 
 
 class NeuronModel(PythonModel):
@@ -23,11 +32,23 @@ class NeuronModel(PythonModel):
         self.bias = spec["bias"]
         self.activation = spec["model"]
         self.features = list(spec["features"])
+        self.classes = spec.get("classes")  # a logistic model's labels for 0 and 1; else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         # The DataFrame type hint tells MLflow to validate against the logged signature.
         X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
-        return forward(X, self.weights, self.bias, self.activation)
+        out = forward(X, self.weights, self.bias, self.activation)
+        if self.classes is None:
+            return out
+        params = {**PREDICT_PARAMS, **(params or {})}
+        if params["output"] not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
+        threshold = float(params["threshold"])
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+        if params["output"] == "probability":
+            return out
+        return np.asarray(self.classes)[(out > threshold).astype(int)]
 
 
 mlflow.models.set_model(NeuronModel())

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from core.config import OPTIMIZER_OPTIONS, PENALTY_OPTIONS, TrainConfig, option_name, unused_options
-from core.data import DataError, Dataset
+from core.data import DataError, Dataset, printable
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
 from . import fingerprint
@@ -135,6 +135,8 @@ def train_run(
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
         tags = {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+        if data.classes is not None:  # which label is 0 and which 1, e.g. "0=benign, 1=malignant"
+            tags["classes"] = ", ".join(f"{i}={printable(label, 100)}" for i, label in enumerate(data.classes))
         run.set_tags({**tags, **fingerprint.tags(cfg, data)})
         try:
             result = fit(cfg, data, epochs.callback)
@@ -177,7 +179,7 @@ class _EpochLog:
 
 def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:
     """The end of a finished run: the final metrics (linked to the LoggedModel), the artifacts
-    (weights.json, model_spec.json, trajectory.csv) and the model."""
+    (weights.json, model_spec.json with a classifier's "classes", trajectory.csv) and the model."""
     import mlflow
 
     from . import tracking
@@ -185,7 +187,10 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     weights = {"weights": result.weights, "bias": result.bias}
     (tmpdir / "weights.json").write_text(json.dumps(weights, indent=2))
     spec = tmpdir / "model_spec.json"
-    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names)}))
+    described = {**weights, "model": cfg.model, "features": list(data.feature_names)}
+    if data.classes is not None:  # a classifier's labels for 0 and 1 (the logged model returns them)
+        described["classes"] = list(data.classes)
+    spec.write_text(json.dumps(described))
     final = {
         **result.final,
         "zero_weights": sum(w == 0.0 for w in result.weights),

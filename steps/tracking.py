@@ -357,13 +357,15 @@ def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
 def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
     """Save the MLflow model (models-from-code: no pickled Python) as the files of ``model``.
 
-    ``spec_file`` holds {"weights", "bias", "model", "features"}; the model code
-    (``pyfunc_model.py``) reads it back at load time.
+    ``spec_file`` holds {"weights", "bias", "model", "features"} (and a logistic model's
+    "classes"); the model code (``pyfunc_model.py``) reads it back at load time. A logistic
+    model's signature declares its params (``output``, ``threshold``: ``core.models.PREDICT_PARAMS``).
     """
     import numpy as np
     import pandas as pd
     from mlflow.models import Model
 
+    from core.models import PREDICT_PARAMS
     from core.neuron import forward
 
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
@@ -381,7 +383,7 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     pyfunc_log.setLevel(logging.WARNING)  # not "Validating input example against model signature" a run
     try:
         with _no_requirement_scan():
-            _save_pyfunc(target, spec_file, example, pred, meta)
+            _save_pyfunc(target, spec_file, example, pred, meta, params=PREDICT_PARAMS if "classes" in spec else None)
     finally:
         pyfunc_log.setLevel(level)
     _no_local_paths(target / "MLmodel")
@@ -424,7 +426,7 @@ def _no_requirement_scan():
             setattr(env, name, original)
 
 
-def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
+def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta, params: dict | None = None) -> None:
     import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
@@ -435,7 +437,7 @@ def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
         code_paths=[str(CORE)],
         mlflow_model=meta,
         artifacts={"weights": str(spec_file)},
-        signature=infer_signature(example, pred),
+        signature=infer_signature(example, pred, params=params),
         input_example=example,
         pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
     )
