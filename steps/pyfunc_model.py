@@ -7,8 +7,9 @@ the forward pass of :mod:`core.neuron` (the model carries ``core`` in its ``code
 A logistic model predicts the probability of its second class, ``classes[1]`` (the labels
 sorted: 0/1, or e.g. "benign"/"malignant"). Its signature takes two params:
 ``{"output": "label"}`` returns the labels themselves, ``classes[1]`` where the probability
-is above ``threshold`` (default 0.5, as in training's accuracy) and ``classes[0]`` elsewhere;
-``{"output": "probability"}`` is the default.
+is above ``threshold`` (default 0.5, as in training's accuracy) and ``classes[0]`` elsewhere,
+decided on the logit (z > log(t / (1 - t)), z > 0 for 0.5) so that the rounding of p never
+decides; ``{"output": "probability"}`` is the default.
 """
 
 import json
@@ -37,9 +38,8 @@ class NeuronModel(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         # The DataFrame type hint tells MLflow to validate against the logged signature.
         X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
-        out = forward(X, self.weights, self.bias, self.activation)
         if self.classes is None:
-            return out
+            return forward(X, self.weights, self.bias, self.activation)
         params = {**PREDICT_PARAMS, **(params or {})}
         if params["output"] not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
@@ -47,8 +47,11 @@ class NeuronModel(PythonModel):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
         if params["output"] == "probability":
-            return out
-        return np.asarray(self.classes)[(out > threshold).astype(int)]
+            return forward(X, self.weights, self.bias, self.activation)
+        z = forward(X, self.weights, self.bias, "linear")
+        with np.errstate(divide="ignore"):  # thresholds 0 and 1: logits -inf and inf
+            cut = np.log(threshold) - np.log1p(-threshold)
+        return np.asarray(self.classes)[(z > cut).astype(int)]
 
 
 mlflow.models.set_model(NeuronModel())

@@ -280,6 +280,8 @@ def test_logistic_run_logs_accuracy_and_a_model_that_returns_labels(tracking, tm
     strict = model.predict(X, params={"output": "label", "threshold": 0.9})
     assert_array_equal(strict, np.where(p > 0.9, "malignant", "benign"))
     assert (strict == "malignant").sum() < (labels == "malignant").sum()
+    assert set(model.predict(X, params={"output": "label", "threshold": 0.0})) == {"malignant"}  # every p > 0
+    assert set(model.predict(X, params={"output": "label", "threshold": 1.0})) == {"benign"}  # no p > 1
     with pytest.raises(Exception, match="output must be one of probability, label"):
         model.predict(X, params={"output": "class"})
     with pytest.raises(Exception, match=r"threshold must be a probability in \[0, 1\]"):
