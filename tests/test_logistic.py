@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -295,3 +296,38 @@ def test_a_regression_model_keeps_its_plain_signature(tracking):
     assert "classes" not in run.data.tags
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     assert model.metadata.signature.params is None
+
+
+# ---------------------------------------------------------------- the shipped example
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "breast_cancer.csv"
+
+
+def test_the_breast_cancer_example_is_scikit_learns_data_with_text_labels():
+    cfg = TrainConfig(dataset=str(EXAMPLE), target="diagnosis", model="logistic")
+    ds = training.load_data(cfg)
+    assert ds.X_train.shape == (569, 30)
+    assert ds.classes == ("benign", "malignant")
+    assert int(ds.y_train.sum()) == 212  # malignant = 1
+    datasets = pytest.importorskip("sklearn.datasets")
+    reference = datasets.load_breast_cancer()
+    assert_array_equal(ds.X_train, reference.data)  # the values exactly, in scikit-learn's order
+    assert list(ds.feature_names) == list(reference.feature_names)
+    assert_array_equal(ds.y_train, reference.target == 0)  # scikit-learn's 0 is malignant
+
+
+def test_the_readmes_breast_cancer_numbers():
+    """README, "A worked example": plain SGD at the default rate, then Adam for 5000 epochs."""
+    base = {"dataset": str(EXAMPLE), "target": "diagnosis", "model": "logistic", "fit_intercept": True}
+    base["validation_fraction"] = 0.2
+    sgd = training.fit(TrainConfig(**base), training.load_data(TrainConfig(**base))).final
+    # each value as the README prints it (to half a unit of its last digit)
+    assert sgd["final_loss"] == pytest.approx(900.596, abs=5e-4)
+    assert sgd["final_val_loss"] == pytest.approx(1015.44, abs=5e-3)
+    assert (round(sgd["final_accuracy"], 3), round(sgd["final_val_accuracy"], 3)) == (0.382, 0.333)
+    cfg = TrainConfig(**base, optimizer="adam", epochs=5000, log_every=5000)
+    adam = training.fit(cfg, training.load_data(cfg)).final
+    assert adam["final_loss"] == pytest.approx(0.100126, abs=5e-7)
+    assert adam["final_val_loss"] == pytest.approx(0.13821, abs=5e-6)
+    assert (round(adam["final_accuracy"], 3), round(adam["final_val_accuracy"], 3)) == (0.967, 0.956)
