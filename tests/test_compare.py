@@ -244,7 +244,7 @@ def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_p
     X, y = load({"dataset": "seed"})
     w0, w1 = np.array([-0.5, 0.1, 1.0]), np.array([0.2, 1.0])
     pen = Penalty("l1", 0.01)
-    for kind in ("relu", "linear"):
+    for kind in ("relu", "linear", "logistic"):
         model = Model(kind, 2, fit_intercept=True)
         cfg = TrainConfig(model=kind, fit_intercept=True, penalty="l1", lam=0.01)
         W0, W1, Z = loss_surface(cfg, X, y, w0, w1, 0.25)

@@ -236,6 +236,28 @@ def test_fit_logs_accuracy_per_epoch_and_at_the_end_of_a_logistic_run():
     assert not any("accuracy" in k for k in regression.final)
 
 
+def test_mini_batch_logistic_training_reports_the_full_batch_loss_and_accuracy():
+    cfg = TrainConfig(dataset="synthetic", model="logistic", batch_size=32, learning_rate=0.5, epochs=20, seed=1)
+    ds = training.load_data(cfg)
+    seen = []
+    result = training.fit(cfg, ds, lambda epoch, metrics, theta: seen.append((dict(metrics), theta.copy())))
+    model = Model("logistic", ds.n_features)
+    for metrics, theta in seen:
+        assert metrics["loss"] == model.loss(theta, ds.X_train, ds.y_train)
+        assert metrics["accuracy"] == model.accuracy(theta, ds.X_train, ds.y_train)
+    assert result.steps == 20 * 7  # 200 rows in batches of 32: six full and a short one
+    assert result.final["final_loss"] < 0.7 * seen[0][0]["loss"]
+
+
+def test_the_data_fingerprint_tells_labels_apart():
+    from steps.fingerprint import data_sha
+
+    X = np.asfortranarray(np.eye(2))
+    y = np.array([0.0, 1.0])
+    same = [data.Dataset(X, y, None, None, ("a", "b"), classes) for classes in (("B", "M"), ("A", "B"), None)]
+    assert len({data_sha(d) for d in same}) == 3  # `--reuse` never stands a run in for other labels
+
+
 # ---------------------------------------------------------------- CLI, logged model
 
 
