@@ -62,7 +62,7 @@ def option_name(field: str) -> str:
 def unused_options(settings: dict) -> set[str]:
     """The options (CLI names with ``_``) that a run with these settings does not read.
 
-    ``settings`` maps option names to values, typed or as logged strings; only dataset,
+    ``settings`` maps option names to values, typed or as logged strings; only dataset, model,
     lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
     looked at, and a missing one rules nothing out. The one statement of which option acts when.
     A test function (``--dataset rosenbrock``, ...) reads no data, model, batch or split options,
@@ -87,6 +87,8 @@ def unused_options(settings: dict) -> set[str]:
             unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
             if settings.get("init") not in (None, "normal"):
                 unused.add("seed")  # nothing is drawn
+    if settings.get("model") == "logistic":
+        unused.add("noise")  # a logistic teacher draws labels: y ~ Bernoulli(σ(X w)), no added noise
     for table, chosen in (
         (SCHEDULE_OPTIONS, settings.get("lr_schedule")),
         (PENALTY_OPTIONS, settings.get("penalty")),

@@ -1,17 +1,21 @@
-"""Data: the lesson's 2x2 set, a seeded synthetic regression problem, CSV loading, the scaler.
+"""Data: the lesson's 2x2 set, a seeded synthetic problem, CSV loading, binary labels, the scaler.
 
 Every loader returns float64 features ``X`` (n, d) in Fortran order (column-major:
 both ``X @ w`` and ``X.T @ r`` then stream X contiguously, which is what a
-full-batch step wants), a target ``y`` (n,) and the feature names. Mini-batch
+full-batch step wants), a target ``y`` (n,) and the feature names. A classifier's
+target (``--model logistic``) is two labels, numbers or text, which :func:`binary_labels`
+maps to 0 and 1 in sorted order; the labels are kept as the dataset's ``classes``. Mini-batch
 training wants rows contiguous instead (a random row is then one short read, not
 d reads far apart); ``core.training.load_data`` picks the layout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
+
+from .neuron import sigmoid
 
 # The lesson's toy problem, exactly as printed there.
 SEED_X = ((0.1, 0.2), (0.4, 0.5))
@@ -27,7 +31,8 @@ class Dataset:
     """Training (and optional validation) arrays plus the feature names.
 
     With ``--standardize true`` the arrays hold standardized features and ``mean``, ``scale``
-    are the scaler fitted on the training split (:func:`fit_scaler`); both None otherwise.
+    are the scaler fitted on the training split (:func:`fit_scaler`); both None otherwise. For a
+    classifier, ``classes`` are the two labels whose 0 and 1 the targets are (None for a regression).
     """
 
     X_train: np.ndarray
@@ -35,8 +40,10 @@ class Dataset:
     X_val: np.ndarray | None
     y_val: np.ndarray | None
     feature_names: tuple[str, ...]
+    _: KW_ONLY  # the optional parts by name only: three Nones in a row are easy to misplace
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
+    classes: tuple | None = None
 
     @property
     def n_features(self) -> int:
@@ -49,7 +56,7 @@ def seed_data() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return X, np.array(SEED_Y, dtype=np.float64), ("x0", "x1")
 
 
-TEACHERS = ("linear", "relu")
+TEACHERS = ("linear", "relu", "logistic")
 
 
 def synthetic(
@@ -60,13 +67,15 @@ def synthetic(
     seed: int = 0,
     teacher: str = "linear",
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
-    """A seeded regression problem with a sparse true weight vector, made by the model it will train.
+    """A seeded problem with a sparse true weight vector, made by the model it will train.
 
     ``X ~ N(0, 1)``; the first ``n_informative`` true weights are drawn from
     U(0.5, 2) (the rest are exactly zero, so L1's sparsity can be seen);
     ``y = f(X w_true) + noise * N(0, 1)`` with ``f`` the ``teacher``'s activation: the
     identity for ``linear``, ``max(0, z)`` for ``relu`` (so a ReLU neuron can fit it; a linear
-    target is negative half the time, where a ReLU neuron can only answer 0).
+    target is negative half the time, where a ReLU neuron can only answer 0). A ``logistic``
+    teacher draws labels instead, ``y ~ Bernoulli(σ(X w_true))`` (y = 1 where u < σ(X w_true),
+    u ~ U(0, 1) from the same generator, after the same X and w_true), and reads no ``noise``.
     Returns ``(X, y, names, w_true)``.
     """
     if teacher not in TEACHERS:
@@ -88,9 +97,12 @@ def synthetic(
     w_true[:n_informative] = rng.uniform(0.5, 2.0, n_informative)
     with np.errstate(over="ignore"):  # a huge --noise overflows: load_data reports it
         z = X @ w_true
-        if teacher == "relu":
-            np.maximum(z, 0.0, out=z)
-        y = z + noise * rng.standard_normal(n_samples)
+        if teacher == "logistic":
+            y = (rng.uniform(size=n_samples) < sigmoid(z)).astype(np.float64)
+        else:
+            if teacher == "relu":
+                np.maximum(z, 0.0, out=z)
+            y = z + noise * rng.standard_normal(n_samples)
     names = tuple(f"x{i}" for i in range(n_features))
     return X, y, names, w_true
 
@@ -164,13 +176,15 @@ def physical_memory() -> int:
         return 1 << 62
 
 
-def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def load_csv(source: str, target: str = "y", *, labels: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read a CSV file (local path or URI pandas can open) as data only.
 
     ``target`` names the column to predict; every other column is a feature and
     must be numeric. Missing values, non-numeric cells and empty files are refused
     with a :class:`DataError` naming the column and row. Compression is inferred from
     the name (.gz, .bz2, .zip, .xz, .zst, .tar); a URL is read with a timeout.
+    With ``labels`` (a classifier's target) a target column of text is returned as it is,
+    an object array of strings (:func:`binary_labels` maps it); numbers are floats as always.
     """
     import pandas as pd  # pandas is only needed for CSV input
 
@@ -189,11 +203,16 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
         raise DataError(f"{name}: no feature columns besides the target '{printable(target)}'")
     columns = {}
     for col in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[col]):
-            values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
-        else:  # text, or numbers too large for float64: convert cell by cell
-            values = np.array([_to_float(v) for v in frame[col]], dtype=np.float64)
-        bad = ~np.isfinite(values)
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        if labels and col == target and not numeric:  # text labels, kept as they are
+            values = frame[col].to_numpy(dtype=object)
+            bad = frame[col].isna().to_numpy()
+        else:
+            if numeric:
+                values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+            else:  # text, or numbers too large for float64: convert cell by cell
+                values = np.array([_to_float(v) for v in frame[col]], dtype=np.float64)
+            bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             cell = frame[col].iloc[row]
@@ -203,6 +222,29 @@ def load_csv(source: str, target: str = "y") -> tuple[np.ndarray, np.ndarray, tu
     X = np.asfortranarray(np.column_stack([columns[c] for c in features]))
     y = columns[target]
     return X, y, tuple(map(str, features))
+
+
+def binary_labels(values: np.ndarray, column: str = "y") -> tuple[np.ndarray, tuple]:
+    """A classifier's target as 0/1 floats and its two labels: the distinct values in sorted
+    order (numbers by value, text alphabetically), the first becoming 0 and the second 1.
+
+    Whole numbers come back as ints (labels 0/1 stay ``(0, 1)``). Any other count of distinct
+    values is a :class:`DataError` naming ``column`` and (some of) the values found.
+    """
+    classes, y = np.unique(values, return_inverse=True)
+    if len(classes) != 2:
+        shown = ", ".join(printable(_label(c), 40) for c in classes[:5]) + (", ..." if len(classes) > 5 else "")
+        many = f"{len(classes)} distinct value{'s' * (len(classes) != 1)}"
+        raise DataError(f"target column '{printable(column)}' has {many} ({shown}); --model logistic needs two")
+    return y.astype(np.float64).reshape(-1), tuple(_label(c) for c in classes)
+
+
+def _label(value):
+    """A label as plain Python: str, int for a whole number, else float."""
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def _read_frame(readable, name: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ACTIVATIONS = ("relu", "linear")
+ACTIVATIONS = ("relu", "linear", "logistic")
 
 
 def standardize(X: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
@@ -51,7 +51,8 @@ def forward(
     mean: np.ndarray | None = None,
     scale: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``f(X w + b)``, with ``f`` = max(0, z) for ``relu`` and the identity for ``linear``.
+    """``f(X w + b)``, with ``f`` = max(0, z) for ``relu``, the identity for ``linear`` and the
+    sigmoid σ(z) = 1 / (1 + exp(-z)) for ``logistic`` (the probability of class 1).
 
     ``w`` is one weight vector (d,) or k of them as columns (d, k), giving (n,) or (n, k);
     ``b`` is None (no bias), a number, or one bias per column (k,). With ``mean`` and ``scale``
@@ -63,4 +64,17 @@ def forward(
     z = X @ w
     if b is not None:
         z += b
+    if activation == "logistic":
+        return sigmoid(z)
     return np.maximum(z, 0.0) if activation == "relu" else z
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    r"""σ(z) = 1 / (1 + exp(-z)), without overflow: with e = exp(-|z|) (in (0, 1]),
+
+    .. math::
+        σ(z) = 1 / (1 + e) \quad (z > 0), \qquad σ(z) = e / (1 + e) \quad (z \le 0).
+    """
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z > 0, 1.0, e) / (1.0 + e)

@@ -1,9 +1,11 @@
 """The training loop: full batch (the lesson) or seeded mini-batches.
 
 Per epoch e (0-based): the learning rate comes from the schedule; the loss
-reported for step e is the training MSE of the weights at the *start* of epoch e
-(as the lesson logs it), ``objective`` adds lambda * R(w), ``val_loss`` is the
-validation MSE, ``lr`` the learning rate epoch e steps with, ``grad_norm`` the L2
+reported for step e is the training loss (the MSE; the log loss for ``logistic``) of the
+weights at the *start* of epoch e (as the lesson logs it), ``objective`` adds lambda * R(w),
+``val_loss`` is the validation loss, a classifier's ``accuracy`` and ``val_accuracy`` the share
+of rows labelled right (1 where p > 0.5) by those weights (:meth:`core.models.Model.metrics`),
+``lr`` the learning rate epoch e steps with, ``grad_norm`` the L2
 norm of the full-batch gradient at those weights (the penalty's smooth part in, bias
 included, before clipping), ``update_norm`` the L2 norm of the change the epoch made
 to the parameters (the step actually taken: after clipping, decay and prox; net over
@@ -14,7 +16,7 @@ The caller receives them through ``callback(epoch, metrics, theta)``, theta the
 parameters at the start of epoch e, every ``log_every`` epochs and at the last one,
 after the epoch's update. Each optimizer step is
 
-    grad  = dMSE/dtheta (+ the penalty's smooth part, weights only)
+    grad  = dloss/dtheta (+ the penalty's smooth part, weights only)
     grad  = clipped (--clip-norm, then --clip-value; torch's clip_grad_norm_ / clip_grad_value_)
     theta = theta - optimizer step
     w     = prox(w)            (L1 with the proximal method)
@@ -88,7 +90,10 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
                 cfg.n_samples, cfg.n_features, cfg.n_informative, cfg.noise, cfg.data_seed, teacher=cfg.model
             )
         else:
-            X, y, names = data_mod.load_csv(cfg.dataset, cfg.target)
+            X, y, names = data_mod.load_csv(cfg.dataset, cfg.target, labels=cfg.model == "logistic")
+        classes = None
+        if cfg.model == "logistic":  # two labels, as 0 and 1 (synthetic labels are 0/1 already)
+            y, classes = (y, (0, 1)) if cfg.dataset == "synthetic" else data_mod.binary_labels(y, cfg.target)
         # Full batch streams columns (X w, X^T r): column-major. Mini-batches gather random
         # rows: row-major, 4-5x faster to gather. float32 halves the memory traffic.
         with np.errstate(over="ignore"):
@@ -99,12 +104,12 @@ def load_data(cfg: TrainConfig) -> data_mod.Dataset:
     _check_scale(X, y, cfg.dtype)
     Xt, yt, Xv, yv = data_mod.split(X, y, cfg.validation_fraction, cfg.seed)
     if not cfg.standardize:
-        return data_mod.Dataset(Xt, yt, Xv, yv, names)
+        return data_mod.Dataset(Xt, yt, Xv, yv, names, classes=classes)
     # z-scores with the training split's mean and scale only: the validation rows are scaled
     # with the same statistics, as a model fitted on the training rows would see new data.
     mean, scale = data_mod.fit_scaler(Xt)
     Xt, Xv = (None if A is None else _standardized(A, mean, scale, cfg.dtype) for A in (Xt, Xv))
-    return data_mod.Dataset(Xt, yt, Xv, yv, names, mean, scale)
+    return data_mod.Dataset(Xt, yt, Xv, yv, names, mean=mean, scale=scale, classes=classes)
 
 
 def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype: str) -> np.ndarray:
@@ -198,6 +203,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     has_val = Xv is not None
 
     best_val, since_best, stopped_early = math.inf, 0, False
+    classifier = getattr(model, "kind", None) == "logistic"
     steps, epoch, callback_time = 0, 0, 0.0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -226,6 +232,8 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             raise DivergenceError(epoch, "the training loss")
         if report:
             metrics = _epoch_metrics(loss, full_grad, val, lr, theta[:d], penalty)
+            if classifier:
+                metrics.update(model.metrics(theta, X, y, Xv, yv))  # accuracy, val_accuracy
         if stop:
             callback_time += _report(callback, epoch, metrics, theta, theta)
             stopped_early = True
@@ -286,6 +294,9 @@ def _final_metrics(model, penalty: Penalty, theta: np.ndarray, data: data_mod.Da
     final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_features])}
     if data.X_val is not None:
         final["final_val_loss"] = model.loss(theta, data.X_val, data.y_val)
+    if getattr(model, "kind", None) == "logistic":
+        metrics = model.metrics(theta, data.X_train, data.y_train, data.X_val, data.y_val)
+        final.update({f"final_{k}": v for k, v in metrics.items()})
     return final
 
 

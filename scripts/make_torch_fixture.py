@@ -20,7 +20,8 @@ Conventions (those of docs/design.md):
 * parameters theta = (w, b): weights, then the bias when ``fit_intercept``;
   the bias starts at 0 and is never penalized nor decayed (for AdamW it sits in
   its own param group with ``weight_decay=0``);
-* loss = mean((f(X w + b) - y)^2), f = relu or identity;
+* loss = mean((f(X w + b) - y)^2), f = relu or identity; for the logistic cases torch's
+  BCEWithLogitsLoss (the mean binary cross-entropy of 0/1 labels under the logit X w + b);
 * penalty lambda * R(w): the squares are added to the torch loss; L1 is either
   added to the loss as lambda * sum|w| (``subgradient``: autograd of abs gives
   sign(w) with sign(0) = 0) or applied after ``optimizer.step()`` as a
@@ -81,6 +82,7 @@ def datasets() -> dict[str, dict[str, list]]:
     return {
         "lesson": {"X": X0.tolist(), "y": y0.tolist()},
         "synthetic": {"X": X1.tolist(), "y": y1.tolist()},
+        **logistic_datasets(),
     }
 
 
@@ -222,7 +224,7 @@ def _case(
     clip: tuple[float, float] = (0.0, 0.0),
     schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    _, dataset, model, fit_intercept = next(p for p in PROBLEMS if p[0] == problem)
+    _, dataset, model, fit_intercept = next(p for p in PROBLEMS + LOGISTIC_PROBLEMS if p[0] == problem)
     name, hyper, lr = VARIANT[variant]
     if dataset == "lesson" and name != "lbfgs":
         lr = LESSON_LR
@@ -294,6 +296,7 @@ def case_specs() -> list[dict[str, Any]]:
             cases.append(_case(problem, variant, l2, clip=(0.0, 0.05), id_suffix="-clipvalue0.05"))
         cases.append(_case("syn-linear", variant, l2, clip=(1.0, 0.2), id_suffix="-clipnorm1-value0.2"))
     cases += lbfgs_cases()
+    cases += logistic_case_specs()
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
@@ -310,6 +313,63 @@ def lbfgs_cases() -> list[dict[str, Any]]:
     step = {"lr_schedule": "step", "lr_step_size": 3, "lr_gamma": 0.5}
     for variant in ("lbfgs-short", "lbfgs-wolfe-short"):
         cases.append(_case("syn-relu-bias", variant, epochs=LBFGS_EPOCHS, schedule=step, id_suffix="-steplr"))
+    return cases
+
+
+# ---------------------------------------------------------------- logistic regression (issue 14)
+#
+# --model logistic against torch's BCEWithLogitsLoss: every optimizer variant above, without a
+# penalty, with L2 and with the L1 prox, with and without a bias, on one small binary set.
+
+
+def binary_data(n: int = 40, d: int = 3, seed: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded binary set: standardized columns, labels drawn Bernoulli(sigmoid(X w + 0.3)) with a
+    truly-zero weight; noisy enough that the classes overlap (the optimum is finite). The seed is
+    one whose fitted bias is well away from 0: where the bias's gradient hovers around 0, Adam-type
+    rules (NAdam, RAdam) amplify rounding and the cases fail the sensitivity check."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    z = X @ np.array([1.5, -1.0, 0.0])[:d] + 0.3
+    y = (rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-z))).astype(np.float64)
+    return X, y
+
+
+def logistic_datasets() -> dict[str, dict[str, list]]:
+    X, y = binary_data()
+    return {"binary": {"X": X.tolist(), "y": y.tolist()}}
+
+
+# Problems: (label, dataset, model, fit_intercept), as PROBLEMS.
+LOGISTIC_PROBLEMS = [
+    ("logistic", "binary", "logistic", False),
+    ("logistic-bias", "binary", "logistic", True),
+]
+# Penalties: (label, kind, lambda, l1_ratio, l1_method), as PENALTIES. The L1 prox's lambda is large
+# enough to zero the truly-zero weight along the way in about a third of the cases (exact zeros on
+# both sides), not every weight.
+LOGISTIC_PENALTIES = [
+    ("l2", "l2", 0.1, 0.5, "prox"),
+    ("l1-prox", "l1", 0.15, 0.5, "prox"),
+]
+
+
+def logistic_case_specs() -> list[dict[str, Any]]:
+    """Every optimizer variant x (no penalty, L2, L1 prox) x (no bias, bias), 200 full-batch steps;
+    every L-BFGS variant x (no penalty, L2: it refuses the prox) x (no bias, bias), LBFGS_EPOCHS."""
+    cases = [
+        _case(problem, variant, penalty)
+        for variant, *_ in VARIANTS
+        for penalty in (None, *LOGISTIC_PENALTIES)
+        for problem, *_ in LOGISTIC_PROBLEMS
+    ]
+    l2 = next(p for p in LOGISTIC_PENALTIES if p[1] == "l2")
+    cases += [
+        _case(problem, variant, penalty, epochs=LBFGS_EPOCHS)
+        for variant, *_ in LBFGS_VARIANTS
+        for penalty in (None, l2)
+        for problem, *_ in LOGISTIC_PROBLEMS
+    ]
     return cases
 
 
@@ -397,8 +457,11 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
         z = Xb @ w
         if b is not None:
             z = z + b
-        pred = torch.relu(z) if case["model"] == "relu" else z
-        loss = ((pred - yb) ** 2).mean()
+        if case["model"] == "logistic":
+            loss = torch.nn.BCEWithLogitsLoss()(z, yb)  # mean over the rows, from the logit
+        else:
+            pred = torch.relu(z) if case["model"] == "relu" else z
+            loss = ((pred - yb) ** 2).mean()
         if l2:
             loss = loss + l2 * (w**2).sum()
         if l1 and not prox:
@@ -559,7 +622,8 @@ def build_fixture() -> dict[str, Any]:
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "dtype": "float64",
-        "loss": "mean((f(X w + b) - y)^2) + lambda * R(w); f = relu or identity",
+        "loss": "mean((f(X w + b) - y)^2) + lambda * R(w); f = relu or identity; "
+        "logistic: BCEWithLogitsLoss(X w + b, y) + lambda * R(w)",
         "abs_grad_at_zero": abs_grad_at_zero(),
         "torch_defaults": torch_defaults(),
         "datasets": data,

@@ -269,7 +269,7 @@ def loss_curves(table: Table, st: list[Style]):
         ax.set_ylim(lo_y / 1.5, hi_y * 3)
     ax.set_xlabel("epoch")
     on_functions = all(g.params.get("dataset") in TEST_FUNCTIONS for g in table.gathered)
-    ax.set_ylabel("f(x, y) (log scale)" if on_functions else "training loss (MSE, log scale)")
+    ax.set_ylabel("f(x, y) (log scale)" if on_functions else f"training loss ({loss_names(table)}, log scale)")
     ax.grid(True, which="major", alpha=0.5)
     ax.grid(True, which="minor", alpha=0.15)
     ax.set_title(f"Training loss per epoch, {n} run{'s' * (n != 1)}", fontsize=14, loc="left")
@@ -278,6 +278,14 @@ def loss_curves(table: Table, st: list[Style]):
     if labelled:
         _zoom_loss_ends(ax, curves, st)
     return fig
+
+
+def loss_names(table: Table) -> str:
+    """What the runs' loss is: MSE, log loss (``--model logistic``), or both."""
+    logistic = {g.params.get("model", "relu") == "logistic" for g in table.gathered}
+    if logistic == {True}:
+        return "log loss"
+    return "MSE; log loss for logistic runs" if True in logistic else "MSE"
 
 
 def _each_curve_labelled(fig, ax, curves, table: Table, st: list[Style]) -> None:
@@ -409,7 +417,8 @@ def _panel_title(p: dict) -> str:
     if ds == "seed":
         data = "the lesson's seed data"
     elif ds == "synthetic":
-        data = f"synthetic data (n={p.get('n_samples')}, noise={p.get('noise')}, data_seed={p.get('data_seed')})"
+        noise = f", noise={p['noise']}" if "noise" in p else ""  # (a logistic teacher has none)
+        data = f"synthetic data (n={p.get('n_samples')}{noise}, data_seed={p.get('data_seed')})"
     else:
         data = Path(ds).name
     vf = _float(p.get("validation_fraction"))
@@ -538,7 +547,8 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     data = load_surface_data(cfg)
     if data is not None and data[0].shape[1] != 2:
         data = None
-    lo, hi, equal = _extent(runs, st, data, bias, objective)
+    regression = cfg is None or cfg.model != "logistic"  # least-squares weights mean nothing to a classifier
+    lo, hi, equal = _extent(runs, st, data if regression else None, bias, objective)
     contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi, objective)
     if data is not None and ref[1].bias is not None:
         note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
@@ -598,7 +608,7 @@ def _extent(runs, st: list[Style], data, bias: float, objective: Objective | Non
 
 
 def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None):
-    """Draw the loss surface (the objective, or the MSE when the runs' penalties differ) under
+    """Draw the loss surface (the objective, or the loss alone when the runs' penalties differ) under
     the extent lo..hi; returns what :func:`_draw_surface` returns (None without data) and the
     legend's note on what the contours show. A test function's surface is the function itself
     (its penalty added when the runs share one), on the levels its shape needs."""
@@ -607,7 +617,7 @@ def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective
     pens = {_penalty_of(surface_config(g.params)) for _, g, _ in runs}
     pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
-    loss = "f" if objective else "MSE"
+    loss = "f" if objective else components(cfg, 2)[0].loss_name  # f, MSE, or log loss
     what = _penalty_text(pen, loss) if pen is not None else loss
     # The surface covers more than the extent, so widening never shows an empty margin.
     glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)

@@ -34,7 +34,7 @@ SETUP_PARAMS = (
 )
 # Table columns that come from tags (params of the same name are not repeated).
 FIXED_COLUMNS = ("run_id", "run_name", "technique", "optimizer", "penalty")
-METRICS = ("final_loss", "final_objective", "final_val_loss")
+METRICS = ("final_loss", "final_objective", "final_val_loss", "final_accuracy", "final_val_accuracy")
 
 
 # --------------------------------------------------------------------------- the table
@@ -172,6 +172,7 @@ def _result_columns(df) -> list[str]:
         shown.append("final_objective")
     if df["final_val_loss"].notna().any():
         shown.append("final_val_loss")
+    shown += [k for k in ("final_accuracy", "final_val_accuracy") if df[k].notna().any()]  # classifiers
     if df["penalty"].isin(["l1", "elasticnet"]).any() or (df["zero_weights"].fillna(0) > 0).any():
         shown.append("zero_weights")  # what an L1 term does; zeros without one are worth seeing too
     shown.append("weights")
@@ -203,6 +204,8 @@ NUMERIC = {
     "final_loss",
     "final_objective",
     "final_val_loss",
+    "final_accuracy",
+    "final_val_accuracy",
     "zero_weights",
     "bias",
     "train_time_s",
@@ -386,8 +389,8 @@ ul.notes li { margin: 2px 0; }
 """
 
 CAPTIONS = {
-    "loss_curves.png": "Training loss (MSE) at the start of each epoch, log scale. A marker shows each run's last "
-    "logged loss; dashed lines are failed runs.",
+    "loss_curves.png": "Training loss (MSE; log loss for logistic runs) at the start of each epoch, log scale. "
+    "A marker shows each run's last logged loss; dashed lines are failed runs.",
     "trajectories.png": "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
     "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
 }

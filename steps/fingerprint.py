@@ -43,6 +43,8 @@ def code_sha(root: Path = ROOT) -> str:
 def data_sha(data: Dataset) -> str:
     arrays = [data.X_train, data.y_train, data.X_val, data.y_val]
     chunks = [np.ascontiguousarray(a).tobytes() if a is not None else b"-" for a in arrays]
+    if data.classes is not None:  # the same 0/1 may stand for other labels
+        chunks.append(json.dumps(data.classes).encode())
     return _sha([*chunks, json.dumps(data.feature_names).encode()])
 
 

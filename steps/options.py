@@ -164,10 +164,17 @@ _opts = [
         "'seed' (the lesson's 2x2 set), 'synthetic', a CSV path/URI, or a 2-D test function: "
         f"{', '.join(functions.NAMES)}. synthetic draws X ~ N(0, 1) and "
         "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
-        "activation (a ReLU teacher for relu). A test function has no data and no model: the two "
-        "parameters are the point (x, y), the loss is f(x, y) (README: Test functions).",
+        "activation (a ReLU teacher for relu); for logistic, labels y ~ Bernoulli(sigmoid(X w)). A test "
+        "function has no data and no model: the two parameters are the point (x, y), the loss is f(x, y) "
+        "(README: Test functions).",
     ),
-    Opt("target", str, CONFIG["target"], "CSV column to predict; every other column is a feature."),
+    Opt(
+        "target",
+        str,
+        CONFIG["target"],
+        "CSV column to predict; every other column is a feature. For --model logistic: two labels, numbers "
+        "or text, taken as 0 and 1 in sorted order.",
+    ),
     Opt("n-samples", click.IntRange(1), CONFIG["n_samples"], "Synthetic data: number of rows."),
     Opt("n-features", click.IntRange(1), CONFIG["n_features"], "Synthetic data: number of features."),
     Opt(
@@ -176,7 +183,12 @@ _opts = [
         CONFIG["n_informative"],
         "Synthetic data: how many true weights are non-zero.",
     ),
-    Opt("noise", NON_NEGATIVE, CONFIG["noise"], "Synthetic data: standard deviation of the target noise."),
+    Opt(
+        "noise",
+        NON_NEGATIVE,
+        CONFIG["noise"],
+        "Synthetic data: standard deviation of the target noise (a logistic teacher has none).",
+    ),
     Opt("data-seed", click.IntRange(0), CONFIG["data_seed"], "Synthetic data: random seed of the generator."),
     Opt(
         "condition-number",
@@ -206,7 +218,13 @@ _opts = [
         "data's units ('original').",
     ),
     # model
-    Opt("model", click.Choice(models.MODELS), CONFIG["model"], "The lesson's ReLU neuron, or a linear model."),
+    Opt(
+        "model",
+        click.Choice(models.MODELS),
+        CONFIG["model"],
+        "The lesson's ReLU neuron, a linear model (both on the MSE), or logistic: a sigmoid neuron on the "
+        "log loss (binary cross-entropy) for a target of two labels; it logs accuracy too.",
+    ),
     Opt(
         "fit-intercept",
         click.BOOL,
@@ -540,7 +558,13 @@ _opts = [
         CONFIG["penalty"],
         "Regularizer R(w): l1 = sum|w|, l2 = sum w^2, elasticnet = l1_ratio*sum|w| + (1-l1_ratio)*sum w^2.",
     ),
-    Opt("lambda", NON_NEGATIVE, CONFIG["lam"], "Penalty strength: the objective is MSE + lambda * R(w).", dest="lam"),
+    Opt(
+        "lambda",
+        NON_NEGATIVE,
+        CONFIG["lam"],
+        "Penalty strength: the objective is the loss (MSE; log loss for logistic) + lambda * R(w).",
+        dest="lam",
+    ),
     Opt("l1-ratio", fraction(), CONFIG["l1_ratio"], "Elastic net: share of the L1 term."),
     Opt(
         "l1-method",

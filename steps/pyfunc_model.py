@@ -1,11 +1,18 @@
 """The logged model, as code (MLflow "models from code"): nothing is pickled.
 
-It reads ``model_spec.json`` ({"weights", "bias", "model", "features", "mean", "scale"}) and
-predicts ``f(X w + b)`` for a DataFrame holding the feature columns, with the forward pass of
-:mod:`core.neuron` (the model carries ``core`` in its ``code/`` folder). A model trained with
-``--standardize true`` has the training split's ``mean`` and ``scale`` and takes raw features:
-it standardizes them itself (:func:`core.neuron.standardize`); otherwise they are null (or absent,
-in models logged before there was a scaler).
+It reads ``model_spec.json`` ({"weights", "bias", "model", "features", "mean", "scale"}, and for
+a logistic model "classes") and predicts ``f(X w + b)`` for a DataFrame holding the feature
+columns, with the forward pass of :mod:`core.neuron` (the model carries ``core`` in its ``code/``
+folder). A model trained with ``--standardize true`` has the training split's ``mean`` and
+``scale`` and takes raw features: it standardizes them itself (:func:`core.neuron.standardize`);
+otherwise they are null (or absent, in models logged before there was a scaler).
+
+A logistic model predicts the probability of its second class, ``classes[1]`` (the labels
+sorted: 0/1, or e.g. "benign"/"malignant"). Its signature takes two params:
+``{"output": "label"}`` returns the labels themselves, ``classes[1]`` where the probability
+is above ``threshold`` (default 0.5, as in training's accuracy) and ``classes[0]`` elsewhere,
+decided on the logit (z > log(t / (1 - t)), z > 0 for 0.5) so that the rounding of p never
+decides; ``{"output": "probability"}`` is the default.
 """
 
 import json
@@ -15,7 +22,10 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from core.models import PREDICT_PARAMS
 from core.neuron import forward
+
+OUTPUTS = ("probability", "label")
 
 
 class NeuronModel(PythonModel):
@@ -29,11 +39,25 @@ class NeuronModel(PythonModel):
         self.mean, self.scale = (
             None if spec.get(k) is None else np.asarray(spec[k], dtype=np.float64) for k in ("mean", "scale")
         )
+        self.classes = spec.get("classes")  # a logistic model's labels for 0 and 1; else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         # The DataFrame type hint tells MLflow to validate against the logged signature.
         X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
-        return forward(X, self.weights, self.bias, self.activation, mean=self.mean, scale=self.scale)
+        if self.classes is None:
+            return forward(X, self.weights, self.bias, self.activation, mean=self.mean, scale=self.scale)
+        params = {**PREDICT_PARAMS, **(params or {})}
+        if params["output"] not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
+        threshold = float(params["threshold"])
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+        if params["output"] == "probability":
+            return forward(X, self.weights, self.bias, self.activation, mean=self.mean, scale=self.scale)
+        z = forward(X, self.weights, self.bias, "linear", mean=self.mean, scale=self.scale)
+        with np.errstate(divide="ignore"):  # thresholds 0 and 1: logits -inf and inf
+            cut = np.log(threshold) - np.log1p(-threshold)
+        return np.asarray(self.classes)[(z > cut).astype(int)]
 
 
 mlflow.models.set_model(NeuronModel())

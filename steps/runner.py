@@ -27,7 +27,7 @@ from core.config import (
     option_name,
     unused_options,
 )
-from core.data import DataError, Dataset
+from core.data import DataError, Dataset, printable
 from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
@@ -164,6 +164,8 @@ def train_run(
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
         tags = {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+        if data.classes is not None:  # which label is 0 and which 1, e.g. "0=benign, 1=malignant"
+            tags["classes"] = ", ".join(f"{i}={printable(label, 100)}" for i, label in enumerate(data.classes))
         run.set_tags({**tags, **fingerprint.tags(cfg, data)})
         try:
             result = fit(cfg, data, epochs.callback)
@@ -206,8 +208,9 @@ class _EpochLog:
 
 def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:
     """The end of a finished run: the final metrics (linked to the LoggedModel), the artifacts
-    (weights.json, model_spec.json, trajectory.csv) and the model. A test function's run ends
-    with the point as its weights and no model (there is nothing to predict with)."""
+    (weights.json, model_spec.json with a classifier's "classes", trajectory.csv) and the model. A
+    test function's run ends with the point as its weights and no model (there is nothing to
+    predict with)."""
     import mlflow
 
     from . import tracking
@@ -234,7 +237,10 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
             mlflow.log_artifacts(str(tmpdir))
         return
     spec = tmpdir / "model_spec.json"
-    spec.write_text(json.dumps({**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}))
+    described = {**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}
+    if data.classes is not None:  # a classifier's labels for 0 and 1 (the logged model returns them)
+        described["classes"] = list(data.classes)
+    spec.write_text(json.dumps(described))
     with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
         run.log_metrics(final, result.epochs_run, model_id=model.model_id)
         run.buffer.flush()

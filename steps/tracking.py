@@ -357,14 +357,17 @@ def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
 def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -> None:
     """Save the MLflow model (models-from-code: no pickled Python) as the files of ``model``.
 
-    ``spec_file`` holds {"weights", "bias", "model", "features", "mean", "scale"}; the model code
-    (``pyfunc_model.py``) reads it back at load time. ``example_X``: raw feature rows (the model
-    standardizes its input itself when the spec has a scaler).
+    ``spec_file`` holds {"weights", "bias", "model", "features", "mean", "scale"} (and a logistic
+    model's "classes"); the model code (``pyfunc_model.py``) reads it back at load time.
+    ``example_X``: raw feature rows (the model standardizes its input itself when the spec has a
+    scaler). A logistic model's signature declares its params (``output``, ``threshold``:
+    ``core.models.PREDICT_PARAMS``).
     """
     import numpy as np
     import pandas as pd
     from mlflow.models import Model
 
+    from core.models import PREDICT_PARAMS
     from core.neuron import forward
 
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
@@ -382,8 +385,8 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.WARNING)  # not "Validating input example against model signature" a run
     try:
-        with _no_requirement_scan():
-            _save_pyfunc(target, spec_file, example, pred, meta)
+        with _no_requirement_scan(), _quiet_copies():
+            _save_pyfunc(target, spec_file, example, pred, meta, params=PREDICT_PARAMS if "classes" in spec else None)
     finally:
         pyfunc_log.setLevel(level)
     _no_local_paths(target / "MLmodel")
@@ -403,6 +406,22 @@ def _no_local_paths(mlmodel: Path) -> None:
         if isinstance(artifact, dict) and "uri" in artifact:
             artifact["uri"] = artifact.get("path", Path(artifact["uri"]).name)
     mlmodel.write_text(yaml.safe_dump(spec, default_flow_style=False, sort_keys=False))
+
+
+@contextlib.contextmanager
+def _quiet_copies():
+    """No "Downloading artifacts" progress bars on stderr while MLflow copies the model's own files
+    into its folder (a local copy of two small files, not a download; one bar each, every run)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @contextlib.contextmanager
@@ -426,7 +445,7 @@ def _no_requirement_scan():
             setattr(env, name, original)
 
 
-def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
+def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta, params: dict | None = None) -> None:
     import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
@@ -437,7 +456,7 @@ def _save_pyfunc(target: Path, spec_file: Path, example, pred, meta) -> None:
         code_paths=[str(CORE)],
         mlflow_model=meta,
         artifacts={"weights": str(spec_file)},
-        signature=infer_signature(example, pred),
+        signature=infer_signature(example, pred, params=params),
         input_example=example,
         pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
     )

@@ -44,6 +44,7 @@ def test_sgd_defaults_reproduce_the_lesson_and_log_the_contract(tracking):
     result = invoke(sgd)
     assert result.exit_code == 0, result.output
     assert f"Final weights: {SGD_WEIGHTS}" in result.output
+    assert "Downloading artifacts" not in result.stderr  # no progress bars while the model is saved
     run = only_run(tracking)
     assert run.info.status == "FINISHED"
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
@@ -237,6 +238,16 @@ def test_bad_csv_names_column_and_line(tracking, tmp_path):
     assert result.exit_code == 2
     assert "'b'" in result.output
     assert "line 3" in result.output
+
+
+def test_logistic_on_a_target_with_three_values_is_a_clean_error_and_no_run(tracking, tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("x0,y\n1,a\n2,b\n3,c\n4,a\n")
+    result = CliRunner().invoke(train, ["--dataset", str(path), "--model", "logistic"])
+    assert result.exit_code == 2, result.output
+    assert "target column 'y' has 3 distinct values (a, b, c); --model logistic needs two" in result.output
+    assert "Traceback" not in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []  # refused before a run: none RUNNING
 
 
 def test_csv_dataset_trains_on_its_columns(tracking, tmp_path):

@@ -251,7 +251,7 @@ def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_p
     X, y = load({"dataset": "seed"})
     w0, w1 = np.array([-0.5, 0.1, 1.0]), np.array([0.2, 1.0])
     pen = Penalty("l1", 0.01)
-    for kind in ("relu", "linear"):
+    for kind in ("relu", "linear", "logistic"):
         model = Model(kind, 2, fit_intercept=True)
         cfg = TrainConfig(model=kind, fit_intercept=True, penalty="l1", lam=0.01)
         W0, W1, Z = loss_surface(cfg, X, y, w0, w1, 0.25)
@@ -639,7 +639,8 @@ def test_zero_weights_is_shown_with_an_l1_term_or_a_zero_weight_only():
     from steps.compare_table import build_table
 
     def table(penalty, zeros):
-        g = lesson_like(0, "train", {"optimizer": "adam", "penalty": penalty}, {"final_loss": 0.1, "zero_weights": zeros})
+        final = {"final_loss": 0.1, "zero_weights": zeros}
+        g = lesson_like(0, "train", {"optimizer": "adam", "penalty": penalty}, final)
         return build_table([g]).shown
 
     assert "zero_weights" not in table("none", 0)  # e.g. main --techniques on a test function
@@ -764,3 +765,44 @@ def test_a_test_functions_extent_grows_to_hold_the_paths_and_rastrigin_gets_even
     steps = np.diff(contours.levels)
     np.testing.assert_allclose(steps, steps[0], rtol=1e-9)  # evenly spaced: Rastrigin's bumps
     assert ax.get_title(loc="left").endswith(functions.Objective("rastrigin").formula)
+
+
+def test_logistic_runs_show_their_accuracy_and_are_drawn_on_the_log_loss():
+    from core.config import TrainConfig
+    from core.models import log_loss
+    from core.training import load_data, loss_surface
+    from steps.compare_table import build_table
+
+    logistic = {"model": "logistic", "optimizer": "sgd"}
+    paths = {"sgd": [[0.1, 0.2], [0.3, 0.5], [0.5, 0.8]], "l2": [[0.1, 0.2], [0.25, 0.4], [0.4, 0.6]]}
+    gathered = [
+        lesson_like(0, "sgd", {**logistic, "penalty": "none"}, {"final_loss": 0.5, "final_accuracy": 1.0},
+                    paths["sgd"], [0.6, 0.9]),
+        lesson_like(1, "l2", {**logistic, "penalty": "l2", "lambda": 0.01},
+                    {"final_loss": 0.6, "final_objective": 0.61, "final_accuracy": 0.5}, paths["l2"], [0.5, 0.7]),
+    ]  # fmt: skip
+    table = build_table(gathered)
+    assert "final_accuracy" in table.shown
+    assert "final_val_accuracy" not in table.shown  # no run has a validation split
+    assert table.frame["final_accuracy"].tolist() == [1.0, 0.5]
+    st = compare_figures.styles(table)
+    assert compare_figures.loss_curves(table, st).axes[0].get_ylabel() == "training loss (log loss, log scale)"
+    mixed = build_table([*gathered, lesson_like(2, "sgd", {"optimizer": "sgd", "penalty": "none"}, {"final_loss": 1})])
+    assert "final_accuracy" in mixed.shown  # shown when any run has it (a regression's cell is empty)
+    ylabel = compare_figures.loss_curves(mixed, compare_figures.styles(mixed)).axes[0].get_ylabel()
+    assert ylabel == "training loss (MSE; log loss for logistic runs, log scale)"
+    # The surface: the log loss of the seed data's labels 0.3 -> 0, 0.9 -> 1 (the penalties differ: no penalty).
+    fig = compare_figures.trajectories(table, st)
+    assert "Contours: log loss (the runs' penalties differ, so the surface shows the log loss alone)" in (
+        fig.legends[0].get_title().get_text()
+    )
+    cfg = TrainConfig(model="logistic")
+    X, y = compare_figures.load_surface_data(compare_figures.surface_config({"dataset": "seed", "model": "logistic"}))
+    np.testing.assert_array_equal(y, load_data(cfg).y_train)
+    np.testing.assert_array_equal(y, [0.0, 1.0])
+    *_, Z = loss_surface(cfg, X, y, np.array([0.2]), np.array([0.3]), penalized=False)
+    z = X @ [0.2, 0.3]
+    assert Z[0, 0] == pytest.approx(
+        -np.mean(y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z))))
+    )
+    assert Z[0, 0] == pytest.approx(log_loss(z, y), rel=1e-14)

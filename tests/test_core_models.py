@@ -33,7 +33,7 @@ def random_problem(seed: int, kind: str, fit_intercept: bool, n: int = 9, d: int
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_bias", "bias"])
-@pytest.mark.parametrize("kind", ["relu", "linear"])
+@pytest.mark.parametrize("kind", ["relu", "linear", "logistic"])
 def test_gradient_matches_central_finite_differences(kind, fit_intercept, seed):
     model, X, y, theta = random_problem(seed, kind, fit_intercept)
     loss, grad = model.loss_and_grad(theta, X, y)
@@ -105,7 +105,7 @@ def test_unknown_model_and_init_are_refused():
         Model().init("ones")
 
 
-@pytest.mark.parametrize("kind", ["relu", "linear"])
+@pytest.mark.parametrize("kind", ["relu", "linear", "logistic"])
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_losses_of_many_parameter_vectors_equal_the_loss_of_each(kind, fit_intercept):
     rng = np.random.default_rng(0)
