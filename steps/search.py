@@ -197,7 +197,7 @@ class _Trials:
         from .study import TrialRef
         from .workers import Task
 
-        trial = self.study.ask()
+        trial, run_id = self.study.ask(), None
         try:
             values = self.space.suggest(trial)
             child = child_of(self.space, values, self.shared, label_of(self.space, values, trial.number))
@@ -207,12 +207,14 @@ class _Trials:
             run_id = run.info.run_id
             trial.set_user_attr("gdlab.run_id", run_id)
             trial.set_user_attr("gdlab.label", child.label)
-        except BaseException:
+        except BaseException as exc:  # nothing is left RUNNING: neither the trial nor its run
+            if run_id is not None:
+                _close(self.parent.client, run_id, "FAILED", f"its trial could not be set up: {exc}")
             self.tell(trial, None, "FAIL")
             raise
         self.flying[run_id] = (trial, child.label)
         ref = None
-        if self.search.prune:
+        if self.search.prune:  # (Optuna's Trial has no public id; a worker needs it to reopen the trial)
             ref = TrialRef(self.spec, self.study.study_name, trial._trial_id, self.epoch_metric, self.pruner)
         return Task(child.label, child.entry_point, child.config, run_id, *where, trial=ref)
 

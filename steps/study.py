@@ -185,23 +185,26 @@ def _mlflow_study_experiment(study_name: str) -> tuple[str, bool]:
 
 
 def _open_mlflow(study_name: str) -> tuple[StorageSpec, object]:
+    """The mlflow-stored study ``study_name`` of the current experiment, created by the one sweep
+    that creates its experiment; the others wait (a while) for it to appear."""
     import mlflow
     from optuna.study import StudyDirection
 
+    from .tracking import check_reachable
+
+    check_reachable()  # an unreachable server is one line, within seconds
     experiment_id, created = _mlflow_study_experiment(study_name)
     storage = _shared_mlflow_storage_class()(experiment_id)
+    deadline = time.monotonic() + WAIT_FOR_STUDY_S
+    while not created and storage.get_study_id_by_name_if_exists(study_name) is None:
+        created = time.monotonic() > deadline  # its creator died between the experiment and the study
+        if not created:
+            time.sleep(0.5)
     if created:
         study_id = storage.create_new_study([StudyDirection.MINIMIZE], study_name)
         # The study's run is a container (its trials are runs nested under it): gdlab leaves no run RUNNING.
         with quiet_urls():
             mlflow.MlflowClient().set_terminated(study_id, "FINISHED")
-    else:
-        deadline = time.monotonic() + WAIT_FOR_STUDY_S
-        while storage.get_study_id_by_name_if_exists(study_name) is None:
-            if time.monotonic() > deadline:  # its creator died between the experiment and the study
-                storage.create_new_study([StudyDirection.MINIMIZE], study_name)
-                break
-            time.sleep(0.5)
     spec = StorageSpec("mlflow", experiment_id)
     _storages[spec] = storage
     return spec, storage
@@ -239,8 +242,8 @@ def close_storage(spec: StorageSpec) -> None:
 
 
 def open_storage(storage: str, study_name: str, tmpdir: str) -> StorageSpec:
-    """``--storage`` opened (the study created if needed): '' (a journal in ``tmpdir``), ``mlflow``
-    or an RDB URL. A storage that cannot be opened is a usage error, before any run starts."""
+    """``--storage`` opened: '' (a journal in ``tmpdir``), ``mlflow`` (the study made there if it is
+    not) or an RDB URL. A storage that cannot be opened is a usage error, before any run starts."""
     if not storage:
         spec = StorageSpec("memory", os.path.join(tmpdir, "study.journal"))
     elif storage == "mlflow":

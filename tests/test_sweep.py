@@ -222,3 +222,22 @@ def test_the_mlflow_storage_makes_one_study_reads_every_trial_in_order_and_keeps
         storage.__class__.__mro__[1].get_trial = real
     assert reads == []  # finished trials are read once
     study_mod.close_storage(spec)
+
+
+def test_optimizers_are_a_grid_axis_of_train_children_with_the_techniques_penalty(tracking, monkeypatch):
+    planned = []
+    monkeypatch.setattr("steps.sweep.workflow", lambda _t, children, *a, **k: planned.extend(children) or ({}, None))
+    args = ["--optimizers", "sgd,adam", "--learning-rates", "0.01,0.1", "--lambdas", "0.1", "--technique", "l1"]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    assert [c.label for c in planned] == [
+        "sgd+l1 lr=0.01 lambda=0.1",
+        "sgd+l1 lr=0.1 lambda=0.1",
+        "adam+l1 lr=0.01 lambda=0.1",
+        "adam+l1 lr=0.1 lambda=0.1",
+    ]
+    assert {c.entry_point for c in planned} == {"train"}
+    assert [(c.config.optimizer, c.config.penalty, c.config.lam) for c in planned[1:3]] == [
+        ("sgd", "l1", 0.1),
+        ("adam", "l1", 0.1),
+    ]
