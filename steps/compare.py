@@ -34,6 +34,8 @@ from .compare_table import Table, build_table, csv_frame, html_report, json_fram
 from .options import command
 
 OUTPUT_FILES = ("compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png")
+# Pictures a caller adds (a sweep's search: its Optuna study's), written and embedded as they are.
+EXTRA_FILES = ("optimization_history.png", "param_importances.png")
 
 
 # --------------------------------------------------------------------------- the compare run
@@ -107,7 +109,7 @@ def _forget_stale(output_dir: Path, written: set[str]) -> None:
         before = set(manifest.read_text().split()) if manifest.exists() else set()
     except OSError:
         before = set()
-    for stale in (before & set(OUTPUT_FILES)) - written:
+    for stale in (before & {*OUTPUT_FILES, *EXTRA_FILES}) - written:
         (output_dir / stale).unlink(missing_ok=True)
     manifest.write_text("\n".join(sorted(written)) + "\n")
 
@@ -146,6 +148,7 @@ def run_compare(
     max_runs: int,
     subject: str | None = None,
     params: dict | None = None,
+    images: dict[str, bytes] | None = None,
 ):
     """The command's work (``compare`` turns MLflow errors into a message).
 
@@ -155,7 +158,8 @@ def run_compare(
 
     A workflow gives the ``subject`` of the title (whose runs these are: "the children of main
     run ...", not the experiment and the filter of ids it builds) and the ``params`` its compare
-    run logs.
+    run logs, and ``images``: more pictures for the report (PNGs by file name, from
+    :data:`EXTRA_FILES`), written, embedded and logged with its own.
     """
     from mlflow.tracking import MlflowClient
 
@@ -187,15 +191,15 @@ def run_compare(
     title = f"gdlab comparison: {len(runs)} runs of {where}"
     if output_dir is None:
         with tempfile.TemporaryDirectory(prefix="gdlab-compare-") as tmp:
-            return _report(exp, runs, table, Path(tmp), title, parent_run_id, params, kept=False)
+            return _report(exp, runs, table, Path(tmp), title, parent_run_id, params, images, kept=False)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--output-dir {output_dir}: {exc.strerror or exc}") from None
-    return _report(exp, runs, table, output_dir, title, parent_run_id, params, kept=True)
+    return _report(exp, runs, table, output_dir, title, parent_run_id, params, images, kept=True)
 
 
-def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, params: dict, kept: bool):
+def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, params: dict, images, kept: bool):
     """Write the report's files to ``output_dir`` and log them to a new compare run."""
     import mlflow
 
@@ -204,7 +208,7 @@ def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, param
         warnings.simplefilter("ignore", RuntimeWarning)
         figs = figures(table)
     try:
-        files = write(output_dir, table, figs, title)
+        files = write(output_dir, table, figs, title, images)
         _forget_stale(output_dir, {f.name for f in files})
     except OSError as exc:
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
@@ -247,11 +251,15 @@ def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, param
 # --------------------------------------------------------------------------- files
 
 
-def write(output_dir: Path, table: Table, figs: dict, title: str) -> list[Path]:
-    """Write compare.csv/.md/.html and the figures into ``output_dir``; returns the paths."""
+def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict | None = None) -> list[Path]:
+    """Write compare.csv/.md/.html, the figures and ``images`` (PNG bytes by file name) into
+    ``output_dir``; returns the paths."""
     files = []
     for name, fig in figs.items():
         fig.savefig(output_dir / name)  # same call as mlflow.log_figure: identical files
+        files.append(output_dir / name)
+    for name, data in (images or {}).items():
+        (output_dir / name).write_bytes(data)
         files.append(output_dir / name)
     csv_path = output_dir / "compare.csv"
     csv_frame(table.frame).to_csv(csv_path, index=False)

@@ -245,7 +245,9 @@ def _gather_one(client, run, dst: Path) -> Gathered:
         g.notes.append("still running (or never finished)")
     if reason := run.data.tags.get("failure_reason"):
         g.notes.append(reason)
-    if "final_loss" not in g.metrics and g.status == "FINISHED":
+    if pruned := run.data.tags.get("pruned"):
+        g.notes.append(f"pruned by the sweep's pruner ({pruned}): no final metrics")
+    elif "final_loss" not in g.metrics and g.status == "FINISHED":
         g.notes.append("no final metrics logged")
     if stopped := run.data.tags.get("stopped_early"):
         g.notes.append(f"stopped early ({stopped})")

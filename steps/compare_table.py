@@ -393,6 +393,10 @@ CAPTIONS = {
     "A marker shows each run's last logged loss; dashed lines are failed runs.",
     "trajectories.png": "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
     "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
+    "optimization_history.png": "Optuna's optimization history of the sweep's study: each complete trial's value "
+    "(the metric the sweep minimizes) by trial number, and the best value so far.",
+    "param_importances.png": "Optuna's parameter importances (PED-ANOVA) over the study's complete trials: how much "
+    "each searched value decides whether a trial lands among the best.",
 }
 
 
@@ -435,7 +439,12 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         parts.append("<h2>Runs that need a look</h2><ul class='notes'>")
         parts += [f"<li>{e(n)}</li>" for n in notes]
         parts.append("</ul>")
-    names = {"loss_curves.png": "Loss curves", "trajectories.png": "Weight paths"}
+    names = {
+        "loss_curves.png": "Loss curves",
+        "trajectories.png": "Weight paths",
+        "optimization_history.png": "Optimization history",
+        "param_importances.png": "Parameter importances",
+    }
     for name, data in images.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         parts.append(f"<h2>{e(names.get(name, name))}</h2>")

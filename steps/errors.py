@@ -25,3 +25,13 @@ class RunStopped(BaseException):
     def __init__(self, reason: str, exit_code: int, run_id: str | None = None, message: str | None = None):
         super().__init__(reason)
         self.reason, self.exit_code, self.run_id, self.message = reason, exit_code, run_id, message
+
+
+class Pruned(Exception):
+    """Raised by a sweep trial's per-epoch hook when Optuna's pruner stops it after logged epoch
+    ``epoch``: :func:`steps.runner.train_run` then ends the run FINISHED, tagged ``pruned``, with
+    the history logged so far."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"pruned at epoch {epoch}")
+        self.epoch = epoch

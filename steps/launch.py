@@ -281,8 +281,9 @@ def report_dir(run, output_dir: str) -> str | None:
     return os.path.abspath(os.path.join(REPORTS, folder))
 
 
-def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
-    """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``."""
+def compare_children(parent, run_ids: list[str], output_dir: str, images: dict[str, bytes] | None = None) -> bool:
+    """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``;
+    ``images`` (PNGs by file name, e.g. a search's study pictures) go into its report too."""
     from .compare import run_compare
 
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
@@ -299,7 +300,9 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
             "output_dir": out or "(the compare run's artifacts)",
         }
         filter_string = f"attributes.run_id IN ({ids})"
-        run_compare("", parent.experiment_id, "", filter_string, out and Path(out), len(run_ids), subject, params)
+        run_compare(
+            "", parent.experiment_id, "", filter_string, out and Path(out), len(run_ids), subject, params, images
+        )
     except RunStopped:
         raise
     except click.ClickException as exc:
@@ -309,6 +312,16 @@ def compare_children(parent, run_ids: list[str], output_dir: str) -> bool:
         click.echo(f"compare failed: {type(exc).__name__}: {exc}", err=True)
         return False
     return True
+
+
+@dataclass
+class Ran:
+    """What a workflow's children came to."""
+
+    outcomes: dict[str, Outcome]  # this workflow's own children, by label
+    scored: dict[str, Outcome]  # the children the best is chosen from (a search: the study's)
+    compared: list[str]  # the run ids `compare` covers
+    images: dict[str, bytes]  # pictures for the report (PNGs by file name)
 
 
 @dataclass(frozen=True)
@@ -386,6 +399,8 @@ def workflow(
     flow,
     failure_of: Callable[[dict[str, Outcome], bool], str | None],
     name: str | None = None,
+    search: Callable | None = None,
+    slots: int | None = None,
 ) -> tuple[dict[str, Outcome], str | None]:
     """Start (or resume) the parent run, run the children, tag the best, compare them, close the parent.
 
@@ -395,6 +410,9 @@ def workflow(
     under which the best child's model is registered (alias ``champion``) before the compare.
     Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the children
     and end every started run KILLED, then exit 130 / 143.
+
+    ``search(parent, pool)`` (a sweep's random or tpe search, :mod:`steps.search`) runs instead of
+    ``children``, at most ``slots`` at once, and returns a :class:`Ran`.
     """
     from .lifecycle import exit_on_end
     from .workers import Workers
@@ -407,20 +425,24 @@ def workflow(
     def body(pool):
         with tracked_run(name=name or technique, tags={"technique": technique}) as parent:
             parent.log_params({option_name(k): v for k, v in params.items()})
-            outcomes = run_children(parent, children, launch=flow.launch, reuse=flow.reuse, data=data, pool=pool)
-            best = tag_best(parent, outcomes, best_metric(data))
+            if search is None:
+                outcomes = run_children(parent, children, launch=flow.launch, reuse=flow.reuse, data=data, pool=pool)
+                ran = Ran(outcomes, outcomes, [o.run_id for o in outcomes.values()], {})
+            else:
+                ran = search(parent, pool)
+            best = tag_best(parent, ran.scored, best_metric(data))
             if best is not None:
                 click.echo(f"best ({best.metric} = {best.value:.6g}): {best.label}, run {best.run_id}")
             unregistered = flow.register_model and register_best(parent, best, flow.register_model)
-            compare_ok = compare_children(parent, [o.run_id for o in outcomes.values()], flow.output_dir)
-            reason = "; ".join(filter(None, [failure_of(outcomes, compare_ok), unregistered])) or None
+            compare_ok = compare_children(parent, ran.compared, flow.output_dir, ran.images)
+            reason = "; ".join(filter(None, [failure_of(ran.outcomes, compare_ok), unregistered])) or None
             if reason:
                 parent.fail(reason)
-        return outcomes, reason
+        return ran.outcomes, reason
 
     if flow.launch.launcher != "local":
         return exit_on_end(body, None)
-    with Workers(min(flow.launch.max_parallel, len(children))) as pool:
+    with Workers(min(flow.launch.max_parallel, slots or len(children))) as pool:
         try:
             return exit_on_end(body, pool)
         except BaseException:

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -32,6 +33,7 @@ from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 
 from . import fingerprint
+from .errors import Pruned
 from .lifecycle import RunFailed, exit_on_end, tracked_run
 from .options import OPTIONS
 
@@ -143,9 +145,14 @@ def train_run(
     *,
     run_id: str | None = None,
     progress: bool = False,
-) -> TrainResult:
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TrainResult | None:
     """Train on ``data`` and log it all to one run (``run_id``, MLFLOW_RUN_ID or a new one).
 
+    ``on_epoch(epoch, metrics)`` is called at each logged epoch, after its metrics are logged; a
+    sweep's trial reports to Optuna there, and raises :class:`~steps.errors.Pruned` to stop: the
+    run then ends FINISHED, tagged ``pruned`` = ``epoch N``, with its history (metrics,
+    trajectory.csv, internals.csv) but no final metrics or model, and None is returned.
     Raises :class:`~steps.lifecycle.RunFailed` (diverged) or
     :class:`~steps.lifecycle.RunStopped` (interrupted) once the run has been closed.
     """
@@ -153,9 +160,9 @@ def train_run(
 
     with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=technique) as run:
         tmpdir = Path(tmp)
-        epochs = _EpochLog(run, cfg, data, _progress(cfg.epochs) if progress else None)
+        epochs = _EpochLog(run, cfg, data, _progress(cfg.epochs) if progress else None, on_epoch)
 
-        def save_path_so_far() -> None:  # when the run ends without finishing
+        def save_path_so_far() -> None:  # when the run ends without finishing, or is pruned
             if _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept):
                 mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
             if _write_internals(tmpdir, epochs.internals):
@@ -171,6 +178,11 @@ def train_run(
             result = fit(cfg, data, epochs.callback)
         except DivergenceError as exc:
             raise RunFailed(str(exc)) from None
+        except Pruned as exc:
+            with run.held():
+                save_path_so_far()
+            run.set_tags({"pruned": f"epoch {exc.epoch}"})
+            return None
         if epochs.bar is not None:
             epochs.bar.render_finish()
         _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept)
@@ -184,10 +196,10 @@ def train_run(
 class _EpochLog:
     """What happens at each logged epoch: its metrics to the run's buffer, the weights to the
     path (models this small only), the optimizer's internals to a table (every model), both
-    thinned to a bounded length, the progress bar."""
+    thinned to a bounded length, the progress bar, then ``on_epoch`` (a sweep trial's report)."""
 
-    def __init__(self, run, cfg: TrainConfig, data: Dataset, bar):
-        self.run, self.bar, self.shown = run, bar, 0
+    def __init__(self, run, cfg: TrainConfig, data: Dataset, bar, on_epoch=None):
+        self.run, self.bar, self.shown, self.on_epoch = run, bar, 0, on_epoch
         self.record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
         self.path: list[tuple[int, list[float], float]] = []
         self.internals: list[tuple] = []
@@ -204,6 +216,8 @@ class _EpochLog:
         if self.bar is not None:
             self.bar.update(epoch + 1 - self.shown)
             self.shown = epoch + 1
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, metrics)
 
 
 def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:

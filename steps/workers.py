@@ -14,7 +14,10 @@ Who does what:
   always knows which run a worker holds;
 * the worker (:func:`serve`) resumes that run and trains it with the same
   :func:`steps.runner.train_run` as the training entry points, so a child logs exactly
-  what `mlflow run -e <technique>` logs, and ends it FINISHED, FAILED or KILLED;
+  what `mlflow run -e <technique>` logs, and ends it FINISHED, FAILED or KILLED; a sweep's
+  trial (``Task.trial``) also reports each logged epoch to its Optuna study, which the
+  worker opens itself (:mod:`steps.study`), and ends FINISHED tagged ``pruned`` when the
+  study's pruner stops it;
 * a worker that dies (SIGKILL, out of memory) is noticed through its process sentinel:
   its run ends FAILED with a ``failure_reason`` and a new worker takes the next child;
 * Ctrl-C / SIGTERM to the workflow: workers get SIGTERM, close their runs KILLED
@@ -29,8 +32,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
@@ -53,6 +55,7 @@ class Task:
     tracking_uri: str
     env: dict
     cwd: str
+    trial: object | None = None  # a sweep's Optuna trial (steps.study.TrialRef): report, maybe prune
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Done:
     run_id: str
     status: str  # FINISHED, FAILED or KILLED
     reason: str | None = None
+    pruned: int | None = None  # FINISHED early: the epoch at which the study's pruner stopped it
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -117,20 +121,31 @@ def _train(task: Task) -> Done:
     os.environ.pop("MLFLOW_RUN_ID", None)
     os.chdir(task.cwd)
     mlflow.set_tracking_uri(task.tracking_uri)
+    reporter = None
     try:
+        what = "load --dataset"
         try:
             data = _load(task.config)
-        except Exception as exc:  # checked by the parent already; the file may have changed since
+            what = "open its trial in the Optuna study"
+            if task.trial is not None:
+                from .study import Reporter
+
+                reporter = Reporter(task.trial)
+        except Exception as exc:  # checked by the parent already; the file (or study) may have changed since
             with tracked_run(run_id=task.run_id):
-                raise RunFailed(f"could not load --dataset: {exc}") from None
-        train_run(task.config, task.technique, data, run_id=task.run_id)
+                raise RunFailed(f"could not {what}: {exc}") from None
+        result = train_run(task.config, task.technique, data, run_id=task.run_id, on_epoch=reporter)
     except RunFailed as exc:
         return Done(task.label, task.run_id, "FAILED", exc.reason)
     except RunStopped as exc:
         return Done(task.label, task.run_id, "KILLED", exc.reason)
     except Exception as exc:  # usually ended FAILED by tracked_run; the parent closes it if not
         return Done(task.label, task.run_id, "FAILED", f"{type(exc).__name__}: {exc}")
-    return Done(task.label, task.run_id, "FINISHED")
+    finally:
+        if reporter is not None:
+            reporter.close()  # what it reported is in the study before the parent tells it the end
+    pruned = reporter.pruned if reporter is not None and result is None else None
+    return Done(task.label, task.run_id, "FINISHED", pruned=pruned)
 
 
 DATA_FIELDS = ("dataset", "target", "n_samples", "n_features", "n_informative", "noise", "data_seed")
@@ -149,6 +164,8 @@ def _load(cfg: TrainConfig):
 
 
 # --------------------------------------------------------------------------- the parent side
+
+_END = object()  # the end of a run's tasks
 
 
 @dataclass
@@ -199,28 +216,36 @@ class Workers:
 
     def run(
         self,
-        tasks: list,
+        tasks: Iterable,
         make_task: Callable[[object], Task],
         on_start: Callable[[Task], None] | None = None,
     ) -> Iterator[Done]:
         """Hand ``tasks`` to free workers (``make_task`` creates each one's run just in time);
-        yield how each ended, in the order they end. A dead worker's child ends FAILED."""
+        yield how each ended, in the order they end. A dead worker's child ends FAILED.
+
+        ``tasks`` is read lazily, one item when a worker is free: a sweep's search asks its study
+        for the next trial only then, and stops at its trial count or timeout."""
         from .signals import SIGNALS
 
         self._ready()
-        pending = deque(tasks)
-        while pending or any(w.task for w in self.workers):
+        source, more = iter(tasks), True
+        while more or any(w.task for w in self.workers):
             for w in list(self.workers):
-                if w.task is None and pending:
+                if w.task is None and more:
                     if not w.process.is_alive():  # it exited while idle
                         w = self._replace(w)
                     with SIGNALS.held():  # a signal waits until the run is created and handed over
-                        w.task = make_task(pending.popleft())
-                        with contextlib.suppress(OSError):  # it died: its sentinel says so below
-                            w.conn.send(w.task)
-                    if on_start is not None:
+                        item = next(source, _END)
+                        more = item is not _END
+                        if more:
+                            w.task = make_task(item)
+                            with contextlib.suppress(OSError):  # it died: its sentinel says so below
+                                w.conn.send(w.task)
+                    if on_start is not None and w.task is not None:
                         on_start(w.task)
             busy = [w for w in self.workers if w.task]
+            if not busy:
+                break
             ready = wait([x for w in busy for x in (w.conn, w.process.sentinel)])
             for w in busy:
                 if w.conn not in ready and w.process.sentinel not in ready:

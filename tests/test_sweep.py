@@ -59,10 +59,185 @@ def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking)
         (["--lambdas", "0.1,nan"], "'nan'"),
         (["--technique", "rmsprop"], "--technique"),
         (["--max-parallel", "-1"], "--max-parallel"),
+        (["--learning-rates", "1e-4:1e-1"], "is a range: ranges need --search random or tpe"),
+        (["--search", "tpe", "--learning-rates", "0.1:0.01"], "0 < LOW < HIGH"),
+        (["--search", "tpe", "--learning-rates", "0.1:0.1"], "0 < LOW < HIGH"),
+        (["--search", "random", "--lambdas", "0:1"], "0 < LOW < HIGH"),
+        (["--search", "random", "--lambdas", "1e-3:x"], "'x'"),
+        (["--n-trials", "5"], "--n-trials need --search random or tpe"),
+        (["--prune", "true", "--timeout", "3"], "--timeout, --prune need --search random or tpe"),
+        (["--storage", "mlflow"], "--storage need --search random or tpe"),
+        (["--search", "tpe", "--n-trials", "0"], "--n-trials"),
+        (["--search", "tpe", "--optimizers", "adam,lbfgs"], "unknown lbfgs"),
+        (["--search", "tpe", "--optimizers", "adam,adam"], "named twice"),
+        (["--search", "random", "--storage", "mlflow"], "--storage needs --study-name"),
+        (["--search", "random", "--study-name", "s", "--storage", "study.db"], "database URL"),
+        (["--search", "random", "--study-name", "a b"], "--study-name"),
+        (["--search", "random", "--study-name", "s", "--storage", "sqlite:////no/such/dir/s.db"], "cannot open"),
+        (["--search", "random", "--study-name", "s", "--storage", "nosuchdb://x/y"], "cannot open"),
+        (["--search", "tpe", "--launcher", "mlflow"], "--launcher local"),
+        (["--search", "tpe", "--reuse", "true"], "--reuse applies to --search grid"),
     ],
 )
 def test_bad_sweep_options_are_refused_before_anything_starts(tracking, args, needle):
     result = CliRunner().invoke(sweep, args)
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     assert needle in result.output
+    assert "Traceback" not in result.output
     assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_pruned_run_ends_finished_tagged_with_the_history_it_logged(tracking):
+    from core.config import TrainConfig
+    from core.training import load_data
+    from steps.errors import Pruned
+    from steps.runner import train_run
+
+    cfg = TrainConfig()
+    reported = []
+
+    def on_epoch(epoch, metrics):
+        reported.append((epoch, metrics["objective"]))
+        if epoch == 3:
+            raise Pruned(epoch)
+
+    assert train_run(cfg, "sgd", load_data(cfg), on_epoch=on_epoch) is None
+    (run,) = tracking.client.search_runs([tracking.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["pruned"] == "epoch 3"
+    history = tracking.client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [0, 1, 2, 3]
+    assert [m.value for m in tracking.client.get_metric_history(run.info.run_id, "objective")] == [
+        v for _, v in reported
+    ]
+    assert "final_loss" not in run.data.metrics
+    logged = {a.path for a in tracking.client.list_artifacts(run.info.run_id)}
+    assert {"trajectory.csv", "internals.csv"} <= logged
+    assert "weights.json" not in logged
+
+
+def test_tpe_search_with_pruning_runs_its_trials_as_children_and_reports_the_study(tracking):
+    out = tracking.root / "report"
+    # Seed 4: TPE's first (random) learning rates are 0.23, 0.008, 0.24, 0.031, 0.027 then 0.00056, far
+    # below their median: after 5 complete trials the median pruner stops that sixth one.
+    args = ["--technique", "sgd", "--search", "tpe", "--n-trials", "6", "--learning-rates", "1e-4:0.3"]
+    args += ["--seed", "4", "--epochs", "40", "--prune", "true", "--max-parallel", "1", "--output-dir", str(out)]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
+    children = sorted((r for r in runs if r.data.tags.get("technique") == "sgd"), key=lambda r: r.info.start_time)
+    assert len(children) == 6
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert [c.data.tags["optuna.trial"] for c in children] == [str(i) for i in range(6)]
+    assert children[0].info.run_name == "sgd lr=0.2304 (trial 0)"
+    *complete, pruned = children
+    assert pruned.data.tags["pruned"] == "epoch 4"  # the warmup: a tenth of the 40 epochs
+    assert [m.step for m in tracking.client.get_metric_history(pruned.info.run_id, "loss")] == [0, 1, 2, 3, 4]
+    assert not any("pruned" in c.data.tags for c in complete)
+    best = min(complete, key=lambda c: c.data.metrics["final_objective"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_final_objective"] == best.data.metrics["final_objective"]
+    assert parent.data.metrics["trials"] == 6
+    assert parent.data.metrics["trials_pruned"] == 1
+    assert parent.data.params["search"] == "tpe"
+    assert parent.data.params["learning_rates"] == "0.0001:0.3"
+    assert parent.data.tags["optuna.storage"] == "memory"
+    parent_files = {a.path for a in tracking.client.list_artifacts(parent.info.run_id)}
+    assert parent_files >= {"optimization_history.png", "param_importances.png"}
+    html = (out / "compare.html").read_text()
+    assert "<h2>Optimization history</h2>" in html
+    assert "<h2>Parameter importances</h2>" in html
+    assert "pruned by the sweep&#x27;s pruner (epoch 4)" in html
+    assert set(pd.read_csv(out / "compare.csv")["run_id"]) == {c.info.run_id for c in children}
+
+
+def test_random_and_tpe_draw_the_same_values_from_the_same_seed_and_others_with_a_storage():
+    import optuna
+
+    from steps.search import Range, Search, Space
+
+    space = Space("l2", Range(1e-4, 0.3), (0.01, 0.1), ("sgd", "adam"))
+
+    def draws(method, seed, storage="", run_id="r1"):
+        study = optuna.create_study(sampler=Search(method, 5, 0, False, "s", storage, seed).sampler(run_id))
+        out = []
+        for _ in range(5):
+            trial = study.ask()
+            values = space.suggest(trial)
+            study.tell(trial, values["learning_rate"])
+            out.append(values)
+        return out
+
+    for method in ("random", "tpe"):
+        assert draws(method, 0) == draws(method, 0)
+        assert draws(method, 0) != draws(method, 1)
+        # Two sweeps adding to one stored study, started with the same --seed, do not draw the same values.
+        assert draws(method, 0, "mlflow", "r1") != draws(method, 0, "mlflow", "r2")
+    assert {v["optimizer"] for v in draws("random", 0)} == {"sgd", "adam"}
+    assert all(1e-4 <= v["learning_rate"] <= 0.3 and v["lambda"] in (0.01, 0.1) for v in draws("random", 0))
+
+
+def test_a_study_made_by_a_sweep_with_other_settings_is_refused(tracking):
+    import optuna
+
+    url = f"sqlite:///{tracking.root / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    study.set_user_attr("gdlab", {"technique": "l2"})
+    args = ["--search", "random", "--study-name", "s", "--storage", url]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 2, result.output
+    assert "was made by a sweep with other settings: technique ('l2' there, 'l1' here)" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 0
+
+
+def test_the_mlflow_storage_makes_one_study_reads_every_trial_in_order_and_keeps_finished_ones(tracking):
+    import optuna
+
+    from steps import study as study_mod
+
+    spec, storage = study_mod._open_mlflow("shared")
+    again, _ = study_mod._open_mlflow("shared")  # a second sweep of the same name finds the study
+    assert again == spec
+    experiment = tracking.client.get_experiment_by_name("gdlab-test.optuna.shared")
+    (container,) = tracking.client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'shared'")
+    assert container.info.status == "FINISHED"  # no run left RUNNING
+    storage.page_size = 2  # read in pages (MLflow's own storage reads one page of 1,000 at most)
+    study = optuna.load_study(study_name="shared", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(5):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, float(i))
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert [t.value for t in trials] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    reads = []
+    real = type(storage).__mro__[1].get_trial
+    storage.__class__.__mro__[1].get_trial = lambda self, trial_id: reads.append(trial_id) or real(self, trial_id)
+    try:
+        assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
+    finally:
+        storage.__class__.__mro__[1].get_trial = real
+    assert reads == []  # finished trials are read once
+    study_mod.close_storage(spec)
+
+
+def test_optimizers_are_a_grid_axis_of_train_children_with_the_techniques_penalty(tracking, monkeypatch):
+    planned = []
+    monkeypatch.setattr("steps.sweep.workflow", lambda _t, children, *a, **k: planned.extend(children) or ({}, None))
+    args = ["--optimizers", "sgd,adam", "--learning-rates", "0.01,0.1", "--lambdas", "0.1", "--technique", "l1"]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    assert [c.label for c in planned] == [
+        "sgd+l1 lr=0.01 lambda=0.1",
+        "sgd+l1 lr=0.1 lambda=0.1",
+        "adam+l1 lr=0.01 lambda=0.1",
+        "adam+l1 lr=0.1 lambda=0.1",
+    ]
+    assert {c.entry_point for c in planned} == {"train"}
+    assert [(c.config.optimizer, c.config.penalty, c.config.lam) for c in planned[1:3]] == [
+        ("sgd", "l1", 0.1),
+        ("adam", "l1", 0.1),
+    ]

@@ -250,3 +250,82 @@ def test_a_server_that_dies_mid_run_is_given_up_on_within_the_budget_and_nothing
     assert "the tracking store went away" in after.data.tags["failure_reason"]
     steps = sorted(m.step for m in server.client.get_metric_history(run.info.run_id, "loss"))
     assert steps == list(range(0, steps[-1] + 1, 100))  # every logged epoch: none lost, none twice
+
+
+@pytest.mark.slow  # a server, two sweeps of 10 trials each against it: about two minutes on 2 busy cores
+def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_server(server, server_env, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from steps.study import _shared_mlflow_storage_class
+
+    args = ["--search", "random", "--n-trials", "10", "--study-name", "shared", "--storage", "mlflow"]
+    args += ["--learning-rates", "1e-3:0.3", "--lambdas", "1e-4:0.1", "--max-parallel", "1", "--epochs", "30"]
+    args += ["--prune", "true"]
+    started = time.monotonic()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "steps.sweep", *args, "--output-dir", str(tmp_path / f"report{i}")],
+            env=server_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [w.communicate(timeout=600) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    print(f"two workers, 10 trials each: {time.monotonic() - started:.1f} s")  # for the closing note (-s)
+    for w, (_out, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-4000:]
+        assert "Traceback" not in err
+
+    client = server.client
+    runs = _runs(server)
+    parents, children, compares = runs["sweep"], runs["l1"], runs["compare"]
+    assert len(parents) == 2
+    assert len(children) == 20
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {p.info.run_id for p in parents}
+    assert all(c.info.status == "FINISHED" for c in children)
+
+    # The study: in an experiment of its own on the server, one study run, 20 trials, each with one child.
+    experiment = client.get_experiment_by_name("gdlab-server.optuna.shared")
+    (container,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'shared'")
+    assert container.info.status == "FINISHED"
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)  # MlflowStorage talks to the current tracking server
+    try:
+        storage = _shared_mlflow_storage_class()(experiment.experiment_id)
+        trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert len(trials) == 20
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert sorted(t.user_attrs["gdlab.run_id"] for t in trials) == sorted(c.info.run_id for c in children)
+    numbers = sorted(t.number for t in trials)
+    print(f"trial numbers: {numbers}")  # MlflowStorage may repeat one under a race (see steps/study.py)
+    pruned = {t.user_attrs["gdlab.run_id"] for t in trials if t.state == TrialState.PRUNED}
+    assert pruned == {c.info.run_id for c in children if "pruned" in c.data.tags}
+    every = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+
+    # One best: the last sweep to finish saw every trial; its best is the best of all 20.
+    last = max(parents, key=lambda p: p.info.end_time)
+    complete = [c for c in children if "pruned" not in c.data.tags]
+    lowest = min(c.data.metrics["final_objective"] for c in complete)
+    assert last.data.metrics["best_final_objective"] == lowest
+    (best,) = [c for c in complete if c.data.metrics["final_objective"] == lowest]
+    assert last.data.tags["best_run_id"] == best.info.run_id
+    assert last.data.metrics["study_trials"] == 20
+    assert sum(p.data.metrics["trials"] for p in parents) == 20
+    (last_compare,) = [c for c in compares if c.data.tags["mlflow.parentRunId"] == last.info.run_id]
+    assert last_compare.data.metrics["runs_compared"] == 20
+    assert {"optimization_history.png", "param_importances.png"} <= {
+        a.path for a in client.list_artifacts(last.info.run_id)
+    }

@@ -235,3 +235,45 @@ def test_launcher_mlflow_runs_each_child_through_mlflow_run(tracking, project_en
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["mlflow.project.backend"] == "local"  # MLflow's own launch tags it
     assert runs["compare"][0].info.status == "FINISHED"
+
+
+@pytest.mark.slow  # a workflow started, interrupted mid-search and inspected: about 20 s
+def test_ctrl_c_to_a_search_ends_every_run_killed_and_tells_the_study_its_trials_failed(tracking, project_env):
+    import optuna
+    from optuna.trial import TrialState
+
+    log = tracking.root / "sweep.log"
+    url = f"sqlite:///{tracking.root / 'study.db'}"
+    args = ["--search", "random", "--study-name", "s", "--storage", url, "--prune", "true", "--max-parallel", "2"]
+    args += ["--epochs", "100000000", "--log-every", "1000", "--output-dir", str(tracking.root / "out")]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "steps.sweep", *args],
+            cwd=ROOT,
+            env=project_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=interactive_sigint,
+        )
+    try:
+        kids = wait_for_training(tracking, proc, 2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs), out[-3000:]
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
+    assert parent.info.status == "KILLED"
+    for kid in kids:
+        run = tracking.client.get_run(kid.info.run_id)
+        assert run.info.status == "KILLED"
+        assert len(tracking.client.get_metric_history(kid.info.run_id, "loss")) > 1  # its history, flushed
+    trials = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert len(trials) == 2
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]  # none left RUNNING in the study
+    assert all(len(t.intermediate_values) > 1 for t in trials)  # the reports reached the study
+    assert not workers_of(proc.pid)

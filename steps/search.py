@@ -1,0 +1,378 @@
+"""What `sweep` searches, and `--search random|tpe`: an Optuna study whose trials are child runs.
+
+The space (:class:`Space`) is the learning rate, the penalty strength (l1, l2) and, with
+``--optimizers``, the optimizer: each a list of values (a grid axis, or a categorical choice)
+or, for random and tpe, a log-uniform range ``LOW:HIGH``.
+
+A search runs Optuna's ask-and-tell loop in the workflow's process, over its worker
+processes (:mod:`steps.workers`): when a worker is free, the study is asked for a trial, the
+trial's child run is created (nested under the sweep's run, named for its values, tagged
+``optuna.study`` and ``optuna.trial``; the study keeps its run id as the trial's user
+attribute ``gdlab.run_id``) and handed to the worker; when the child ends, the study is told
+its value (the child's ``final_val_loss`` with a validation split, else ``final_objective``),
+that it was pruned, or that it failed. With ``--prune true`` the worker reports each logged
+epoch (``val_loss``, else ``objective``) to the study itself and a median pruner may stop it
+(:class:`steps.study.Reporter`). No trial is left RUNNING in the study: a stopped sweep
+tells its unfinished trials FAIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import click
+
+from .launch import Child, Outcome, Ran, _close, _progress, make_child, source_tags
+from .signals import SIGNALS
+from .study import _first_line
+
+PENALIZED = ("l1", "l2")
+METHODS = ("grid", "random", "tpe")
+# The median pruner: the first trials run in full, and none is pruned in its first tenth of the epochs.
+PRUNER_STARTUP_TRIALS = 5
+PRUNER_WARMUP_SHARE = 0.1
+FIGURES = ("optimization_history.png", "param_importances.png")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A log-uniform range of values, ``LOW:HIGH`` (0 < LOW < HIGH)."""
+
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.low!r}:{self.high!r}"
+
+
+def shown(values) -> str:
+    """A list or range as the option takes it."""
+    return str(values) if isinstance(values, Range) else ",".join(map(repr, values))
+
+
+@dataclass(frozen=True)
+class Space:
+    """What a sweep varies: learning rates, lambdas (l1, l2 only: else None), optimizers (() = the
+    technique's own). Values are keyed by their option names: learning_rate, lambda, optimizer."""
+
+    technique: str
+    learning_rates: tuple | Range
+    lambdas: tuple | Range | None = None
+    optimizers: tuple[str, ...] = ()
+
+    def axes(self) -> dict:
+        axes = {"learning_rate": self.learning_rates}
+        if self.lambdas is not None:
+            axes["lambda"] = self.lambdas
+        if self.optimizers:
+            axes["optimizer"] = self.optimizers
+        return axes
+
+    def grid(self) -> list[dict]:
+        """Every combination (lists only), optimizer first, then learning rate, then lambda."""
+        out = [{}]
+        for name in ("optimizer", "learning_rate", "lambda"):
+            if (values := self.axes().get(name)) is not None:
+                out = [{**point, name: v} for point in out for v in values]
+        return out
+
+    def corners(self) -> list[dict]:
+        """Each optimizer with the ends of each axis: the configs to check before anything starts."""
+        ends = {k: (v.low, v.high) if isinstance(v, Range) else (min(v), max(v)) for k, v in self.axes().items()}
+        ends["optimizer"] = self.optimizers or (None,)
+        points = [{}]
+        for name, values in ends.items():
+            points = [{**p, name: v} for p in points for v in dict.fromkeys(values)]
+        return [{k: v for k, v in p.items() if v is not None} for p in points]
+
+    def suggest(self, trial) -> dict:
+        """The trial's values: a range log-uniform, a list of several a categorical choice."""
+        out = {}
+        for name, values in self.axes().items():
+            if isinstance(values, Range):
+                out[name] = trial.suggest_float(name, values.low, values.high, log=True)
+            else:
+                out[name] = values[0] if len(values) == 1 else trial.suggest_categorical(name, list(values))
+        return out
+
+    def described(self) -> dict:
+        return {k: shown(v) for k, v in self.axes().items()}
+
+
+def label_of(space: Space, values: dict, number: int | None = None) -> str:
+    """A child's name: what it trains and its values (`l1 lr=0.1 lambda=0.01`; a trial's values to
+    4 digits, and its number: `adam+l2 lr=0.00316 lambda=0.0123 (trial 7)`)."""
+    fmt = repr if number is None else (lambda v: f"{v:.4g}")
+    what = space.technique
+    if space.optimizers:
+        what = values["optimizer"] + (f"+{space.technique}" if space.technique in PENALIZED else "")
+    label = f"{what} lr={fmt(values['learning_rate'])}"
+    if "lambda" in values:
+        label += f" lambda={fmt(values['lambda'])}"
+    return label if number is None else f"{label} (trial {number})"
+
+
+def child_of(space: Space, values: dict, shared: dict, label: str) -> Child:
+    """The child that trains ``values``: the technique's entry point, or with ``--optimizers``
+    `train --optimizer NAME` with the technique's penalty (none for sgd and adam)."""
+    extra = {"learning_rate": values["learning_rate"]}
+    if "lambda" in values:
+        extra["lam"] = values["lambda"]
+    if not space.optimizers:
+        return make_child(label, space.technique, shared, **extra)
+    penalty = space.technique if space.technique in PENALIZED else "none"
+    return make_child(label, "train", shared, optimizer=values["optimizer"], penalty=penalty, **extra)
+
+
+# --------------------------------------------------------------------------- random and tpe
+
+
+@dataclass(frozen=True)
+class Search:
+    """How a random or tpe search runs (the sweep's --search options, checked)."""
+
+    method: str
+    n_trials: int
+    timeout: float  # seconds; 0 = none
+    prune: bool
+    study_name: str
+    storage: str  # '' (in memory), 'mlflow' or an RDB URL
+    seed: int
+
+    def sampler(self, run_id: str):
+        """Seeded by --seed: reproducible in memory; with a storage, by --seed and the sweep's run
+        id too, so that sweeps adding trials to one study do not all draw the same values."""
+        import optuna
+
+        seed = self.seed
+        if self.storage:
+            seed = int(hashlib.sha256(f"{self.seed}:{run_id}".encode()).hexdigest()[:8], 16)
+        if self.method == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        with warnings.catch_warnings():  # constant_liar is "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+    def pruner(self, epochs: int):
+        import optuna
+
+        if not self.prune:
+            return optuna.pruners.NopPruner()
+        warmup = int(epochs * PRUNER_WARMUP_SHARE)
+        return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=warmup)
+
+
+@dataclass
+class _Trials:
+    """The ask-and-tell loop's state: the trials in flight (by run id) and this sweep's outcomes."""
+
+    parent: object
+    study: object
+    spec: object  # steps.study.StorageSpec
+    space: Space
+    search: Search
+    shared: dict
+    metric: str  # the final metric told to the study
+    epoch_metric: str  # the per-epoch metric reported for pruning
+    pruner: object
+    flying: dict = field(default_factory=dict)  # run id -> (trial, label)
+    outcomes: dict = field(default_factory=dict)  # label -> Outcome
+    pruned: dict = field(default_factory=dict)  # label -> epoch
+
+    def slots(self):
+        """One item a trial to start: --n-trials of them, none once --timeout has passed."""
+        start = time.monotonic()
+        for i in range(self.search.n_trials):
+            if self.search.timeout and time.monotonic() - start >= self.search.timeout:
+                return
+            yield i
+
+    def make_task(self, _slot, base: dict, where: tuple):
+        """Ask the study for a trial, create its child run (called with signals held)."""
+        from .study import TrialRef
+        from .workers import Task
+
+        trial, run_id = self.study.ask(), None
+        try:
+            values = self.space.suggest(trial)
+            child = child_of(self.space, values, self.shared, label_of(self.space, values, trial.number))
+            tags = {**base, "mlflow.project.entryPoint": child.entry_point}
+            tags.update({"optuna.study": self.study.study_name, "optuna.trial": str(trial.number)})
+            run = self.parent.client.create_run(self.parent.experiment_id, run_name=child.label, tags=tags)
+            run_id = run.info.run_id
+            trial.set_user_attr("gdlab.run_id", run_id)
+            trial.set_user_attr("gdlab.label", child.label)
+        except BaseException as exc:  # nothing is left RUNNING: neither the trial nor its run
+            if run_id is not None:
+                _close(self.parent.client, run_id, "FAILED", f"its trial could not be set up: {exc}")
+            self.tell(trial, None, "FAIL")
+            raise
+        self.flying[run_id] = (trial, child.label)
+        ref = None
+        if self.search.prune:  # (Optuna's Trial has no public id; a worker needs it to reopen the trial)
+            ref = TrialRef(self.spec, self.study.study_name, trial._trial_id, self.epoch_metric, self.pruner)
+        return Task(child.label, child.entry_point, child.config, run_id, *where, trial=ref)
+
+    def tell(self, trial, value: float | None, state: str | None = None) -> None:
+        """Tell the study how ``trial`` ended; a store error is a warning (the sweep goes on)."""
+        from optuna.trial import TrialState
+
+        from .study import quiet_urls
+
+        try:
+            with SIGNALS.held(), quiet_urls():
+                if state is None:
+                    self.study.tell(trial, value)
+                else:
+                    self.study.tell(trial, state=TrialState[state])
+        except Exception as exc:
+            click.echo(f"warning: could not tell the study how trial {trial._trial_id} ended: {exc}", err=True)
+
+    def finish(self, done) -> None:
+        """A child ended: close its run if its worker could not, tell the study, say so."""
+        trial, label = self.flying.pop(done.run_id)
+        client = self.parent.client
+        what = f"{done.status}: {done.reason}"
+        if done.status != "FINISHED":
+            _close(client, done.run_id, done.status, done.reason)
+            self.tell(trial, None, "FAIL")
+        elif done.pruned is not None:
+            self.tell(trial, None, "PRUNED")
+            self.pruned[label] = done.pruned
+            what = f"pruned at epoch {done.pruned}"
+        else:
+            value = client.get_run(done.run_id).data.metrics.get(self.metric)
+            ok = value is not None and math.isfinite(value)
+            self.tell(trial, value if ok else None, None if ok else "FAIL")
+            what = f"finished, {self.metric} = {value:.6g}" if ok else f"finished without a finite {self.metric}"
+        self.outcomes[label] = Outcome(done.run_id, done.status == "FINISHED")
+        _progress(len(self.outcomes), self.search.n_trials, label, done.run_id, what)
+
+    def abandon(self) -> None:
+        """The sweep is stopping: the trials still in flight end FAIL in the study."""
+        for trial, _label in self.flying.values():
+            self.tell(trial, None, "FAIL")
+        self.flying.clear()
+
+
+def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data, study, spec, epochs: int) -> Ran:
+    """The search under the sweep's run ``parent``: trials as child runs in ``pool``'s workers;
+    then what the whole study has so far (every worker's trials) for the best and the compare."""
+    import os
+
+    import mlflow
+
+    from .launch import best_metric
+
+    study.sampler = search.sampler(parent.id)
+    epoch_metric = "val_loss" if data.X_val is not None else "objective"
+    trials = _Trials(parent, study, spec, space, search, shared, best_metric(data), epoch_metric, search.pruner(epochs))
+    parent.set_tags({"optuna.study": study.study_name, "optuna.storage": spec.shown()})
+    base = {**source_tags(parent.client.get_run(parent.id).data.tags), "mlflow.parentRunId": parent.id}
+    where = (mlflow.get_tracking_uri(), dict(os.environ), os.getcwd())
+
+    def started(task) -> None:
+        click.echo(f"{task.label}: started run {task.run_id}", err=True)
+
+    try:
+        for done in pool.run(trials.slots(), lambda slot: trials.make_task(slot, base, where), started):
+            trials.finish(done)
+    except BaseException:
+        with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
+            for task in pool.stop():
+                _close(parent.client, task.run_id, "KILLED", "the workflow was stopped")
+            trials.abandon()
+        raise
+    return _study_so_far(parent, trials)
+
+
+def _runs_here(parent, run_ids: list[str]) -> set[str]:
+    """Which of ``run_ids`` are runs of the parent's experiment (a study may hold trials that other
+    sweeps ran in another experiment, or against another tracking server)."""
+    found = set()
+    for i in range(0, len(run_ids), 100):
+        ids = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
+        runs = parent.client.search_runs([parent.experiment_id], f"attributes.run_id IN ({ids})", max_results=100)
+        found |= {r.info.run_id for r in runs}
+    return found
+
+
+def _study_so_far(parent, trials: _Trials) -> Ran:
+    """This sweep's outcomes; the best chosen from, and compare run over, every finished trial of
+    the study (other workers' too); the study's pictures, logged to ``parent`` as well."""
+    from optuna.trial import TrialState
+
+    finished = [t for t in trials.study.get_trials(deepcopy=False) if t.state.is_finished()]
+    by_run = {t.user_attrs["gdlab.run_id"]: t for t in finished if "gdlab.run_id" in t.user_attrs}
+    own = [o.run_id for o in trials.outcomes.values()]
+    others = [r for r in by_run if r not in own]
+    here = _runs_here(parent, others)
+    if len(others) > len(here):
+        click.echo(f"note: {len(others) - len(here)} trials of the study ran in another experiment", err=True)
+    scored = {label: o for label, o in trials.outcomes.items() if not o.ok}
+    for run_id, t in by_run.items():
+        if t.state == TrialState.COMPLETE and (run_id in here or run_id in own):
+            label = t.user_attrs.get("gdlab.label", run_id)
+            scored[label if label not in scored else f"{label} [{run_id[:8]}]"] = Outcome(run_id, True)
+    counts = {"trials": len(trials.outcomes), "trials_pruned": len(trials.pruned)}
+    counts["trials_failed"] = sum(not o.ok for o in trials.outcomes.values())
+    counts["study_trials"] = len(finished)
+    parent.log_metrics(counts)
+    images = study_figures(finished)
+    _log_images(parent, images)
+    return Ran(trials.outcomes, scored, own + sorted(here), images)
+
+
+def _log_images(parent, images: dict[str, bytes]) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp, parent.held():
+        for name, data in images.items():
+            (Path(tmp) / name).write_bytes(data)
+            mlflow.log_artifact(str(Path(tmp) / name))
+
+
+def study_figures(trials: list) -> dict[str, bytes]:
+    """Optuna's optimization history and parameter importances (its matplotlib pictures; the
+    importances by PED-ANOVA, which needs no scikit-learn) of the study's finished ``trials``,
+    drawn from an in-memory copy of them in the order of their numbers. A picture that cannot be
+    drawn (importances need two complete trials) is left out, with a note."""
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as vis
+
+    snapshot = optuna.create_study(direction="minimize")
+    snapshot.add_trials(sorted(trials, key=lambda t: (t.number, t.datetime_start)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    draw = {
+        FIGURES[0]: vis.plot_optimization_history,
+        FIGURES[1]: lambda study: vis.plot_param_importances(study, evaluator=evaluator),
+    }
+    out = {}
+    for name, plot in draw.items():
+        fig = None
+        try:
+            # rc_context: optuna's plots switch matplotlib to its ggplot style for good; compare's must not be.
+            with warnings.catch_warnings(), plt.rc_context():
+                warnings.simplefilter("ignore")  # optuna's "experimental" warnings, matplotlib's layout
+                fig = plot(snapshot).figure
+                fig.set_size_inches(8, 4.5)
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+            out[name] = buf.getvalue()
+        except Exception as exc:
+            click.echo(f"note: {name} not drawn ({_first_line(exc)})", err=True)
+        finally:
+            if fig is not None:
+                plt.close(fig)
+    return out
