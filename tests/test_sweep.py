@@ -68,7 +68,7 @@ def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking)
         (["--prune", "true", "--timeout", "3"], "--timeout, --prune need --search random or tpe"),
         (["--storage", "mlflow"], "--storage need --search random or tpe"),
         (["--search", "tpe", "--n-trials", "0"], "--n-trials"),
-        (["--search", "tpe", "--optimizers", "adam,lbfgs"], "unknown lbfgs"),
+        (["--search", "tpe", "--optimizers", "adam,bogus"], "unknown bogus"),
         (["--search", "tpe", "--optimizers", "adam,adam"], "named twice"),
         (["--search", "random", "--storage", "mlflow"], "--storage needs --study-name"),
         (["--search", "random", "--study-name", "s", "--storage", "study.db"], "database URL"),
