@@ -20,7 +20,6 @@ benchmarks/README.md).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -189,18 +188,11 @@ def gather(client, runs, workers: int = WORKERS) -> list[Gathered]:
         return list(pool.map(lambda r: _gather_one(client, r, Path(tmp) / r.info.run_id), runs))
 
 
-@contextlib.contextmanager
 def _quiet_downloads():
     """No progress bar per artifact (1,000 runs would print 2,000 of them)."""
-    key, old = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
+    from .env import setenv
+
+    return setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def local_artifact_dir(artifact_uri: str) -> Path | None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import click
 
+from .env import setenv
 from .errors import Pruned
 
 STUDY_ATTR = "gdlab"  # the study's user attribute holding the sweep settings it was made with
@@ -69,20 +70,10 @@ class TrialRef:
 # --------------------------------------------------------------------------- MLflow as the storage
 
 
-@contextlib.contextmanager
 def quiet_urls():
     """MLflow prints "View run <name> at: <url>" for every run it ends on a tracking server; the
     study's own runs (its container, its trials) are bookkeeping, not worth a line each."""
-    key = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
-    saved = os.environ.get(key)
-    os.environ[key] = "true"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved
+    return setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _shared_mlflow_storage_class():

@@ -19,6 +19,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from .env import setenv
 from .errors import StoreGone
 from .options import as_param
 
@@ -408,20 +409,10 @@ def _no_local_paths(mlmodel: Path) -> None:
     mlmodel.write_text(yaml.safe_dump(spec, default_flow_style=False, sort_keys=False))
 
 
-@contextlib.contextmanager
 def _quiet_copies():
     """No "Downloading artifacts" progress bars on stderr while MLflow copies the model's own files
     into its folder (a local copy of two small files, not a download; one bar each, every run)."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    old = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+    return setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @contextlib.contextmanager
