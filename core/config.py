@@ -27,6 +27,8 @@ FUNCTION_OPTIONS = {"ill_conditioned": ("condition_number",)}
 # data and model ones are refused when set (steps.runner), the loop ones by TrainConfig.
 FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model", "hidden")
 FUNCTION_REFUSES = ("fit_intercept", "standardize", "batch_size", "validation_fraction", "patience")
+# How a run without hidden layers logs --hidden (steps.options.as_param), or an empty list.
+NO_LAYERS = ("", "none")
 # The schedule options each schedule reads.
 SCHEDULE_OPTIONS = {
     "step": ("lr_step_size", "lr_gamma"),
@@ -88,8 +90,8 @@ def unused_options(settings: dict) -> set[str]:
             unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
             if settings.get("init") not in (None, "normal"):
                 unused.add("seed")  # nothing is drawn
-    layers = settings.get("hidden")  # a tuple of widths, or as logged: "16,8" ("" for none)
-    if layers is not None and not (layers if isinstance(layers, str) else ",".join(map(str, layers))).strip():
+    layers = settings.get("hidden")  # a tuple of widths, or as logged: "16,8" ("none" for none)
+    if layers is not None and (layers if isinstance(layers, str) else ",".join(map(str, layers))).strip() in NO_LAYERS:
         unused.add("hidden")  # no hidden layers: the neuron
     network = layers is not None and "hidden" not in unused  # torch's init draws from --seed
     if settings.get("model") == "logistic":
@@ -369,6 +371,8 @@ def _parse(raw: str, kind: str, name: str):
     """A logged param's string as the field's type (``kind``: "str", "int", "float", "bool" or a
     tuple of ints, logged comma-separated)."""
     if kind.startswith("tuple"):
+        if raw.strip().lower() in NO_LAYERS:  # an empty list
+            return ()
         return tuple(_parse(part.strip(), "int", name) for part in raw.split(",") if part.strip())
     if kind == "bool":
         if raw.lower() not in ("true", "false"):

@@ -132,3 +132,11 @@ def mlp_forward(
         np.maximum(a, 0.0, out=a)
     W, b = layers[-1]
     return forward(a, W[0], None if b is None else b[0], activation)
+
+
+def model_forward(X, weights, bias, activation: str, hidden=(), *, mean=None, scale=None) -> np.ndarray:
+    """The logged model's output: :func:`forward` for the neuron, :func:`mlp_forward` with ``hidden``
+    layers (``weights`` every W, ``bias`` every b, or None)."""
+    if hidden:
+        return mlp_forward(X, weights, bias, hidden, activation, mean=mean, scale=scale)
+    return forward(X, weights, bias, activation, mean=mean, scale=scale)

@@ -188,7 +188,8 @@ class _EpochLog:
 
     def __init__(self, run, cfg: TrainConfig, data: Dataset, bar):
         self.run, self.bar, self.shown = run, bar, 0
-        self.record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
+        # (a network's parameters are no path in weight space that compare could draw)
+        self.record = not cfg.hidden and data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
         self.path: list[tuple[int, list[float], float]] = []
         self.internals: list[tuple] = []
 
@@ -218,8 +219,9 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     weights = {"weights": result.weights, "bias": result.bias}
     scaler = {"mean": None, "scale": None}
     report = dict(weights)
-    if data.mean is not None:  # trained on z-scores: the scaler, and the same model in the data's units
+    if data.mean is not None:
         scaler = {"mean": data.mean.tolist(), "scale": data.scale.tolist()}
+    if data.mean is not None and not cfg.hidden:  # trained on z-scores: the same neuron in the data's units
         w, b = original_units(result.weights, result.bias, data.mean, data.scale)
         report["original"] = {"weights": w.tolist(), "bias": b}
     (tmpdir / "weights.json").write_text(json.dumps(report, indent=2))
@@ -238,6 +240,8 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         return
     spec = tmpdir / "model_spec.json"
     described = {**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}
+    if cfg.hidden:  # a network: "weights" is every W (row-major), "bias" every b (core.neuron.mlp_forward)
+        described["hidden"] = list(cfg.hidden)
     if data.classes is not None:  # a classifier's labels for 0 and 1 (the logged model returns them)
         described["classes"] = list(data.classes)
     spec.write_text(json.dumps(described))
