@@ -33,7 +33,7 @@ from core.training import DivergenceError, TrainResult, components, fit, load_da
 
 from . import fingerprint
 from .lifecycle import RunFailed, exit_on_end, tracked_run
-from .options import OPTIONS
+from .options import OPTIONS, as_param
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
@@ -105,7 +105,8 @@ def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_a
                 )
         if chosen["dataset"] in TEST_FUNCTIONS and option in FUNCTION_IGNORES:
             raise click.UsageError(
-                f"--{flag} {value} does not apply to --dataset {chosen['dataset']}: a test function has no data "
+                f"--{flag} {as_param(value)} does not apply to --dataset {chosen['dataset']}: "
+                "a test function has no data "
                 "and no model (its parameters are the point (x, y))"
             )
 
