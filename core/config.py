@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from . import functions, models, optimizers, schedules
+from .mlp import check_hidden
 from .penalties import Penalty
 
 # The options each optimizer reads (everything else is data, model or loop).
@@ -24,8 +25,10 @@ BUILT_IN_DATASETS = ("seed", "synthetic", *TEST_FUNCTIONS)
 FUNCTION_OPTIONS = {"ill_conditioned": ("condition_number",)}
 # The options a test function never reads: it has no data, no model, no batches, no split. The
 # data and model ones are refused when set (steps.runner), the loop ones by TrainConfig.
-FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model")
+FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model", "hidden")
 FUNCTION_REFUSES = ("fit_intercept", "standardize", "batch_size", "validation_fraction", "patience")
+# How a run without hidden layers logs --hidden (steps.options.as_param), or an empty list.
+NO_LAYERS = ("", "none")
 # The schedule options each schedule reads.
 SCHEDULE_OPTIONS = {
     "step": ("lr_step_size", "lr_gamma"),
@@ -63,7 +66,7 @@ def unused_options(settings: dict) -> set[str]:
     """The options (CLI names with ``_``) that a run with these settings does not read.
 
     ``settings`` maps option names to values, typed or as logged strings; only dataset, model,
-    lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
+    hidden, lr_schedule, lr_mode, penalty, optimizer, validation_fraction, init and batch_size are
     looked at, and a missing one rules nothing out. The one statement of which option acts when.
     A test function (``--dataset rosenbrock``, ...) reads no data, model, batch or split options,
     and draws nothing unless ``init`` is ``normal``.
@@ -87,6 +90,10 @@ def unused_options(settings: dict) -> set[str]:
             unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
             if settings.get("init") not in (None, "normal"):
                 unused.add("seed")  # nothing is drawn
+    layers = settings.get("hidden")  # a tuple of widths, or as logged: "16,8" ("none" for none)
+    if layers is not None and (layers if isinstance(layers, str) else ",".join(map(str, layers))).strip() in NO_LAYERS:
+        unused.add("hidden")  # no hidden layers: the neuron
+    network = layers is not None and "hidden" not in unused  # torch's init draws from --seed
     if settings.get("model") == "logistic":
         unused.add("noise")  # a logistic teacher draws labels: y ~ Bernoulli(σ(X w)), no added noise
     for table, chosen in (
@@ -106,8 +113,8 @@ def unused_options(settings: dict) -> set[str]:
     if settings.get("warmup_epochs") is not None and number("warmup_epochs") == 0:
         unused.add("warmup_start_factor")
     batch = number("batch_size")
-    if split == 0 and batch == 0 and settings.get("init") not in (None, "normal"):
-        unused.add("seed")  # no split to draw, no batches to shuffle, no random start
+    if split == 0 and batch == 0 and settings.get("init") not in (None, "normal") and not network:
+        unused.add("seed")  # no split to draw, no batches to shuffle, no random start (a network's is)
     return unused
 
 
@@ -127,6 +134,7 @@ class TrainConfig:
     standardize: bool = False
     # model
     model: str = "relu"
+    hidden: tuple[int, ...] = ()  # ReLU hidden layers' widths in front of the model's unit: () none
     fit_intercept: bool = False
     init: str = "seed"
     # loop
@@ -235,6 +243,9 @@ class TrainConfig:
         if self.patience and self.validation_fraction == 0 and self.dataset not in TEST_FUNCTIONS:
             raise ValueError("patience (early stopping) needs a validation split: set validation_fraction > 0")
         models.explicit_init(self.init)  # a named init, or finite numbers (counted once the data is known)
+        check_hidden(self.hidden)
+        if self.hidden and self.init == "zeros":
+            raise ValueError("init zeros cannot train a network (every hidden unit stays the same); use seed or normal")
         if self.condition_number < 1:
             raise ValueError(f"condition_number must be >= 1, got {self.condition_number}")
         if self.dataset in TEST_FUNCTIONS:
@@ -360,6 +371,8 @@ def _parse(raw: str, kind: str, name: str):
     """A logged param's string as the field's type (``kind``: "str", "int", "float", "bool" or a
     tuple of ints, logged comma-separated)."""
     if kind.startswith("tuple"):
+        if raw.strip().lower() in NO_LAYERS:  # an empty list
+            return ()
         return tuple(_parse(part.strip(), "int", name) for part in raw.split(",") if part.strip())
     if kind == "bool":
         if raw.lower() not in ("true", "false"):

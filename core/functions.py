@@ -16,7 +16,7 @@ arrays of points, for contours), its known global minima, a classic start and a 
 
 :class:`Objective` gives a function the interface the training loop uses of a model
 (``init``, ``loss``, ``loss_and_grad``, ``workspace``, ``split``, ``n_features``,
-``fit_intercept``); the data arguments are ignored.
+``n_weights``, ``tensors``, ``fit_intercept``); the data arguments are ignored.
 """
 
 from __future__ import annotations
@@ -168,7 +168,9 @@ class Objective:
     condition_number: float = DEFAULT_CONDITION_NUMBER
 
     n_features = 2  # the two coordinates, which the loop treats as the weights (penalized, decayed)
+    n_weights = 2
     n_params = 2
+    tensors = ((slice(0, 2), (2,)),)  # one tensor, the point
     fit_intercept = False
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """Models: the lesson's ReLU neuron, a linear model and logistic regression, with an optional bias.
 
 Parameters travel as one 1-D vector ``theta``: the weights ``w`` (d values),
-then the bias ``b`` when ``fit_intercept`` is set. Only ``theta[:d]`` is ever
-penalized or decayed.
+then the bias ``b`` when ``fit_intercept`` is set. Only ``theta[:n_weights]`` (here d) is ever
+penalized or decayed. ``core.mlp.MLP`` puts ReLU hidden layers in front of this neuron.
 
 Forward and backward sit side by side (micrograd style). With
 ``z = X w + b`` and ``f(z)`` the activation, the loss and its gradient are
@@ -73,6 +73,18 @@ class Model:
     @property
     def n_params(self) -> int:
         return self.n_features + int(self.fit_intercept)
+
+    @property
+    def n_weights(self) -> int:
+        """How many leading entries of theta are weights: the ones penalized and decayed."""
+        return self.n_features
+
+    @property
+    def tensors(self) -> tuple[tuple[slice, tuple[int, ...]], ...]:
+        """Each parameter tensor as ``(slice of theta, shape)``, as torch would hold them: the
+        weights (d,), then the bias (1,) (the optimizers that work per tensor read this)."""
+        d = self.n_features
+        return ((slice(0, d), (d,)),) + (((slice(d, d + 1), (1,)),) if self.fit_intercept else ())
 
     def init(self, how: str = "seed", seed: int = 0) -> np.ndarray:
         """Initial parameters: ``seed`` is the lesson's w_i = 0.1 * (i + 1), ``zeros`` all 0,
@@ -165,24 +177,32 @@ class Model:
         np.matmul(X, theta[:d], out=z)
         if self.fit_intercept:
             z += theta[d]
-        scale = 2.0 / n
-        if self.kind == "logistic":
-            loss, scale = _log_loss_residual(z, y, r, ws.active[:n], ws.scratch[:n]), 1.0 / n
-        elif self.kind == "relu":
-            active = np.greater(z, 0.0, out=ws.active[:n])
-            np.maximum(z, 0.0, out=r)
-            r -= y  # f(z) - y
-            loss = float(r @ r) / n
-            r *= active  # f'(z) * (f(z) - y)
-        else:
-            np.subtract(z, y, out=r)
-            loss = float(r @ r) / n
+        loss, scale = output_residual(self.kind, z, y, r, ws.active[:n], ws.scratch[:n])
         gw = grad[:d]
         np.matmul(X.T, r, out=gw)
         gw *= scale
         if self.fit_intercept:
             grad[d] = scale * r.sum()
         return loss, grad
+
+
+def output_residual(kind: str, z, y, r, active, scratch) -> tuple[float, float]:
+    """The output unit's loss at pre-activations ``z`` and, in ``r``, its residual: dL/dz is
+    ``scale * r``. Returns ``(loss, scale)``: MSE, r = f'(z) (f(z) - y), scale 2/n; log loss,
+    r = σ(z) - y, scale 1/n. In place in ``r``, ``active`` and ``scratch`` (n,)."""
+    n = len(y)
+    if kind == "logistic":
+        return _log_loss_residual(z, y, r, active, scratch), 1.0 / n
+    if kind == "relu":
+        np.greater(z, 0.0, out=active)
+        np.maximum(z, 0.0, out=r)
+        r -= y  # f(z) - y
+        loss = float(r @ r) / n
+        r *= active  # f'(z) * (f(z) - y)
+    else:
+        np.subtract(z, y, out=r)
+        loss = float(r @ r) / n
+    return loss, 2.0 / n
 
 
 def _log_loss_residual(z, y, r, positive, scratch) -> float:

@@ -78,3 +78,65 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z)
     e = np.exp(-np.abs(z))
     return np.where(z > 0, 1.0, e) / (1.0 + e)
+
+
+def layer_shapes(n_features: int, hidden) -> list[tuple[int, int]]:
+    """The weight shapes ``(out, in)`` of a network with ``hidden`` ReLU layers (their widths) and
+    one output unit, as torch's ``nn.Linear.weight``: (h1, d), (h2, h1), ..., (1, h_L)."""
+    sizes = (n_features, *hidden, 1)
+    return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
+
+
+def unpack(weights: np.ndarray, biases, shapes) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The layers ``[(W, b), ...]`` of the flat ``weights`` (every W row-major, in order) and
+    ``biases`` (every b in order; None without biases): views, not copies."""
+    layers, w_at, b_at = [], 0, 0
+    for out, inp in shapes:
+        W = weights[w_at : w_at + out * inp].reshape(out, inp)
+        b = None if biases is None else biases[b_at : b_at + out]
+        layers.append((W, b))
+        w_at, b_at = w_at + out * inp, b_at + out
+    return layers
+
+
+def mlp_forward(
+    X: np.ndarray,
+    weights,
+    biases,
+    hidden,
+    activation: str = "linear",
+    *,
+    mean: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""The network's output for the rows of ``X`` (n,): ReLU hidden layers of widths ``hidden``,
+    then one output unit with ``activation`` (as :func:`forward`; ``linear`` gives the logit):
+
+    .. math:: a_0 = x, \quad a_k = \max(0, W_k a_{k-1} + b_k) \ (k \le L), \quad
+              \hat y = f(W_{L+1} a_L + b_{L+1})
+
+    ``weights`` are every W (shape (out, in), row-major) one after the other, ``biases`` every b
+    (None: no biases), the layout of :class:`core.mlp.MLP`'s parameters. ``mean`` and ``scale``
+    standardize raw ``X`` first, as in :func:`forward`.
+    """
+    if mean is not None:
+        X = standardize(X, mean, scale)
+    weights = np.asarray(weights)
+    biases = None if biases is None else np.asarray(biases)
+    layers = unpack(weights, biases, layer_shapes(X.shape[1], hidden))
+    a = X
+    for W, b in layers[:-1]:
+        a = a @ W.T
+        if b is not None:
+            a += b
+        np.maximum(a, 0.0, out=a)
+    W, b = layers[-1]
+    return forward(a, W[0], None if b is None else b[0], activation)
+
+
+def model_forward(X, weights, bias, activation: str, hidden=(), *, mean=None, scale=None) -> np.ndarray:
+    """The logged model's output: :func:`forward` for the neuron, :func:`mlp_forward` with ``hidden``
+    layers (``weights`` every W, ``bias`` every b, or None)."""
+    if hidden:
+        return mlp_forward(X, weights, bias, hidden, activation, mean=mean, scale=scale)
+    return forward(X, weights, bias, activation, mean=mean, scale=scale)

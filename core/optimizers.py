@@ -513,7 +513,11 @@ def lion(*, beta1: float = 0.9, beta2: float = 0.99, weight_decay: float = 0.0, 
 
 class AdafactorState(NamedTuple):
     count: int
-    variance: np.ndarray
+    variance: np.ndarray  # v of every unfactored tensor, in place (0 where a tensor is factored)
+    factored: tuple = ()  # (row, col) of each 2-D tensor, in the order of ``tensors``
+
+
+Tensors = tuple[tuple[slice, tuple[int, ...]], ...]
 
 
 def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
@@ -529,6 +533,25 @@ def _rms(x: np.ndarray) -> float:
     return float(np.linalg.norm(x)) / x.size**0.5
 
 
+def _tensors(params: np.ndarray, tensors: Tensors | None, mask: slice | None) -> Tensors:
+    """The parameter tensors ``(slice, shape)``: as given, else the weights ``mask`` and the rest
+    (the bias) as two vectors, else all of ``params`` as one."""
+    if tensors is not None:
+        return tensors
+    if mask is None:
+        return ((slice(None), params.shape),)
+    rest = slice(mask.stop, None)
+    return ((mask, params[mask].shape), (rest, params[rest].shape))
+
+
+def _factored_variance(g: np.ndarray, rc: tuple[np.ndarray, np.ndarray], weight: float, eps: float):
+    """torch's factored second moment of a matrix gradient ``g`` (out, in): the row and column
+    means of g^2 (their running averages ``rc``), and v = R C / mean(R), mean(R) floored at eps1."""
+    row = _lerp(rc[0], np.square(np.linalg.norm(g, axis=-1, keepdims=True)) / g.shape[-1], weight)
+    col = _lerp(rc[1], np.square(np.linalg.norm(g, axis=-2, keepdims=True)) / g.shape[-2], weight)
+    return (row @ col) / max(float(row.mean()), eps), (row, col)
+
+
 def adafactor(
     *,
     beta2_decay: float = -0.8,
@@ -537,9 +560,13 @@ def adafactor(
     d: float = 1.0,
     weight_decay: float = 0.0,
     mask: slice | None = None,
+    tensors: Tensors | None = None,
 ) -> Optimizer:
-    r"""torch.optim.Adafactor (Shazeer & Stern), as torch runs it on vectors: their second moment
-    is not factored, and each tensor (the weights ``mask``, then the bias) has its own RMS.
+    r"""torch.optim.Adafactor (Shazeer & Stern), tensor by tensor as torch runs it: ``tensors``
+    gives each tensor's slice of the parameters and shape (default: the weights ``mask``, then the
+    bias, as two vectors). Each tensor has its own RMS; a vector's second moment is kept whole, a
+    matrix's (out, in) is factored into row and column means (their outer product over the mean
+    row: torch's ``row_var @ col_var / row_var.mean()``).
 
     .. math::
         \hat\beta_{2,t} = 1 - t^{\tau}, \qquad \rho_t = \min(\gamma, 1 / \sqrt t), \qquad
@@ -559,7 +586,9 @@ def adafactor(
     _check(weight_decay >= 0.0, f"weight_decay should be >= 0 but is: {weight_decay}")
 
     def init(params: np.ndarray) -> AdafactorState:
-        return AdafactorState(0, np.zeros_like(params))
+        matrices = [shape for _, shape in _tensors(params, tensors, mask) if len(shape) == 2]
+        factored = tuple((np.zeros((o, 1), params.dtype), np.zeros((1, i), params.dtype)) for o, i in matrices)
+        return AdafactorState(0, np.zeros_like(params), factored)
 
     def update(grad, state, params, lr):
         t = state.count + 1
@@ -567,18 +596,20 @@ def adafactor(
         rho = min(lr, 1.0 / t**0.5)
         _, decay = _weight_decay(grad, params, lr, weight_decay, True, mask)
         step = np.zeros_like(params) + decay  # decay: 0.0, or the decoupled decay of the weights
-        variance = state.variance.copy()
-        tensors = [slice(None)] if mask is None else [mask, slice(mask.stop, None)]
-        for sel in tensors:  # the weights, then the bias: torch's separate tensors
-            p, g = params[sel], grad[sel]
+        variance, factored, k = state.variance.copy(), list(state.factored), 0
+        for sel, shape in _tensors(params, tensors, mask):  # torch's separate tensors, in order
+            p, g = params[sel], grad[sel].reshape(shape)
             if not p.size:
                 continue
             alpha = max(eps2, _rms(p)) * rho
-            v = _lerp(state.variance[sel], g * g, t**beta2_decay)
-            u = (1.0 / np.sqrt(np.maximum(v, eps * eps))) * g
+            if len(shape) == 2:  # the k-th matrix
+                v, factored[k] = _factored_variance(g, state.factored[k], t**beta2_decay, eps)
+                k += 1
+            else:
+                v = variance[sel] = _lerp(state.variance[sel], g * g, t**beta2_decay)
+            u = ((1.0 / np.sqrt(np.maximum(v, eps * eps))) * g).reshape(-1)
             step[sel] += (alpha / max(1.0, _rms(u) / d)) * u
-            variance[sel] = v
-        return step, AdafactorState(t, variance)
+        return step, AdafactorState(t, variance, tuple(factored))
 
     return Optimizer(init, update)
 
@@ -830,9 +861,11 @@ BUILDERS: dict[str, Callable[..., Optimizer | Lbfgs]] = {
     "lbfgs": lbfgs,
 }
 OPTIMIZERS = tuple(BUILDERS)
+# The builders' arguments that describe the parameters' layout, not hyperparameters.
+LAYOUT = ("mask", "tensors")
 # torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    name: {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name != "mask"}
+    name: {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in LAYOUT}
     for name, fn in BUILDERS.items()
 }
 
@@ -843,12 +876,16 @@ def default(option: str) -> Any:
     return next(d[option] for d in DEFAULTS.values() if option in d)
 
 
-def create(name: str, hyper: dict[str, Any], mask: slice | None = None) -> Optimizer | Lbfgs:
+def create(
+    name: str, hyper: dict[str, Any], mask: slice | None = None, tensors: Tensors | None = None
+) -> Optimizer | Lbfgs:
     """The optimizer ``name`` with torch's defaults overridden by ``hyper``'s entries that apply
-    (an :class:`Lbfgs` for "lbfgs", which evaluates the objective itself)."""
+    (an :class:`Lbfgs` for "lbfgs", which evaluates the objective itself). ``mask`` selects the
+    weights (decayed; the rest, biases, never are); ``tensors`` gives each parameter tensor's
+    ``(slice, shape)`` to the optimizers that work tensor by tensor (Adafactor)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     kwargs = {k: hyper.get(k, v) for k, v in DEFAULTS[name].items()}
-    if "mask" in inspect.signature(BUILDERS[name]).parameters:
-        kwargs["mask"] = mask
+    layout = {"mask": mask, "tensors": tensors}
+    kwargs.update({k: v for k, v in layout.items() if k in inspect.signature(BUILDERS[name]).parameters})
     return BUILDERS[name](**kwargs)

@@ -39,6 +39,7 @@ import numpy as np
 from . import data as data_mod
 from . import functions, optimizers
 from .config import TEST_FUNCTIONS, TrainConfig
+from .mlp import MLP
 from .models import Model
 from .neuron import standardize
 from .penalties import Penalty
@@ -141,13 +142,17 @@ def components(
     cfg: TrainConfig, n_features: int
 ) -> tuple[Model | functions.Objective, optimizers.Optimizer | optimizers.Lbfgs, Penalty]:
     """The model, optimizer and penalty ``cfg`` names, for ``n_features`` inputs (each validates
-    its own hyperparameters). For a test function the "model" is the function itself
+    its own hyperparameters): the neuron, or with ``cfg.hidden`` the network (:class:`core.mlp.MLP`).
+    For a test function the "model" is the function itself
     (:class:`core.functions.Objective`: its two parameters, the point, are the weights)."""
     if cfg.dataset in TEST_FUNCTIONS:
-        model, n_features = functions.Objective(cfg.dataset, cfg.condition_number), 2
+        model = functions.Objective(cfg.dataset, cfg.condition_number)
+    elif cfg.hidden:
+        model = MLP(cfg.model, n_features, cfg.fit_intercept, hidden=cfg.hidden)
     else:
         model = Model(cfg.model, n_features, cfg.fit_intercept)
-    opt = optimizers.create(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, n_features))
+    # The first n_weights entries of theta are the weights: penalized and decayed, never a bias.
+    opt = optimizers.create(cfg.optimizer, cfg.optimizer_hyper(), mask=slice(0, model.n_weights), tensors=model.tensors)
     penalty = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
     return model, opt, penalty
 
@@ -185,7 +190,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     steps_per_s, which benchmarks/bench_core.py holds near the call floor. What runs only on
     reported epochs, or once a mini-batch epoch, is in the helpers below."""
     model, opt, penalty = components(cfg, data.n_features)
-    d = model.n_features
+    d = model.n_weights  # theta[:d] are the weights (penalized, decayed); the biases follow
     X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
     theta = model.init(cfg.init, cfg.seed).astype(X.dtype)
     state = opt.init(theta)
@@ -291,7 +296,7 @@ def _final_metrics(model, penalty: Penalty, theta: np.ndarray, data: data_mod.Da
     final_loss = model.loss(theta, data.X_train, data.y_train)
     if not math.isfinite(final_loss):
         raise DivergenceError(epoch, "the training loss")
-    final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_features])}
+    final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_weights])}
     if data.X_val is not None:
         final["final_val_loss"] = model.loss(theta, data.X_val, data.y_val)
     if getattr(model, "kind", None) == "logistic":
@@ -302,7 +307,7 @@ def _final_metrics(model, penalty: Penalty, theta: np.ndarray, data: data_mod.Da
 
 def _minibatch_epoch(model, opt, penalty, X, y, ws, order, batch, state, theta, lr, clip_norm, clip_value):
     """One pass over the rows in ``order``, a step a mini-batch of ``batch`` (the last may be shorter)."""
-    d = model.n_features
+    d = model.n_weights
     for first in range(0, len(order), batch):
         idx = order[first : first + batch]
         # Fancy indexing gathers the rows into a small row-major block (np.take with
@@ -355,7 +360,7 @@ def _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr):
     the objective the other optimizers follow the gradient of: the MSE plus the penalty (its
     squares, and its L1 term by the subgradient method; TrainConfig refuses the prox), and its
     gradient, a fresh array each call (``ws`` is overwritten by the next)."""
-    d = model.n_features
+    d = model.n_weights
 
     def closure(th):
         loss, grad = model.loss_and_grad(th, X, y, ws)

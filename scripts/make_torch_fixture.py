@@ -224,7 +224,8 @@ def _case(
     clip: tuple[float, float] = (0.0, 0.0),
     schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    _, dataset, model, fit_intercept = next(p for p in PROBLEMS + LOGISTIC_PROBLEMS if p[0] == problem)
+    problems = PROBLEMS + LOGISTIC_PROBLEMS + MLP_PROBLEMS
+    _, dataset, model, fit_intercept, *hidden = next(p for p in problems if p[0] == problem)
     name, hyper, lr = VARIANT[variant]
     if dataset == "lesson" and name != "lbfgs":
         lr = LESSON_LR
@@ -233,6 +234,9 @@ def _case(
     theta0 = np.zeros(d + int(fit_intercept))
     if init == "seed":
         theta0[:d] = 0.1 * np.arange(1, d + 1)  # the lesson's w = [0.1, 0.2, ...]
+    if hidden:  # a network: torch's default init, drawn from default_rng(seed)
+        theta0 = mlp_init(d, hidden[0], fit_intercept, seed)
+        lr = lr if name == "lbfgs" else lr * MLP_LR_SCALE
     every_epoch = batch_size > 0 or name == "lbfgs"  # each L-BFGS epoch is up to max_iter iterations
     case = {
         "id": f"{variant}/{plabel}/{problem}{id_suffix}",
@@ -253,6 +257,9 @@ def _case(
     }
     if schedule:  # gdlab's schedule options (only in the cases that have one)
         case["schedule"] = dict(schedule)
+    if hidden:  # the hidden layers' widths (only in the network cases), fewer epochs recorded
+        case["hidden"] = list(hidden[0])
+        case["record_epochs"] = MLP_LBFGS_RECORD if name == "lbfgs" else MLP_RECORD
     return case
 
 
@@ -297,6 +304,7 @@ def case_specs() -> list[dict[str, Any]]:
         cases.append(_case("syn-linear", variant, l2, clip=(1.0, 0.2), id_suffix="-clipnorm1-value0.2"))
     cases += lbfgs_cases()
     cases += logistic_case_specs()
+    cases += mlp_case_specs()
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
@@ -373,6 +381,84 @@ def logistic_case_specs() -> list[dict[str, Any]]:
     return cases
 
 
+# ---------------------------------------------------------------- networks (issue 14, --hidden)
+#
+# ReLU hidden layers in front of the output unit, as torch's nn.Sequential(Linear, ReLU, ...,
+# Linear): every optimizer variant x (no penalty, L2) x (regression on the synthetic set, log loss
+# on the binary set) with one hidden layer of 4; one variant per optimizer with two (4, 3); L-BFGS
+# with L2. All with biases, from torch's default nn.Linear init drawn with numpy (mlp_init), at a
+# fifth of the neuron's learning rates.
+
+# Problems: (label, dataset, model, fit_intercept, hidden widths).
+MLP_PROBLEMS = [
+    ("mlp4", "synthetic", "linear", True, (4,)),
+    ("mlp4-logistic", "binary", "logistic", True, (4,)),
+    ("mlp4-3", "synthetic", "linear", True, (4, 3)),
+    ("mlp4-3-logistic", "binary", "logistic", True, (4, 3)),
+]
+# The recorded epochs of a network case (the fixture stays under 3 MB): a few early, then sparse.
+MLP_RECORD = [1, 2, 5, 10, 50, 100, 200]
+MLP_LBFGS_RECORD = [1, 2, 3, 4, 5, 10, 15, 20, 25, 30]
+# The variants' learning rates, scaled for the networks: at the neuron's, Adam-type rules and Rprop
+# on a network amplify rounding (the sensitivity check); a fifth of them is well conditioned.
+MLP_LR_SCALE = 0.2
+# The two-layer cases: the first variant of each optimizer, and Adafactor's others (the factored
+# second moment of every matrix).
+MLP_DEEP_VARIANTS = ["sgd-momentum", "adam", "adamw-wd0.1", "rmsprop", "adagrad", "nadam", "radam", "adamax",
+                     "adadelta", "asgd", "rprop", "adafactor", "adafactor-decay-eps-d", "adafactor-wd0.1"]  # fmt: skip
+
+
+def mlp_shapes(d: int, hidden: tuple[int, ...]) -> list[tuple[int, int]]:
+    """nn.Linear weight shapes (out, in), input layer first, one output unit."""
+    sizes = (d, *hidden, 1)
+    return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
+
+
+def mlp_init(d: int, hidden: tuple[int, ...], bias: bool, seed: int) -> np.ndarray:
+    """torch's default nn.Linear init, W and b ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from
+    numpy's default_rng(seed) layer by layer (W row-major, then b); laid out as gdlab's theta:
+    every W, then every b."""
+    rng = np.random.default_rng(seed)
+    weights, biases = [], []
+    for out, inp in mlp_shapes(d, hidden):
+        bound = 1.0 / np.sqrt(inp)
+        weights.append(rng.uniform(-bound, bound, (out, inp)).ravel())
+        if bias:
+            biases.append(rng.uniform(-bound, bound, out))
+    return np.concatenate(weights + biases)
+
+
+# Left out, as ill-conditioned (a 4-ulp change of y moves torch's path by more than MAX_SENSITIVITY):
+# Rprop on the unpenalized log loss (the network separates the set, the logits grow, sign flips
+# decide), RMSprop and Adagrad on the one-layer regression with L2 (1e-13 to 3e-13), and L-BFGS on a
+# network without a penalty (non-convex: its exits differ) or where its path is as sensitive.
+MLP_ILL_CONDITIONED = {
+    "rprop/none/mlp4-logistic", "rprop-etas-steps/none/mlp4-logistic", "rprop/none/mlp4-3-logistic",
+    "rmsprop-alpha-eps/l2/mlp4", "rmsprop-momentum/l2/mlp4", "rmsprop-centered-momentum/l2/mlp4", "adagrad/l2/mlp4",
+}  # fmt: skip
+MLP_LBFGS = [  # (variant, problem), all with L2
+    ("lbfgs", "mlp4-logistic"),
+    ("lbfgs", "mlp4-3-logistic"),
+    ("lbfgs-wolfe", "mlp4"),
+    ("lbfgs-wolfe", "mlp4-3-logistic"),
+    ("lbfgs-short", "mlp4-logistic"),
+    ("lbfgs-short", "mlp4-3-logistic"),
+    ("lbfgs-wolfe-short", "mlp4-logistic"),
+    ("lbfgs-wolfe-short", "mlp4-3-logistic"),
+]
+
+
+def mlp_case_specs() -> list[dict[str, Any]]:
+    """Every variant x (none, L2) on the one-layer problems; the deep variants on the two-layer ones;
+    L-BFGS with L2 (MLP_LBFGS); less the ill-conditioned (MLP_ILL_CONDITIONED)."""
+    l2 = next(p for p in PENALTIES if p[0] == "l2")
+    one, two = MLP_PROBLEMS[:2], MLP_PROBLEMS[2:]
+    cases = [_case(p[0], v[0], pen) for v in VARIANTS for pen in (None, l2) for p in one]
+    cases += [_case(p[0], v, None) for v in MLP_DEEP_VARIANTS for p in two]
+    cases = [c for c in cases if c["id"] not in MLP_ILL_CONDITIONED]
+    return cases + [_case(p, v, l2, epochs=LBFGS_EPOCHS) for v, p in MLP_LBFGS]
+
+
 # ---------------------------------------------------------------- torch
 
 
@@ -412,8 +498,9 @@ CLASSES = {
 }
 
 
-def make_optimizer(name: str, hyper: dict[str, Any], lr: float, w: torch.Tensor, b: torch.Tensor | None):
-    """The torch.optim optimizer for gdlab's (name, hyperparameters)."""
+def make_optimizer(name: str, hyper: dict[str, Any], lr: float, weights: list, biases: list):
+    """The torch.optim optimizer for gdlab's (name, hyperparameters), over the weight tensors, then
+    the bias tensors (gdlab's theta order)."""
     cls = CLASSES[name]
     h = dict(hyper)
     defaults = cls([torch.zeros(1, requires_grad=True)]).defaults
@@ -426,9 +513,9 @@ def make_optimizer(name: str, hyper: dict[str, Any], lr: float, w: torch.Tensor,
     if "epsilon" in h:
         kwargs["eps"] = h.pop("epsilon")
     kwargs.update(h)
-    params: list = [w] if b is None else [w, b]
-    if b is not None and kwargs.get("weight_decay", defaults.get("weight_decay", 0.0)):
-        params = [{"params": [w]}, {"params": [b], "weight_decay": 0.0}]  # gdlab never decays the bias
+    params: list = weights + biases
+    if biases and kwargs.get("weight_decay", defaults.get("weight_decay", 0.0)):
+        params = [{"params": weights}, {"params": biases, "weight_decay": 0.0}]  # gdlab never decays a bias
     return cls(params, **kwargs)
 
 
@@ -443,10 +530,10 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
     X, y = torch.tensor(X_np, dtype=f64), torch.tensor(y_np, dtype=f64)
     n, d = X_np.shape
     theta0 = np.asarray(case["theta0"], dtype=np.float64)
-    w = torch.tensor(theta0[:d], dtype=f64, requires_grad=True)
-    b = torch.tensor(theta0[d:], dtype=f64, requires_grad=True) if case["fit_intercept"] else None
+    weights, biases = initial_tensors(theta0, d, case)
+    w, b = weights[0], (biases[0] if biases else None)  # the neuron's
     lr = case["lr"]
-    opt = make_optimizer(case["optimizer"], case["hyper"], lr, w, b)
+    opt = make_optimizer(case["optimizer"], case["hyper"], lr, weights, biases)
     l1, l2 = penalty_coefficients(case["penalty"])
     prox = l1 > 0 and case["penalty"]["l1_method"] == "prox"
     batch = n if case["batch_size"] <= 0 or case["batch_size"] >= n else case["batch_size"]
@@ -454,16 +541,22 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
     wanted = set(case["record_epochs"])
 
     def objective(Xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        z = Xb @ w
-        if b is not None:
-            z = z + b
+        if "hidden" in case:  # nn.Sequential(Linear, ReLU, ..., Linear): torch's own layers
+            a = Xb
+            for W, c in zip(weights[:-1], biases[:-1] or [None] * len(weights), strict=False):
+                a = torch.relu(torch.nn.functional.linear(a, W, c))
+            z = torch.nn.functional.linear(a, weights[-1], biases[-1] if biases else None)[:, 0]
+        else:
+            z = Xb @ w
+            if b is not None:
+                z = z + b
         if case["model"] == "logistic":
             loss = torch.nn.BCEWithLogitsLoss()(z, yb)  # mean over the rows, from the logit
         else:
             pred = torch.relu(z) if case["model"] == "relu" else z
             loss = ((pred - yb) ** 2).mean()
         if l2:
-            loss = loss + l2 * (w**2).sum()
+            loss = loss + l2 * sum((W**2).sum() for W in weights)
         if l1 and not prox:
             loss = loss + l1 * w.abs().sum()
         return loss
@@ -492,7 +585,7 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
             else:
                 sel = torch.as_tensor(idx)
                 objective(X[sel], y[sel]).backward()
-            params = [w] if b is None else [w, b]
+            params = weights + biases
             if case["clip"]["norm"]:
                 torch.nn.utils.clip_grad_norm_(params, case["clip"]["norm"], foreach=False)
             if case["clip"]["value"]:
@@ -504,13 +597,28 @@ def run_case(case: dict[str, Any], data: dict[str, dict[str, list]]) -> list[lis
         if scheduler is not None:
             scheduler.step()
         if epoch in wanted:
-            theta = w.detach().numpy().copy()
-            if b is not None:
-                theta = np.concatenate([theta, b.detach().numpy()])
+            theta = np.concatenate([t.detach().numpy().ravel() for t in weights + biases])
             if not np.isfinite(theta).all():
                 raise ArithmeticError(f"{case['id']}: torch diverged at epoch {epoch}")
             out.append(theta.tolist())
     return out
+
+
+def initial_tensors(theta0: np.ndarray, d: int, case: dict[str, Any]) -> tuple[list, list]:
+    """The weight and bias tensors (requires_grad) that theta0 lays out: the neuron's w (d,) and b
+    (1,), or a network's nn.Linear weights (out, in) and biases (out,)."""
+    shapes = mlp_shapes(d, tuple(case["hidden"])) if "hidden" in case else [(d,)]
+    weights, at = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        weights.append(torch.tensor(theta0[at : at + size].reshape(shape), dtype=torch.float64, requires_grad=True))
+        at += size
+    biases = []
+    if case["fit_intercept"]:
+        for shape in shapes if "hidden" in case else [(1,)]:
+            biases.append(torch.tensor(theta0[at : at + shape[0]], dtype=torch.float64, requires_grad=True))
+            at += shape[0]
+    return weights, biases
 
 
 def make_scheduler(opt, schedule: dict[str, Any] | None):

@@ -27,7 +27,7 @@ def as_param(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
+        return ",".join(map(str, value)) or "none"  # an empty list (no hidden layers) is "none"
     return str(value)
 
 
@@ -55,12 +55,35 @@ class IntList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
+        if str(value).strip().lower() == "none":
+            return ()
         try:
             out = tuple(int(part) for part in str(value).split(",") if part.strip())
         except ValueError:
             self.fail(f"{value!r}: give whole numbers separated by commas, e.g. 30,60,90", param, ctx)
         if any(v < 0 for v in out) or list(out) != sorted(set(out)):
             self.fail(f"{value!r}: give increasing epochs >= 0", param, ctx)
+        return out
+
+
+class Widths(click.ParamType):
+    """Hidden layer widths: comma-separated whole numbers >= 1 ("16" or "16,8"), in any order;
+    "none" (the default) or empty for no hidden layer."""
+
+    name = "widths"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = [part.strip() for part in str(value).split(",")]
+        if parts == [""] or str(value).strip().lower() == "none":
+            return ()
+        try:
+            out = tuple(int(part) for part in parts)
+        except ValueError:
+            self.fail(f"{value!r}: give layer widths as whole numbers separated by commas, e.g. 16,8", param, ctx)
+        if any(v < 1 for v in out):
+            self.fail(f"{value!r}: every hidden layer needs at least 1 unit", param, ctx)
         return out
 
 
@@ -226,6 +249,15 @@ _opts = [
         "log loss (binary cross-entropy) for a target of two labels; it logs accuracy too.",
     ),
     Opt(
+        "hidden",
+        Widths(),
+        CONFIG["hidden"],
+        "ReLU hidden layers in front of the --model's unit, their widths: 16, or 16,8 (empty: none, the "
+        "single neuron). --model linear --hidden 16 is a network for regression (MSE), --model logistic "
+        "--hidden 16 a classifier (log loss). torch's nn.Linear layers and default init (drawn with --seed "
+        "for --init seed; README: A small network).",
+    ),
+    Opt(
         "fit-intercept",
         click.BOOL,
         CONFIG["fit_intercept"],
@@ -237,7 +269,10 @@ _opts = [
         CONFIG["init"],
         "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1) (a test function's classic start); "
         "'zeros'; 'normal' draws N(0, 1/d) with --seed; or comma-separated numbers, one per parameter "
-        "(the weights, then the bias with --fit-intercept true; a test function's x,y).",
+        "(the weights, then the bias with --fit-intercept true; a test function's x,y). With --hidden: "
+        "'seed' is torch's default nn.Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) drawn with --seed; "
+        "'normal' N(0, 1/fan_in) weights, biases 0; numbers: every weight (W1 row-major, W2, ...), then "
+        "every bias; 'zeros' is refused.",
     ),
     # loop
     Opt("epochs", click.IntRange(1), CONFIG["epochs"], "Passes over the training data."),
@@ -589,7 +624,7 @@ DATA = [
     "dtype",
     "standardize",
 ]
-MODEL = ["model", "fit-intercept", "init"]
+MODEL = ["model", "hidden", "fit-intercept", "init"]
 LOOP = [
     "epochs",
     "batch-size",

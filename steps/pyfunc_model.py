@@ -1,11 +1,13 @@
 """The logged model, as code (MLflow "models from code"): nothing is pickled.
 
-It reads ``model_spec.json`` ({"weights", "bias", "model", "features", "mean", "scale"}, and for
-a logistic model "classes") and predicts ``f(X w + b)`` for a DataFrame holding the feature
-columns, with the forward pass of :mod:`core.neuron` (the model carries ``core`` in its ``code/``
-folder). A model trained with ``--standardize true`` has the training split's ``mean`` and
-``scale`` and takes raw features: it standardizes them itself (:func:`core.neuron.standardize`);
-otherwise they are null (or absent, in models logged before there was a scaler).
+It reads ``model_spec.json`` ({"weights", "bias", "model", "features", "mean", "scale"}, for
+a logistic model "classes", for a network "hidden") and predicts ``f(X w + b)`` for a DataFrame
+holding the feature columns, with the forward pass of :mod:`core.neuron` (the model carries
+``core`` in its ``code/`` folder). A network (``hidden``: its layers' widths) has every weight
+matrix in "weights" (W1 row-major, W2, ...) and every bias vector in "bias" (or null), and
+predicts with :func:`core.neuron.mlp_forward`. A model trained with ``--standardize true`` has
+the training split's ``mean`` and ``scale`` and takes raw features: it standardizes them itself
+(:func:`core.neuron.standardize`); otherwise they are null (or absent, in models logged before there was a scaler).
 
 A logistic model predicts the probability of its second class, ``classes[1]`` (the labels
 sorted: 0/1, or e.g. "benign"/"malignant"). Its signature takes two params:
@@ -23,7 +25,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from core.models import PREDICT_PARAMS
-from core.neuron import forward
+from core.neuron import model_forward
 
 OUTPUTS = ("probability", "label")
 
@@ -40,12 +42,16 @@ class NeuronModel(PythonModel):
             None if spec.get(k) is None else np.asarray(spec[k], dtype=np.float64) for k in ("mean", "scale")
         )
         self.classes = spec.get("classes")  # a logistic model's labels for 0 and 1; else None
+        self.hidden = tuple(spec.get("hidden") or ())  # a network's hidden layers; () for the neuron
+
+    def _forward(self, X: np.ndarray, activation: str) -> np.ndarray:
+        return model_forward(X, self.weights, self.bias, activation, self.hidden, mean=self.mean, scale=self.scale)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         # The DataFrame type hint tells MLflow to validate against the logged signature.
         X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
         if self.classes is None:
-            return forward(X, self.weights, self.bias, self.activation, mean=self.mean, scale=self.scale)
+            return self._forward(X, self.activation)
         params = {**PREDICT_PARAMS, **(params or {})}
         if params["output"] not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
@@ -53,8 +59,8 @@ class NeuronModel(PythonModel):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
         if params["output"] == "probability":
-            return forward(X, self.weights, self.bias, self.activation, mean=self.mean, scale=self.scale)
-        z = forward(X, self.weights, self.bias, "linear", mean=self.mean, scale=self.scale)
+            return self._forward(X, self.activation)
+        z = self._forward(X, "linear")
         with np.errstate(divide="ignore"):  # thresholds 0 and 1: logits -inf and inf
             cut = np.log(threshold) - np.log1p(-threshold)
         return np.asarray(self.classes)[(z > cut).astype(int)]

@@ -35,7 +35,7 @@ from core.training import DivergenceError, TrainResult, components, fit, load_da
 from . import fingerprint
 from .errors import Pruned
 from .lifecycle import RunFailed, exit_on_end, tracked_run
-from .options import OPTIONS
+from .options import OPTIONS, as_param
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
@@ -107,7 +107,8 @@ def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_a
                 )
         if chosen["dataset"] in TEST_FUNCTIONS and option in FUNCTION_IGNORES:
             raise click.UsageError(
-                f"--{flag} {value} does not apply to --dataset {chosen['dataset']}: a test function has no data "
+                f"--{flag} {as_param(value)} does not apply to --dataset {chosen['dataset']}: "
+                "a test function has no data "
                 "and no model (its parameters are the point (x, y))"
             )
 
@@ -200,7 +201,8 @@ class _EpochLog:
 
     def __init__(self, run, cfg: TrainConfig, data: Dataset, bar, on_epoch=None):
         self.run, self.bar, self.shown, self.on_epoch = run, bar, 0, on_epoch
-        self.record = data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
+        # (a network's parameters are no path in weight space that compare could draw)
+        self.record = not cfg.hidden and data.n_features + int(cfg.fit_intercept) <= MAX_TRAJECTORY_PARAMS
         self.path: list[tuple[int, list[float], float]] = []
         self.internals: list[tuple] = []
 
@@ -232,8 +234,9 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     weights = {"weights": result.weights, "bias": result.bias}
     scaler = {"mean": None, "scale": None}
     report = dict(weights)
-    if data.mean is not None:  # trained on z-scores: the scaler, and the same model in the data's units
+    if data.mean is not None:
         scaler = {"mean": data.mean.tolist(), "scale": data.scale.tolist()}
+    if data.mean is not None and not cfg.hidden:  # trained on z-scores: the same neuron in the data's units
         w, b = original_units(result.weights, result.bias, data.mean, data.scale)
         report["original"] = {"weights": w.tolist(), "bias": b}
     (tmpdir / "weights.json").write_text(json.dumps(report, indent=2))
@@ -252,6 +255,8 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         return
     spec = tmpdir / "model_spec.json"
     described = {**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}
+    if cfg.hidden:  # a network: "weights" is every W (row-major), "bias" every b (core.neuron.mlp_forward)
+        described["hidden"] = list(cfg.hidden)
     if data.classes is not None:  # a classifier's labels for 0 and 1 (the logged model returns them)
         described["classes"] = list(data.classes)
     spec.write_text(json.dumps(described))

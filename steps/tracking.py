@@ -359,7 +359,7 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     """Save the MLflow model (models-from-code: no pickled Python) as the files of ``model``.
 
     ``spec_file`` holds {"weights", "bias", "model", "features", "mean", "scale"} (and a logistic
-    model's "classes"); the model code (``pyfunc_model.py``) reads it back at load time.
+    model's "classes", a network's "hidden"); the model code (``pyfunc_model.py``) reads it back at load time.
     ``example_X``: raw feature rows (the model standardizes its input itself when the spec has a
     scaler). A logistic model's signature declares its params (``output``, ``threshold``:
     ``core.models.PREDICT_PARAMS``).
@@ -369,12 +369,13 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     from mlflow.models import Model
 
     from core.models import PREDICT_PARAMS
-    from core.neuron import forward
+    from core.neuron import model_forward
 
     example = pd.DataFrame(np.asarray(example_X[:2]), columns=list(feature_names))
     spec = json.loads(spec_file.read_text())
     mean, scale = (None if spec.get(k) is None else np.asarray(spec[k]) for k in ("mean", "scale"))
-    pred = forward(example.to_numpy(), np.asarray(spec["weights"]), spec["bias"], spec["model"], mean=mean, scale=scale)
+    weights, hidden = np.asarray(spec["weights"]), spec.get("hidden") or ()
+    pred = model_forward(example.to_numpy(), weights, spec["bias"], spec["model"], hidden, mean=mean, scale=scale)
     target = run_dir / "model"
     meta = Model(
         artifact_path=model.artifact_location,
