@@ -27,6 +27,7 @@ def names(runs):
     return sorted(r.info.run_name for r in runs)
 
 
+@pytest.mark.slow
 def test_main_then_compare_under_mlflow_experiment_name(tracking, monkeypatch):
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "lesson")  # not there yet: MLflow makes it

@@ -216,6 +216,7 @@ def test_sigterm_to_a_standalone_compare_ends_its_run_killed(tracking, monkeypat
     assert run.data.tags["failure_reason"] == "terminated (SIGTERM)"
 
 
+@pytest.mark.slow
 def test_sigterm_while_main_compares_ends_compare_and_main_killed(tracking, monkeypatch):
     _sigterm_during_compare_logging(monkeypatch)
     result = CliRunner().invoke(main, ["--epochs", "3", "--output-dir", str(tracking.root / "out")])

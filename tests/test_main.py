@@ -39,6 +39,7 @@ def by_technique(tracking):
     return out
 
 
+@pytest.mark.slow
 def test_mlflow_run_dot_runs_the_lesson_as_nested_children_then_compares_them(tracking, project_env):
     out = tracking.root / "report"
     # The experiment by name, as MLflow documents it (`mlflow run` and its children must agree).
@@ -99,6 +100,7 @@ def test_a_failing_child_is_reported_and_the_rest_are_still_compared(tracking):
     assert table.loc[table["technique"] == "l2", "status"].item() == "FAILED"
 
 
+@pytest.mark.slow
 def test_reuse_skips_children_whose_config_code_and_data_match(tracking):
     first = invoke_main(tracking.root / "r1", "--reuse", "true", "--epochs", "20")
     assert first.exit_code == 0, first.output

@@ -47,6 +47,7 @@ def weights_of(tracking, run):
 # sgd, l1 and l2 through `mlflow run` add nothing here: their commands come from the same generated
 # MLproject (test_cli checks it is current) and their weights are checked in process (test_cli);
 # sgd goes through `mlflow run` in the slow environment-building tests below.
+@pytest.mark.slow
 def test_mlflow_run_local_env_logs_the_lessons_weights_with_another_spelling_of_a_param(tracking, project_env):
     # -P learning_rate=1e-2: MLflow logs the string as given; gdlab must not log 0.01 over it.
     proc = mlflow_run(project_env, ROOT, "-e", "adam", "--env-manager", "local", "-P", "learning_rate=1e-2")
@@ -133,6 +134,7 @@ def git_daemon(tmp_path):
         daemon.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_mlflow_run_of_main_from_a_git_url_at_a_commit_keeps_its_report(tracking, project_env, git_daemon):
     url, sha = git_daemon
     proc = mlflow_run(project_env, url, "-e", "main", "--version", sha, "--env-manager", "local")

@@ -73,6 +73,7 @@ def invocations(port: int, rows) -> list:
         return json.loads(r.read())["predictions"]
 
 
+@pytest.mark.slow
 def test_main_and_sweep_register_their_best_child_as_champion(tracking):
     result = CliRunner().invoke(
         main, ["--epochs", "30", "--register-model", "lesson", "--output-dir", str(tracking.root / "m")]

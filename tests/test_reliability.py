@@ -62,6 +62,7 @@ def test_a_signal_mid_run_flushes_metrics_and_ends_the_run_killed(tracking, proj
     assert len(steps) > 1
 
 
+@pytest.mark.slow
 def test_four_runs_at_once_on_one_sqlite_store_lose_nothing(tracking, project_env):
     procs = [
         start(

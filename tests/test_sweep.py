@@ -116,6 +116,7 @@ def test_a_pruned_run_ends_finished_tagged_with_the_history_it_logged(tracking):
     assert "weights.json" not in logged
 
 
+@pytest.mark.slow
 def test_tpe_search_with_pruning_runs_its_trials_as_children_and_reports_the_study(tracking):
     out = tracking.root / "report"
     # Seed 4: TPE's first (random) learning rates are 0.23, 0.008, 0.24, 0.031, 0.027 then 0.00056, far

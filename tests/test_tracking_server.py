@@ -138,6 +138,7 @@ def _runs(server) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow
 def test_main_and_compare_through_a_tracking_server(server, server_env, tmp_path):
     client = server.client
     out = tmp_path / "report"

@@ -116,6 +116,7 @@ def test_children_are_nested_runs_with_the_tags_and_params_of_a_run_of_their_own
     assert child.data.tags["gdlab.config_sha"] == alone.data.tags["gdlab.config_sha"]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_child_fails_that_child_and_the_others_finish(tracking, project_env):
     log = tracking.root / "main.log"
     # Long enough children (a few seconds each) to kill one while it trains.
