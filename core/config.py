@@ -90,8 +90,8 @@ def unused_options(settings: dict) -> set[str]:
             unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
             if settings.get("init") not in (None, "normal"):
                 unused.add("seed")  # nothing is drawn
-    layers = settings.get("hidden")  # a tuple of widths, or as logged: "16,8" ("none" for none)
-    if layers is not None and (layers if isinstance(layers, str) else ",".join(map(str, layers))).strip() in NO_LAYERS:
+    layers = settings.get("hidden")  # a tuple of widths, as logged ("16,8", "none"), or parsed (16)
+    if layers is not None and _spelled(layers).strip().lower() in NO_LAYERS:
         unused.add("hidden")  # no hidden layers: the neuron
     network = layers is not None and "hidden" not in unused  # torch's init draws from --seed
     if settings.get("model") == "logistic":
@@ -116,6 +116,13 @@ def unused_options(settings: dict) -> set[str]:
     if split == 0 and batch == 0 and settings.get("init") not in (None, "normal") and not network:
         unused.add("seed")  # no split to draw, no batches to shuffle, no random start (a network's is)
     return unused
+
+
+def _spelled(value) -> str:
+    """A list option's value as logged: "16,8" for (16, 8), "16" for 16, the string itself."""
+    if isinstance(value, str):
+        return value
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,8 @@ def _gather_one(client, run, dst: Path) -> Gathered:
         try:
             spec = json.loads(weights_file.read_text())
             g.weights = [float(w) for w in spec["weights"]]
-            g.bias = None if spec.get("bias") is None else float(spec["bias"])
+            bias = spec.get("bias")  # a network's is one a unit (a list): the table shows the neuron's
+            g.bias = float(bias) if isinstance(bias, (int, float)) else None
         except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
             g.notes.append("weights.json unreadable")
 

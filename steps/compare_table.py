@@ -92,6 +92,9 @@ def build_table(gathered: list[Gathered]) -> Table:
     """One row a run: its technique, optimizer, penalty, the key hyperparameters and the params
     that vary, its final metrics, weights and status; sorted best first, failed runs last."""
     params = [relevant({_column(k): parse_param(v) for k, v in g.params.items()}) for g in gathered]
+    if any("hidden" in p for p in params):  # a run without hidden layers logs none: it is the neuron
+        for p in params:
+            p.setdefault("hidden", "none")
     every = sorted({k for p in params for k in p})
     key = [k for k in KEY_PARAMS if any(k in p for p in params)]
     varying = [

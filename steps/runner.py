@@ -134,6 +134,10 @@ def execute(cfg: TrainConfig, technique: str) -> None:
     """The training entry points' command: load the data, train and log one run; exits non-zero on failure."""
     data = load_checked(cfg)
     result = exit_on_end(train_run, cfg, technique, data, progress=True)
+    if cfg.hidden:  # a network: hundreds of numbers say nothing on a terminal
+        n_bias = len(result.bias) if isinstance(result.bias, list) else 0
+        print(f"Final parameters: {len(result.weights)} weights, {n_bias} biases (the run's weights.json)")
+        return
     print(f"Final weights: {result.weights}")
     if result.bias is not None:
         print(f"Final bias: {result.bias}")

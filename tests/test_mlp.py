@@ -18,6 +18,8 @@ from core.config import TrainConfig, unused_options
 from core.mlp import MLP
 from core.neuron import mlp_forward
 from core.training import components, fit, load_data
+from steps.compare_runs import gather
+from steps.compare_table import build_table
 from steps.options import as_param
 from steps.train import train
 
@@ -161,3 +163,19 @@ def test_cli_run_logs_a_network_that_predicts_like_core(tracking, tmp_path):
     assert_array_equal(model.predict(raw), p)
     labels = model.predict(raw, params={"output": "label"})
     assert_array_equal(labels, np.where(p > 0.5, "yes", "no"))
+    assert "Final parameters: 52 weights, 13 biases" in result.output  # not 65 numbers
+
+    # compare: the network next to a neuron, its weights.json read (its bias is a list), hidden shown.
+    neuron = CliRunner().invoke(train, [*args[: args.index("--hidden")], *args[args.index("--hidden") + 2 :]])
+    assert neuron.exit_code == 0, neuron.output
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    table = build_table(gather(tracking.client, runs))
+    assert "hidden" in table.shown
+    assert sorted(table.frame["hidden"].astype(str)) == ["8,4", "none"]
+    assert not any("unreadable" in note for note in table.frame["note"])
+
+
+def test_unused_options_read_a_parsed_single_width():
+    # compare parses logged params: "16" comes back as the number 16
+    assert "hidden" not in unused_options({"hidden": 16})
+    assert "hidden" in unused_options({"hidden": "None"})
