@@ -21,35 +21,20 @@ import click
 from core import optimizers
 
 from .launch import LAUNCHERS, Launch, make_child, workflow
-from .options import COMMON, apply, command
+from .options import COMMON, NameList, apply, command
 from .runner import load_checked
 
 CHILDREN = ("sgd", "adam", "l1", "l2")  # the lesson's entry points, main's default
 
 
-class Techniques(click.ParamType):
-    """Comma-separated techniques: entry points (sgd, adam, l1, l2) or optimizer names (each a
-    `train --optimizer NAME` child); a name that is both is the entry point. No repeats."""
-
-    name = "list"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        names = [part.strip() for part in str(value).split(",") if part.strip()]
-        known = (*CHILDREN, *optimizers.OPTIMIZERS)
-        unknown = [n for n in names if n not in known]
-        if unknown or not names:
-            self.fail(
-                f"{value!r}: {'unknown ' + ', '.join(unknown) if unknown else 'name at least one'}; "
-                f"choose from the entry points {', '.join(CHILDREN)} or the optimizers "
-                f"{', '.join(o for o in optimizers.OPTIMIZERS if o not in CHILDREN)}",
-                param,
-                ctx,
-            )
-        if len(set(names)) < len(names):
-            self.fail(f"{value!r}: a technique is named twice", param, ctx)
-        return tuple(names)
+# Entry points, or optimizer names (each a `train --optimizer NAME` child); a name that is both
+# is the entry point.
+TECHNIQUES = NameList(
+    (*CHILDREN, *optimizers.OPTIMIZERS),
+    "a technique",
+    f"the entry points {', '.join(CHILDREN)} or the optimizers "
+    f"{', '.join(o for o in optimizers.OPTIMIZERS if o not in CHILDREN)}",
+)
 
 
 TECHNIQUES_HELP = (
@@ -194,7 +179,7 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
 
 @command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
-@click.option("--techniques", type=Techniques(), default=",".join(CHILDREN), show_default=True, help=TECHNIQUES_HELP)
+@click.option("--techniques", type=TECHNIQUES, default=",".join(CHILDREN), show_default=True, help=TECHNIQUES_HELP)
 @workflow_options
 def main(techniques: tuple[str, ...], flow: Workflow, **shared):
     """Run the lesson end to end: sgd, adam, l1, l2 (or --techniques) as nested child runs, then

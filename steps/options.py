@@ -66,6 +66,28 @@ class IntList(click.ParamType):
         return out
 
 
+class NameList(click.ParamType):
+    """Comma-separated names, each one of ``choices`` and none twice (``what`` names one in the
+    messages, "a technique"); ``empty`` lets the value name none."""
+
+    name = "list"
+
+    def __init__(self, choices, what: str, choose_from: str, *, empty: bool = False):
+        self.choices, self.what, self.choose_from, self.empty = tuple(choices), what, choose_from, empty
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        unknown = [n for n in names if n not in self.choices]
+        if unknown or not (names or self.empty):
+            problem = f"unknown {', '.join(unknown)}" if unknown else "name at least one"
+            self.fail(f"{value!r}: {problem}; choose from {self.choose_from}", param, ctx)
+        if len(set(names)) < len(names):
+            self.fail(f"{value!r}: {self.what} is named twice", param, ctx)
+        return tuple(names)
+
+
 class Widths(click.ParamType):
     """Hidden layer widths: comma-separated whole numbers >= 1 ("16" or "16,8"), in any order;
     "none" (the default) or empty for no hidden layer."""

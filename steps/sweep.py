@@ -25,7 +25,7 @@ from core import optimizers
 
 from .launch import workflow
 from .main import Workflow, workflow_options
-from .options import COMMON, NON_NEGATIVE, POSITIVE, FiniteFloat, apply, as_param, command
+from .options import COMMON, NON_NEGATIVE, POSITIVE, FiniteFloat, NameList, apply, as_param, command
 from .runner import load_checked
 from .search import METHODS, PENALIZED, PRUNER_STARTUP_TRIALS, Range, Search, Space, child_of, label_of, shown
 
@@ -64,22 +64,6 @@ class Values(click.ParamType):
         return tuple(dict.fromkeys(self._number(p, param, ctx) for p in parts))
 
 
-class Optimizers(click.ParamType):
-    """Comma-separated optimizer names ('' = the technique's own), no repeats."""
-
-    name = "list"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        names = [p.strip() for p in str(value).split(",") if p.strip()]
-        if unknown := [n for n in names if n not in optimizers.OPTIMIZERS]:
-            self.fail(f"unknown {', '.join(unknown)}; choose from {', '.join(optimizers.OPTIMIZERS)}", param, ctx)
-        if len(set(names)) < len(names):
-            self.fail(f"{value!r}: an optimizer is named twice", param, ctx)
-        return tuple(names)
-
-
 class StudyName(click.ParamType):
     """A study's name: letters, digits, '.', '_' and '-' (it names an MLflow experiment and is
     matched in search filters)."""
@@ -113,7 +97,7 @@ def search_options(f):
             click.option("--search", type=click.Choice(METHODS), default="grid", show_default=True, help=SEARCH_HELP),
             click.option(
                 "--optimizers",
-                type=Optimizers(),
+                type=NameList(optimizers.OPTIMIZERS, "an optimizer", ", ".join(optimizers.OPTIMIZERS), empty=True),
                 default="",
                 help="Comma-separated optimizers to choose from (a grid axis, or a categorical choice), each as "
                 "`train --optimizer NAME` with torch's defaults and the technique's penalty (none for sgd, adam); "
