@@ -258,12 +258,8 @@ def _gather_one(client, run, dst: Path) -> Gathered:
     traj = _download(run, "trajectory.csv", dst) if small else None
     if traj is not None:
         try:
-            lines = traj.read_text().splitlines()
-            header = lines[0].strip().split(",") if lines else []
-            if len(lines) < 2 or header[0] != "epoch" or header[-1] != "loss":
-                raise ValueError("no data, or unexpected columns")
-            data = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
-            if data.shape[1] != len(header):
+            header, data = _epoch_table(traj)
+            if header[-1] != "loss":
                 raise ValueError("unexpected columns")
             g.epochs, g.loss, g.curve_source = data[:, 0], data[:, -1], "trajectory.csv"
             g.path = data[:, [i for i, c in enumerate(header) if c.startswith("w_")]]
@@ -288,18 +284,26 @@ def _gather_one(client, run, dst: Path) -> Gathered:
 
 def _read_internals(path: Path | None) -> dict | None:
     """internals.csv as {column: array}, or None (absent: a run from before it existed; unreadable)."""
-    import numpy as np
-
     if path is None:
         return None
     try:
-        lines = path.read_text().splitlines()
-        header = lines[0].split(",") if lines else []
-        if len(lines) < 2 or header[0] != "epoch":
-            return None
-        data = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
-        if data.shape[1] != len(header):
-            return None
+        header, data = _epoch_table(path)
     except (ValueError, OSError):
         return None
     return {name: data[:, k] for k, name in enumerate(header)}
+
+
+def _epoch_table(path: Path):
+    """An artifact of one row a logged epoch (trajectory.csv, internals.csv): its header, whose
+    first column is ``epoch``, and its numbers (rows, columns). Raises ValueError for no data or
+    unexpected columns, OSError for an unreadable file."""
+    import numpy as np
+
+    lines = path.read_text().splitlines()
+    header = lines[0].strip().split(",") if lines else []
+    if len(lines) < 2 or header[0] != "epoch":
+        raise ValueError("no data, or unexpected columns")
+    data = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+    if data.shape[1] != len(header):
+        raise ValueError("unexpected columns")
+    return header, data
