@@ -208,7 +208,8 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     has_val = Xv is not None
 
     best_val, since_best, stopped_early = math.inf, 0, False
-    classifier = getattr(model, "kind", None) == "logistic"
+    classifier = getattr(model, "kind", None) == "logistic"  # (a test function has no kind)
+    closure_steps = isinstance(opt, optimizers.Lbfgs)
     steps, epoch, callback_time = 0, 0, 0.0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -244,7 +245,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             stopped_early = True
             break
         start = theta  # every step makes a new array: this one stays the epoch's start
-        if isinstance(opt, optimizers.Lbfgs):  # one step(closure) an epoch, on the full batch
+        if closure_steps:  # L-BFGS: one step(closure) an epoch, on the full batch
             theta, state = _lbfgs_epoch(opt, model, penalty, X, y, ws, state, theta, lr)
             steps += 1
         elif batch == n:
@@ -276,7 +277,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
         steps=steps,
         train_time_s=train_time,
         stopped_early=stopped_early,
-        final=_final_metrics(model, penalty, theta, data, epoch),
+        final=_final_metrics(model, penalty, theta, data, epoch, classifier),
     )
 
 
@@ -291,15 +292,15 @@ def _epoch_metrics(loss: float, full_grad: np.ndarray, val, lr: float, w: np.nda
     return metrics
 
 
-def _final_metrics(model, penalty: Penalty, theta: np.ndarray, data: data_mod.Dataset, epoch: int) -> dict:
-    """The loss, objective (and validation loss) of the trained parameters."""
+def _final_metrics(model, penalty: Penalty, theta, data: data_mod.Dataset, epoch: int, classifier: bool) -> dict:
+    """The loss, objective (and validation loss; a classifier's accuracies) of the trained parameters."""
     final_loss = model.loss(theta, data.X_train, data.y_train)
     if not math.isfinite(final_loss):
         raise DivergenceError(epoch, "the training loss")
     final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_weights])}
     if data.X_val is not None:
         final["final_val_loss"] = model.loss(theta, data.X_val, data.y_val)
-    if getattr(model, "kind", None) == "logistic":
+    if classifier:
         metrics = model.metrics(theta, data.X_train, data.y_train, data.X_val, data.y_val)
         final.update({f"final_{k}": v for k, v in metrics.items()})
     return final
