@@ -68,6 +68,18 @@ class Child:
         """The options as MLproject parameters (``-P`` strings)."""
         return {option_name(name): as_param(value) for name, value in self.options.items()}
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """What its run says it is from the moment the workflow creates it, so that a run whose
+        worker dies before training (and tagging) is still found and named as that child."""
+        cfg = self.config
+        return {
+            "mlflow.project.entryPoint": self.entry_point,
+            "technique": self.entry_point,
+            "optimizer": cfg.optimizer,
+            "penalty": cfg.penalty,
+        }
+
 
 def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child:
     """A child of ``entry_point`` taking the ``shared`` options it accepts, then ``overrides``."""
@@ -165,7 +177,7 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
     uri, env, cwd = mlflow.get_tracking_uri(), dict(os.environ), os.getcwd()
 
     def make_task(child: Child) -> Task:  # called with signals held
-        tags = {**base, "mlflow.parentRunId": parent.id, "mlflow.project.entryPoint": child.entry_point}
+        tags = {**base, "mlflow.parentRunId": parent.id, **child.tags}
         run = client.create_run(parent.experiment_id, run_name=child.label, tags=tags)
         return Task(child.label, child.entry_point, child.config, run.info.run_id, uri, env, cwd)
 

@@ -201,7 +201,7 @@ class _Trials:
         try:
             values = self.space.suggest(trial)
             child = child_of(self.space, values, self.shared, label_of(self.space, values, trial.number))
-            tags = {**base, "mlflow.project.entryPoint": child.entry_point}
+            tags = {**base, **child.tags}
             tags.update({"optuna.study": self.study.study_name, "optuna.trial": str(trial.number)})
             run = self.parent.client.create_run(self.parent.experiment_id, run_name=child.label, tags=tags)
             run_id = run.info.run_id

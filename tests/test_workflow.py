@@ -54,7 +54,7 @@ def children_of(pid: int) -> list[int]:
 
 def workers_of(pid: int) -> list[int]:
     """The worker processes of a workflow: the children of its forkserver (its own child)."""
-    return [w for server in children_of(pid) for w in children_of(server)]
+    return [w for server in forkservers_of(pid) for w in children_of(server) if is_forkserver(w)]
 
 
 def wait_for_training(tracking, proc, n: int, timeout: float = 120) -> list:
@@ -142,6 +142,89 @@ def test_a_worker_killed_mid_child_fails_that_child_and_the_others_finish(tracki
     assert f"these steps failed: {failed[0].data.tags['technique']}" in out
     assert runs["main"][0].info.status == "FAILED"
     assert runs["compare"][0].info.status == "FINISHED"
+
+
+def forked_by(pid: int) -> list[int]:
+    """The children of a single-threaded process, cheaply enough to poll in a tight loop."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def sleeping(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
+    except OSError:
+        return False
+
+
+def is_forkserver(pid: int) -> bool:
+    """Whether ``pid`` runs multiprocessing's forkserver, or is a worker forked from one."""
+    try:
+        return b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def forkservers_of(pid: int) -> list[int]:
+    return [kid for kid in children_of(pid) if is_forkserver(kid)]
+
+
+def test_a_worker_dead_before_its_child_started_leaves_a_failed_run_that_says_which_child(tracking, project_env):
+    # The worker is stopped as soon as it exists, so it never reads its child: the run the
+    # workflow created for it is all there is. (It used to carry no technique tag, so the
+    # child went missing from every search by technique: seen in CI.)
+    log = tracking.root / "main.log"
+    proc = start_main(project_env, log, "--epochs", "30", "--max-parallel", "1")
+    try:
+        deadline = time.monotonic() + 120
+        servers = []
+        while not servers and time.monotonic() < deadline and proc.poll() is None:
+            servers = forkservers_of(proc.pid)
+        assert len(servers) == 1, log.read_text()[-3000:]
+        worker = None
+        while worker is None and time.monotonic() < deadline and proc.poll() is None:
+            for pid in forked_by(servers[0]):
+                # Stopped as soon as it is forked, long before the workflow has created the run it
+                # hands it. The forkserver also runs commands (`uname -p`) while it imports: those
+                # are let go, and so is one still between vfork and exec (that hangs the forkserver).
+                if is_forkserver(pid) and sleeping(servers[0]):
+                    os.kill(pid, signal.SIGSTOP)
+                    if is_forkserver(pid):
+                        worker = pid
+                    else:
+                        os.kill(pid, signal.SIGCONT)
+        assert worker is not None, log.read_text()[-3000:]
+        handed = wait_for_runs(tracking, proc, "mlflow.parentRunId")
+        assert not handed.data.params, "the worker started its child before it was stopped"
+        os.kill(worker, signal.SIGKILL)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert proc.returncode == 1, out[-3000:]
+    runs = runs_by_technique(tracking)
+    assert None not in runs, [r.info.run_name for r in runs[None]]
+    children = [r for t in CHILDREN for r in runs.get(t, [])]
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    (failed,) = [c for c in children if c.info.status == "FAILED"]
+    assert failed.info.run_id == handed.info.run_id
+    assert failed.info.run_name == failed.data.tags["technique"] == "sgd"
+    assert (failed.data.tags["optimizer"], failed.data.tags["penalty"]) == ("sgd", "none")
+    assert failed.data.tags["failure_reason"] == "its worker process died (killed by SIGKILL)"
+    assert "these steps failed: sgd" in out
+
+
+def wait_for_runs(tracking, proc, tag: str, timeout: float = 120):
+    """The first run of the experiment that has ``tag``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = [r for r in tracking.client.search_runs([tracking.experiment_id]) if tag in r.data.tags]
+        if runs:
+            return runs[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no run with the tag {tag} was created")
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
