@@ -57,20 +57,30 @@ def workers_of(pid: int) -> list[int]:
     return [w for server in forkservers_of(pid) for w in children_of(server) if is_forkserver(w)]
 
 
-def wait_for_training(tracking, proc, n: int, timeout: float = 120) -> list:
-    """Until ``n`` child runs are live (then a moment more, so that they are training)."""
+def wait_for_training(tracking, proc, n: int, timeout: float = 120, trained=None) -> list:
+    """Until ``n`` child runs are live, and then until ``trained(kids)`` says they have trained a
+    while (without it, a moment more). Returns those runs."""
     deadline = time.monotonic() + timeout
+    kids = []
     while time.monotonic() < deadline and proc.poll() is None:
-        kids = [
-            r
-            for r in tracking.client.search_runs([tracking.experiment_id])
-            if r.data.tags.get("technique") in CHILDREN and r.info.status == "RUNNING"
-        ]
-        if len(kids) >= n:
+        if len(kids) < n:
+            kids = [
+                r
+                for r in tracking.client.search_runs([tracking.experiment_id])
+                if r.data.tags.get("technique") in CHILDREN and r.info.status == "RUNNING"
+            ]
+        if len(kids) >= n and trained is None:
             time.sleep(1.0)
+            return kids
+        if len(kids) >= n and trained(kids):
             return kids
         time.sleep(0.2)
     raise AssertionError("the children never started training")
+
+
+def logged_twice(tracking):
+    """Whether each run has two loss values in the store already (a flush that followed training)."""
+    return lambda kids: all(len(tracking.client.get_metric_history(k.info.run_id, "loss")) >= 2 for k in kids)
 
 
 def test_children_are_nested_runs_with_the_tags_and_params_of_a_run_of_their_own(tracking):
@@ -230,9 +240,12 @@ def wait_for_runs(tracking, proc, tag: str, timeout: float = 120):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_main_ends_every_started_run_killed_with_its_history(tracking, project_env, sig, code):
     log = tracking.root / "main.log"
-    proc = start_main(project_env, log, "--epochs", "100000000", "--log-every", "1000")
+    # (Logged every 100 epochs, 1,000 values fill the buffer in well under a second: flushed.)
+    proc = start_main(project_env, log, "--epochs", "100000000", "--log-every", "100")
     try:
-        kids = wait_for_training(tracking, proc, 2)
+        # Signalled once both have trained, not just begun: on a loaded machine a child a second
+        # old may not have reached its second logged epoch (seen in CI).
+        kids = wait_for_training(tracking, proc, 2, trained=logged_twice(tracking))
         proc.send_signal(sig)
         proc.wait(timeout=90)
     finally:
@@ -339,8 +352,13 @@ def test_ctrl_c_to_a_search_ends_every_run_killed_and_tells_the_study_its_trials
             stderr=subprocess.STDOUT,
             preexec_fn=interactive_sigint,
         )
+
+    def reported_twice(kids) -> bool:  # the trials report each logged epoch to the study at once
+        trials = optuna.load_study(study_name="s", storage=url).get_trials(deepcopy=False)
+        return len(trials) == 2 and all(len(t.intermediate_values) >= 2 for t in trials)
+
     try:
-        kids = wait_for_training(tracking, proc, 2)
+        kids = wait_for_training(tracking, proc, 2, trained=reported_twice)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=90)
     finally:
