@@ -62,7 +62,7 @@ class DivergenceError(ArithmeticError):
 class TrainResult:
     theta: np.ndarray
     weights: list[float]
-    bias: float | None
+    bias: float | list[float] | None  # the neuron's bias; a network's biases, layer by layer
     epochs_run: int
     steps: int
     train_time_s: float
