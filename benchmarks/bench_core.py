@@ -296,5 +296,8 @@ SECTIONS = {
 }
 
 if __name__ == "__main__":
+    unknown = [name for name in sys.argv[1:] if name not in SECTIONS]
+    if unknown:
+        sys.exit(f"usage: python benchmarks/bench_core.py [{'|'.join(SECTIONS)} ...] (all by default)")
     for name in sys.argv[1:] or SECTIONS:
         SECTIONS[name]()
