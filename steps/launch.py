@@ -89,7 +89,11 @@ def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child
     dataset = options.get("dataset")
     if dataset and dataset not in BUILT_IN_DATASETS and os.path.exists(dataset):  # children run in the project folder
         options["dataset"] = os.path.abspath(dataset)
-    kwargs = {p.name: p.default for p in command.params if p.expose_value and p.name != "help"}
+    # The defaults as the command itself would see them: converted by their option's type
+    # (an optional number's default is the word "none", which the type turns into None).
+    ctx = click.Context(command)
+    kwargs = {p.name: p.type_cast_value(ctx, p.get_default(ctx)) for p in command.params if p.expose_value}
+    kwargs.pop("help", None)
     kwargs.update(options)
     return Child(label, entry_point, options, make_config(entry_point, **kwargs))
 

@@ -11,8 +11,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from core.optimizers import OPTIMIZERS
 from steps.launch import make_child
 from steps.main import main
+from steps.runner import make_config
+from steps.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILDREN = {"sgd", "adam", "l1", "l2"}
@@ -147,6 +150,21 @@ def test_techniques_mixes_entry_points_and_optimizer_names(tracking):
     table = pd.read_csv(out / "compare.csv")
     assert sorted(table["optimizer"]) == ["lion", "nadam", "sgd", "sgd"]
     assert len(table) == 4
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_child_for_each_optimizer_has_the_config_train_gives_it(name):
+    # (--max-eval and --eps1 default to the word "none": a child took the word, not None,
+    # and lbfgs and adafactor children crashed with a TypeError before any run started.)
+    ctx = train.make_context("train", ["--optimizer", name])
+    alone = make_config("train", {p.name: p.default for p in train.params}, **ctx.params)
+    assert make_child(name, "train", {}, optimizer=name).config == alone
+
+
+def test_techniques_runs_the_optimizers_whose_options_default_to_none(tracking):
+    result = invoke_main(tracking.root / "report", "--techniques", "lbfgs,adafactor", "--epochs", "5")
+    assert result.exit_code == 0, result.output
+    assert {r.data.params["optimizer"] for r in by_technique(tracking)["train"]} == {"lbfgs", "adafactor"}
 
 
 @pytest.mark.parametrize(
