@@ -23,6 +23,7 @@ from core.config import (
     FUNCTION_OPTIONS,
     OPTIMIZER_OPTIONS,
     PENALTY_OPTIONS,
+    SCHEDULE_OPTIONS,
     TEST_FUNCTIONS,
     TrainConfig,
     option_name,
@@ -62,8 +63,10 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
 
     Option combinations that cannot work are refused here, before any run starts: an option
     the dataset does not read (another test function's, a test function's data and model
-    options) and, with `train`, one the chosen optimizer or penalty does not read, is refused
-    unless it has its default (``defaults``: the command's own, else the options table's).
+    options), one the chosen schedule does not read (another schedule's; the warmup's start
+    factor without a warmup; the cyclic gamma outside exp_range) and, with `train`, one the
+    chosen optimizer or penalty does not read, is refused unless it has its default
+    (``defaults``: the command's own, else the options table's).
     """
     kwargs = {**kwargs, **PRESETS[technique]}
     _refuse_options_that_would_not_act(kwargs, defaults or {}, optimizer_and_penalty=technique == "train")
@@ -81,7 +84,17 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
 
 
 # Which choice owns an option, for the message that refuses it.
-OWNERS = (("optimizer", OPTIMIZER_OPTIONS), ("penalty", PENALTY_OPTIONS), ("dataset", FUNCTION_OPTIONS))
+OWNERS = (
+    ("optimizer", OPTIMIZER_OPTIONS),
+    ("penalty", PENALTY_OPTIONS),
+    ("lr_schedule", SCHEDULE_OPTIONS),
+    ("dataset", FUNCTION_OPTIONS),
+)
+# Options that act only when another option has a value of its own, and what to say otherwise.
+NEEDS = {
+    "warmup_start_factor": "it is the warmup's first factor: give --warmup-epochs > 0",
+    "lr_cyclic_gamma": "it acts in --lr-mode exp_range only",
+}
 
 
 def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_and_penalty: bool) -> None:
@@ -89,10 +102,11 @@ def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_a
     (:func:`core.config.unused_options` says which): another test function's (every entry
     point), a data or model option with a test function, and with ``optimizer_and_penalty``
     (`train`) another optimizer's or penalty's."""
-    chosen = {"dataset": kwargs.get("dataset", "seed")}
+    chosen = {"dataset": kwargs.get("dataset", "seed"), "lr_schedule": kwargs.get("lr_schedule", "constant")}
     if optimizer_and_penalty:
         chosen.update(optimizer=kwargs.get("optimizer", "sgd"), penalty=kwargs.get("penalty", "none"))
-    unused = unused_options(chosen)
+    settings = {k: kwargs[k] for k in ("warmup_epochs", "lr_mode") if k in kwargs}
+    unused = unused_options({**chosen, **settings})
     for name, value in kwargs.items():
         option = option_name(name)
         flag = option.replace("_", "-")
@@ -100,11 +114,14 @@ def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_a
         if option not in unused or value is None or value == default:
             continue
         for what, table in OWNERS:
-            if what in chosen and (owners := [o for o, opts in table.items() if option in opts]):
+            owners = [o for o, opts in table.items() if option in opts]
+            if what in chosen and owners and chosen[what] not in owners:
                 raise click.UsageError(
-                    f"--{flag} {value} does not apply to --{what} {chosen[what]} "
+                    f"--{flag} {as_param(value)} does not apply to --{what.replace('_', '-')} {chosen[what]} "
                     f"(it is an option of {', '.join(owners)})"
                 )
+        if option in NEEDS:
+            raise click.UsageError(f"--{flag} {as_param(value)} does not act here: {NEEDS[option]}")
         if chosen["dataset"] in TEST_FUNCTIONS and option in FUNCTION_IGNORES:
             raise click.UsageError(
                 f"--{flag} {as_param(value)} does not apply to --dataset {chosen['dataset']}: "

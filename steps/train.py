@@ -24,7 +24,8 @@ def train(**options):
     The objective is mean((y - f(X w + b))^2) + lambda * R(w); the update rules are
     torch.optim's. With a test function as --dataset (rosenbrock, ...) the parameters are
     the point (x, y) and the objective f(x, y) + lambda * R(x, y). Options that do not apply
-    to the chosen optimizer, penalty or dataset are refused unless left at their defaults.
+    to the chosen optimizer, penalty, schedule or dataset are refused unless left at their
+    defaults.
     """
     defaults = {p.name: p.default for p in train.params}
     execute(make_config("train", defaults, **options), "train")

@@ -359,3 +359,39 @@ def test_an_underscore_spelling_is_read_as_the_option(tracking):
     refused = CliRunner().invoke(train, ["--optimizer", "adam", "--rho", "0.5"])
     assert refused.exit_code == 2
     assert "--rho 0.5 does not apply to --optimizer adam (it is an option of adadelta)" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        (train, ["--lr-t0", "5"], "--lr-t0 5 does not apply to --lr-schedule constant (it is an option of "),
+        (sgd, ["--lr-gamma", "0.3"], "--lr-gamma 0.3 does not apply to --lr-schedule constant (it is an option of st"),
+        (train, ["--lr-monitor", "val_loss"], "--lr-monitor val_loss does not apply to --lr-schedule constant"),
+        (train, ["--lr-schedule", "step", "--lr-max-lr", "0.5"], "does not apply to --lr-schedule step (it is an op"),
+        (train, ["--warmup-start-factor", "0.5"], "--warmup-start-factor 0.5 does not act here: it is the warmup's"),
+        (
+            train,
+            ["--lr-schedule", "cyclic", "--lr-cyclic-gamma", "0.9"],
+            "--lr-cyclic-gamma 0.9 does not act here: it acts in --lr-mode exp_range only",
+        ),
+    ],
+)
+def test_a_schedule_option_the_schedule_does_not_read_is_refused(tracking, command, args, message):
+    # (They were silently ignored: the run was a plain one, the option's value logged nowhere.)
+    result = CliRunner().invoke(command, [*args, "--epochs", "3"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not tracking.client.search_runs([tracking.experiment_id])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lr-schedule", "cyclic", "--lr-mode", "exp_range", "--lr-cyclic-gamma", "0.9"],
+        ["--warmup-epochs", "2", "--warmup-start-factor", "0.5"],
+        ["--lr-schedule", "step", "--lr-gamma", "0.5"],
+    ],
+)
+def test_a_schedule_option_the_schedule_reads_is_taken(tracking, args):
+    result = invoke(train, [*args, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
