@@ -111,6 +111,11 @@ def make(
     if warmup_epochs and name in NO_WARMUP:
         why = "has a warmup of its own (pct_start)" if name == "onecycle" else "cannot follow a warmup"
         raise ValueError(f"the {name} schedule {why}: leave warmup_epochs at 0")
+    if warmup_epochs >= epochs > 0:
+        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({epochs}), else the "
+                         f"{name} schedule never starts and the rate never reaches {lr}")  # fmt: skip
+    if name == "cosine_restarts" and not 0.0 <= eta_min <= lr:
+        raise ValueError(f"eta_min must be >= 0 and at most the learning rate ({lr}): it is each cycle's lowest rate")
     if name == "polynomial":
         main = polynomial(lr, total_iters=total_iters, power=poly_power)
     elif name == "onecycle":

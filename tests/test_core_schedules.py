@@ -209,6 +209,10 @@ def test_the_new_schedules_defaults_are_torchs():
         ("onecycle", {"anneal_strategy": "cosine"}, "anneal_strategy must be one of cos, linear"),
         ("onecycle", {"div_factor": 0.5}, "div_factor and final_div_factor must be >= 1"),
         ("polynomial", {"poly_power": -1.0}, "power must be >= 0"),
+        # (each of these ran: a "lowest" rate 50x the base, a warmup the schedule never followed)
+        ("cosine_restarts", {"eta_min": 5.0}, r"eta_min must be >= 0 and at most the learning rate \(0.1\)"),
+        ("cosine", {"warmup_epochs": 40}, r"warmup_epochs \(40\) must be fewer than the epochs \(40\)"),
+        ("constant", {"warmup_epochs": 100}, "the constant schedule never starts"),
     ],
 )
 def test_the_new_schedules_refuse_what_they_cannot_use(name, options, message):
