@@ -293,15 +293,28 @@ def check_settings(study, settings: dict) -> None:
     if kept is None:
         study.set_user_attr(STUDY_ATTR, settings)
         return
-    differ = [k for k in dict.fromkeys([*settings, *kept]) if kept.get(k) != settings.get(k)]  # technique first
+    differ = _differences(kept, settings)
     if differ:
-        shown = ", ".join(f"{k} ({kept.get(k)!r} there, {settings.get(k)!r} here)" for k in differ[:5])
+        shown = ", ".join(f"{k} ({there!r} there, {here!r} here)" for k, there, here in differ[:5])
         more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
         raise click.BadParameter(
             f"study {study.study_name!r} was made by a sweep with other settings: {shown}{more}; a trial's value "
             "would not mean the same. Use the same settings, or another --study-name",
             param_hint="'--study-name'",
         )
+
+
+def _differences(kept: dict, settings: dict) -> list[tuple[str, object, object]]:
+    """``(name, kept value, new value)`` of each setting that differs, in the settings' order
+    (technique first); a nested table (the training options) by its own entries, not whole."""
+    found = []
+    for k in dict.fromkeys([*settings, *kept]):
+        there, here = kept.get(k), settings.get(k)
+        if isinstance(there, dict) and isinstance(here, dict):
+            found += _differences(there, here)
+        elif there != here:
+            found.append((k, there, here))
+    return found
 
 
 def settings_json(settings: dict) -> dict:

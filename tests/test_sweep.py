@@ -194,6 +194,17 @@ def test_a_study_made_by_a_sweep_with_other_settings_is_refused(tracking):
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 0
 
 
+def test_a_study_refused_for_one_training_option_names_that_option_only(tracking):
+    # (It showed the whole table of ~50 training options twice, the one that differed buried in it.)
+    url = f"sqlite:///{tracking.root / 'study.db'}"
+    args = ["--search", "random", "--n-trials", "1", "--study-name", "s", "--storage", url, "--max-parallel", "1"]
+    first = CliRunner().invoke(sweep, [*args, "--epochs", "30", "--output-dir", str(tracking.root / "a")])
+    assert first.exit_code == 0, first.output
+    result = CliRunner().invoke(sweep, [*args, "--epochs", "20"])
+    assert result.exit_code == 2, result.output
+    assert "was made by a sweep with other settings: epochs ('30' there, '20' here); a trial's" in result.output
+
+
 def test_the_mlflow_storage_makes_one_study_reads_every_trial_in_order_and_keeps_finished_ones(tracking):
     import optuna
 
