@@ -191,8 +191,11 @@ def load_csv(source: str, target: str = "y", *, labels: bool = False) -> tuple[n
     name = printable(source)
     frame = _read_frame(_open_source(source), name)
     if target not in frame.columns:
-        cols = ", ".join(printable(c, 60) for c in frame.columns[:20])
-        raise DataError(f"{name}: no target column '{printable(target)}' (columns: {cols})")
+        names = [printable(c, 60) for c in frame.columns]
+        if len(names) > 30:  # the first 20 and the last 5 (a table's target is often its last column)
+            names = [*names[:20], f"... {len(names) - 25} more ...", *names[-5:]]
+        cols = ", ".join(names)
+        raise DataError(f"{name}: no target column '{printable(target)}' ({len(frame.columns)} columns: {cols})")
     line = np.arange(len(frame)) + 2  # as an editor shows it: the header is line 1
     keep = ~frame.isna().all(axis=1).to_numpy()
     frame, line = frame[keep], line[keep]

@@ -189,6 +189,11 @@ class _Trials:
         start = time.monotonic()
         for i in range(self.search.n_trials):
             if self.search.timeout and time.monotonic() - start >= self.search.timeout:
+                click.echo(
+                    f"--timeout {self.search.timeout:g} s has passed: no new trial starts "
+                    f"({i} of --n-trials {self.search.n_trials} started)",
+                    err=True,
+                )
                 return
             yield i
 

@@ -219,7 +219,8 @@ def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, 
         given = {"--n-trials": n_trials != N_TRIALS, "--timeout": timeout != 0, "--prune": prune}
         given.update({"--study-name": bool(study_name), "--storage": bool(storage)})
         if wrong := [flag for flag, set_ in given.items() if set_]:
-            raise click.UsageError(f"{', '.join(wrong)} need --search random or tpe (this sweep walks a grid)")
+            verb = "needs" if len(wrong) == 1 else "need"
+            raise click.UsageError(f"{', '.join(wrong)} {verb} --search random or tpe (this sweep walks a grid)")
         return None
     if flow.launch.launcher != "local":
         raise click.UsageError(f"--search {search} trains its trials in this sweep's workers: use --launcher local")

@@ -144,7 +144,13 @@ def test_directory_is_a_data_error_naming_it(tmp_path):
         ("", "the file is empty"),
         ("\n\n", "the file is empty"),
         ("a,y\n", "the file has a header but no rows"),
-        ("a,b\n1,2\n", "no target column 'y' (columns: a, b)"),
+        ("a,b\n1,2\n", "no target column 'y' (2 columns: a, b)"),
+        # (It listed the first 20 of 31 columns, with no sign of the rest: the target was among them.)
+        (
+            ",".join(f"c{i}" for i in range(31)) + "\n" + ",".join("1" * 31) + "\n",
+            "no target column 'y' (31 columns: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, "
+            "c15, c16, c17, c18, c19, ... 6 more ..., c26, c27, c28, c29, c30)",
+        ),
         ("y\n1\n2\n", "no feature columns besides the target 'y'"),
         ("a,y\n1,2\nx,3\n", "column 'a' has the non-numeric or non-finite value 'x' on line 3"),
         ("a,y\n1,2\n3,4\n5,oops\n", "column 'y' has the non-numeric or non-finite value 'oops' on line 4"),
@@ -160,6 +166,7 @@ def test_directory_is_a_data_error_naming_it(tmp_path):
         "blank_lines",
         "header_only",
         "missing_target",
+        "missing_target_of_31_columns",
         "only_target",
         "non_numeric",
         "non_numeric_target",

@@ -64,9 +64,9 @@ def test_sweep_picks_the_best_by_validation_loss_when_there_is_a_split(tracking)
         (["--search", "tpe", "--learning-rates", "0.1:0.1"], "0 < LOW < HIGH"),
         (["--search", "random", "--lambdas", "0:1"], "0 < LOW < HIGH"),
         (["--search", "random", "--lambdas", "1e-3:x"], "'x'"),
-        (["--n-trials", "5"], "--n-trials need --search random or tpe"),
+        (["--n-trials", "5"], "--n-trials needs --search random or tpe"),
         (["--prune", "true", "--timeout", "3"], "--timeout, --prune need --search random or tpe"),
-        (["--storage", "mlflow"], "--storage need --search random or tpe"),
+        (["--storage", "mlflow"], "--storage needs --search random or tpe"),
         (["--search", "tpe", "--n-trials", "0"], "--n-trials"),
         (["--search", "tpe", "--optimizers", "adam,bogus"], "unknown bogus"),
         (["--search", "tpe", "--optimizers", "adam,adam"], "named twice"),
@@ -152,6 +152,16 @@ def test_tpe_search_with_pruning_runs_its_trials_as_children_and_reports_the_stu
     assert "<h2>Parameter importances</h2>" in html
     assert "pruned by the sweep&#x27;s pruner (epoch 4)" in html
     assert set(pd.read_csv(out / "compare.csv")["run_id"]) == {c.info.run_id for c in children}
+
+
+def test_a_search_cut_short_by_its_timeout_says_so(tracking):
+    # (It stopped starting trials without a word: 7 of 100 ran, and nothing said why.)
+    args = ["--search", "random", "--n-trials", "100", "--timeout", "0.3", "--max-parallel", "1", "--epochs", "200"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "out")])
+    assert result.exit_code == 0, result.output
+    started = len(tracking.client.search_runs([tracking.experiment_id], "tags.technique = 'l1'"))
+    assert 0 < started < 100
+    assert f"--timeout 0.3 s has passed: no new trial starts ({started} of --n-trials 100 started)" in result.output
 
 
 def test_random_and_tpe_draw_the_same_values_from_the_same_seed_and_others_with_a_storage():
