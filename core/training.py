@@ -295,8 +295,8 @@ def _epoch_metrics(loss: float, full_grad: np.ndarray, val, lr: float, w: np.nda
 def _final_metrics(model, penalty: Penalty, theta, data: data_mod.Dataset, epoch: int, classifier: bool) -> dict:
     """The loss, objective (and validation loss; a classifier's accuracies) of the trained parameters."""
     final_loss = model.loss(theta, data.X_train, data.y_train)
-    if not math.isfinite(final_loss):
-        raise DivergenceError(epoch, "the training loss")
+    if not math.isfinite(final_loss):  # (every epoch's start was finite: the last one's update was not)
+        raise DivergenceError(epoch - 1, "the training loss after its update")
     final = {"final_loss": final_loss, "final_objective": final_loss + penalty.value(theta[: model.n_weights])}
     if data.X_val is not None:
         final["final_val_loss"] = model.loss(theta, data.X_val, data.y_val)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import numpy as np
 
 from core.config import (
     FUNCTION_IGNORES,
@@ -141,9 +142,17 @@ def load_checked(cfg: TrainConfig):
             message += "; `mlflow run` runs in the project's folder: give an absolute path or a URL"
         raise click.BadParameter(message, param_hint="'--dataset'") from None
     try:
-        components(cfg, data.n_features)[0].init(cfg.init, cfg.seed)
+        model = components(cfg, data.n_features)[0]
+        theta = model.init(cfg.init, cfg.seed).astype(data.X_train.dtype)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--init'") from None
+    if cfg.init not in ("seed", "zeros", "normal"):  # numbers of the user's: a start nothing can leave
+        with np.errstate(over="ignore", invalid="ignore"):
+            start = model.loss(theta, data.X_train, data.y_train)
+        if not (np.isfinite(theta).all() and math.isfinite(start)):
+            raise click.BadParameter(
+                f"{cfg.init}: the loss at this starting point is not finite in {cfg.dtype}", param_hint="'--init'"
+            )
     return data
 
 

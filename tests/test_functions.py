@@ -347,6 +347,29 @@ def test_init_numbers_work_for_a_model_too_and_are_counted(tracking):
     assert "init gives 2 numbers; the model has 3 parameters (2 weights and the bias)" in bad.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--dataset", "rosenbrock", "--init", "1e200,1e200"], ["--init", "1e300,1e300"]],
+    ids=["function", "neuron"],
+)
+def test_a_starting_point_whose_loss_overflows_is_refused_before_any_run(tracking, args):
+    # (It ran, and failed as "diverged at epoch 0 ... try a smaller learning rate".)
+    from steps.train import train
+
+    result = CliRunner().invoke(train, [*args, "--epochs", "3"])
+    assert result.exit_code == 2, result.output
+    assert "the loss at this starting point is not finite in float64" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_loss_that_overflows_after_the_last_update_names_the_last_epoch():
+    # (It named epoch 5 of a run of epochs 0..4.)
+    cfg = TrainConfig(dataset="rosenbrock", init="1,2", epochs=5)
+    with pytest.raises(ArithmeticError, match=r"diverged at epoch 4: the training loss after its update") as info:
+        fit(cfg, load_data(cfg))
+    assert info.value.epoch == 4
+
+
 def test_a_workflow_refuses_to_register_the_model_a_test_function_run_does_not_log(tracking):
     from steps.main import main
 
