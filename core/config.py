@@ -336,6 +336,8 @@ class TrainConfig:
             return
         if self.lr_monitor not in MONITORS:
             raise ValueError(f"lr_monitor must be one of {', '.join(MONITORS)}, got {self.lr_monitor!r}")
+        if self.lr_monitor == "val_loss" and self.dataset in TEST_FUNCTIONS:
+            raise ValueError(f"lr_monitor val_loss needs a validation split; {self.dataset} has no data to split")
         if self.lr_monitor == "val_loss" and self.validation_fraction == 0:
             raise ValueError("lr_monitor val_loss needs a validation split: set validation_fraction > 0")
 

@@ -466,6 +466,8 @@ def rprop(
     at the learning rate.
     """
     _check(0.0 < eta_minus < 1.0 < eta_plus, f"Invalid eta values: {eta_minus}, {eta_plus}")
+    # (torch takes a reversed pair; the clamp then pins every step size to step_size_max)
+    _check(0.0 <= step_size_min <= step_size_max, f"Invalid step sizes: {step_size_min}, {step_size_max}")
 
     def init(params: np.ndarray) -> RpropState:
         return RpropState(np.zeros_like(params), None)

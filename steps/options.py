@@ -78,7 +78,10 @@ class NameList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        parts = [part.strip() for part in str(value).split(",")]
+        names = [part for part in parts if part]
+        if names and len(names) < len(parts):  # "adam,,sgd": a name left out, or a stray comma
+            self.fail(f"{value!r}: an empty name (two commas in a row, or one at an end)", param, ctx)
         unknown = [n for n in names if n not in self.choices]
         if unknown or not (names or self.empty):
             problem = f"unknown {', '.join(unknown)}" if unknown else "name at least one"
@@ -259,7 +262,7 @@ _opts = [
         CONFIG["standardize"],
         "z-score the features with the training split's mean and population std (scikit-learn's "
         "StandardScaler; a constant column is only centred); validation rows use the same statistics. "
-        "The logged model standardizes raw inputs itself; weights.json also gives the weights in the "
+        "The logged model standardizes raw inputs itself; for the neuron, weights.json also gives the weights in the "
         "data's units ('original').",
     ),
     # model

@@ -46,6 +46,10 @@ def test_config_refuses_nan_and_inf_naming_the_field(field, value):
         ({"validation_fraction": -0.1}, r"validation_fraction must be in \[0, 1\)"),
         ({"patience": 5}, "patience .* needs a validation split"),
         ({"lr_schedule": "plateau", "lr_monitor": "val_loss"}, "lr_monitor val_loss needs a validation split"),
+        (  # (it advised a validation split, which a test function refuses)
+            {"lr_schedule": "plateau", "lr_monitor": "val_loss", "dataset": "rastrigin"},
+            "lr_monitor val_loss needs a validation split; rastrigin has no data to split",
+        ),
         ({"lr_schedule": "plateau", "lr_monitor": "objective"}, "lr_monitor must be one of loss, val_loss"),
         ({"lr_schedule": "plateau", "lr_factor": 1.0}, r"factor must be in \(0, 1\)"),
         ({"lr_schedule": "plateau", "warmup_epochs": 2}, "plateau schedule cannot follow a warmup"),

@@ -419,6 +419,7 @@ def test_build_passes_the_mask_to_adamw():
         (lambda: optimizers.adafactor(eps2=-1.0), "epsilon2 should be >= 0 but is: -1.0"),
         (lambda: optimizers.adafactor(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
         (lambda: optimizers.adafactor(weight_decay=-0.1), "weight_decay should be >= 0 but is: -0.1"),
+        (lambda: optimizers.rprop(step_size_min=10.0, step_size_max=1.0), "Invalid step sizes: 10.0, 1.0"),
         (lambda: optimizers.lbfgs(max_iter=0), "Invalid max_iter value: 0"),
         (lambda: optimizers.lbfgs(max_eval=0), "Invalid max_eval value: 0"),
         (lambda: optimizers.lbfgs(history_size=0), "Invalid history_size value: 0"),

@@ -169,7 +169,13 @@ def test_techniques_runs_the_optimizers_whose_options_default_to_none(tracking):
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("sgd,bogus", "unknown bogus"), ("adam,adam", "named twice"), (" , ", "name at least one")],
+    [
+        ("sgd,bogus", "unknown bogus"),
+        ("adam,adam", "named twice"),
+        (" , ", "name at least one"),
+        ("adam,,sgd", "an empty name (two commas in a row, or one at an end)"),  # (it ran adam and sgd)
+        ("adam,", "an empty name"),
+    ],
 )
 def test_techniques_refuses_unknown_repeated_or_no_names_before_any_run(tracking, value, message):
     result = invoke_main(tracking.root / "report", "--techniques", value)
