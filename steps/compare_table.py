@@ -88,6 +88,12 @@ def _column(param: str) -> str:
     return f"params.{param}" if param in REPORT_COLUMNS else param
 
 
+def _kind(g: Gathered) -> str:
+    """Which runs a setting belongs to, as the report names them: the technique, or for a `train`
+    run its optimizer (each has options of its own: "lion runs", not "train runs")."""
+    return g.params.get("optimizer", g.technique) if g.technique == "train" else g.technique
+
+
 def build_table(gathered: list[Gathered]) -> Table:
     """One row a run: its technique, optimizer, penalty, the key hyperparameters and the params
     that vary, its final metrics, weights and status; sorted best first, failed runs last."""
@@ -104,7 +110,7 @@ def build_table(gathered: list[Gathered]) -> Table:
     shown = ["run_id", "technique", "optimizer", "penalty"]
     fixed: dict[tuple, dict] = {}  # techniques having them -> hyperparameters with one value
     for k in key:
-        having = [(g.technique, p[k]) for g, p in zip(gathered, params, strict=True) if k in p]
+        having = [(_kind(g), p[k]) for g, p in zip(gathered, params, strict=True) if k in p]
         if k in ALWAYS_SHOWN or _varies([v for _, v in having]):
             shown.append(k)
         else:

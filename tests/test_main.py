@@ -162,9 +162,13 @@ def test_a_child_for_each_optimizer_has_the_config_train_gives_it(name):
 
 
 def test_techniques_runs_the_optimizers_whose_options_default_to_none(tracking):
-    result = invoke_main(tracking.root / "report", "--techniques", "lbfgs,adafactor", "--epochs", "5")
+    result = invoke_main(tracking.root / "report", "--techniques", "lbfgs,adafactor,lion", "--epochs", "5")
     assert result.exit_code == 0, result.output
-    assert {r.data.params["optimizer"] for r in by_technique(tracking)["train"]} == {"lbfgs", "adafactor"}
+    assert {r.data.params["optimizer"] for r in by_technique(tracking)["train"]} == {"lbfgs", "adafactor", "lion"}
+    # The report says whose settings are whose by optimizer: Lion has no eps1 ("train runs" said it had).
+    assert "eps2=0.001, d=1 (adafactor runs)" in result.output
+    assert "weight_decay=0 (adafactor, lion runs)" in result.output
+    assert "train runs" not in result.output
 
 
 @pytest.mark.parametrize(
