@@ -100,9 +100,9 @@ NEEDS = {
 
 def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_and_penalty: bool) -> None:
     """An option set to something other than its default that would not act is a usage error
-    (:func:`core.config.unused_options` says which): another test function's (every entry
-    point), a data or model option with a test function, and with ``optimizer_and_penalty``
-    (`train`) another optimizer's or penalty's."""
+    (:func:`core.config.unused_options` says which): another test function's and another
+    schedule's (every entry point; and :data:`NEEDS`), a data or model option with a test
+    function, and with ``optimizer_and_penalty`` (`train`) another optimizer's or penalty's."""
     chosen = {"dataset": kwargs.get("dataset", "seed"), "lr_schedule": kwargs.get("lr_schedule", "constant")}
     if optimizer_and_penalty:
         chosen.update(optimizer=kwargs.get("optimizer", "sgd"), penalty=kwargs.get("penalty", "none"))
