@@ -78,6 +78,29 @@ def wait_for_training(tracking, proc, n: int, timeout: float = 120, trained=None
     raise AssertionError("the children never started training")
 
 
+def stop_two_training_children(tracking, proc, log: Path, sig, code: int, technique: str, trained) -> list:
+    """Signal a workflow once two children have trained (``trained``, as wait_for_training takes
+    it), and check that it exits ``code`` with no traceback and no run left RUNNING, its own
+    run (tagged ``technique``) KILLED. Returns the two children's runs as they were when signalled.
+
+    (Signalled once they have trained, not just begun: on a loaded machine a child a second old
+    may not have reached its second logged epoch: seen in CI.)"""
+    try:
+        kids = wait_for_training(tracking, proc, 2, trained=trained)
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+    finally:
+        proc.kill()
+    out = log.read_text()
+    assert proc.returncode == code, out[-3000:]
+    assert "Traceback" not in out
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs), out[-3000:]
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == technique]
+    assert parent.info.status == "KILLED"
+    return kids
+
+
 def logged_twice(tracking):
     """Whether each run has two loss values in the store already (a flush that followed training)."""
     return lambda kids: all(len(tracking.client.get_metric_history(k.info.run_id, "loss")) >= 2 for k in kids)
@@ -242,21 +265,7 @@ def test_a_signal_to_main_ends_every_started_run_killed_with_its_history(trackin
     log = tracking.root / "main.log"
     # (Logged every 100 epochs, 1,000 values fill the buffer in well under a second: flushed.)
     proc = start_main(project_env, log, "--epochs", "100000000", "--log-every", "100")
-    try:
-        # Signalled once both have trained, not just begun: on a loaded machine a child a second
-        # old may not have reached its second logged epoch (seen in CI).
-        kids = wait_for_training(tracking, proc, 2, trained=logged_twice(tracking))
-        proc.send_signal(sig)
-        proc.wait(timeout=90)
-    finally:
-        proc.kill()
-    out = log.read_text()
-    assert proc.returncode == code, out[-3000:]
-    assert "Traceback" not in out
-    runs = tracking.client.search_runs([tracking.experiment_id])
-    assert all(r.info.status != "RUNNING" for r in runs), out[-3000:]
-    (parent,) = [r for r in runs if r.data.tags.get("technique") == "main"]
-    assert parent.info.status == "KILLED"
+    kids = stop_two_training_children(tracking, proc, log, sig, code, "main", logged_twice(tracking))
     for kid in kids:
         run = tracking.client.get_run(kid.info.run_id)
         assert run.info.status == "KILLED"
@@ -357,19 +366,7 @@ def test_ctrl_c_to_a_search_ends_every_run_killed_and_tells_the_study_its_trials
         trials = optuna.load_study(study_name="s", storage=url).get_trials(deepcopy=False)
         return len(trials) == 2 and all(len(t.intermediate_values) >= 2 for t in trials)
 
-    try:
-        kids = wait_for_training(tracking, proc, 2, trained=reported_twice)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=90)
-    finally:
-        proc.kill()
-    out = log.read_text()
-    assert proc.returncode == 130, out[-3000:]
-    assert "Traceback" not in out
-    runs = tracking.client.search_runs([tracking.experiment_id])
-    assert all(r.info.status != "RUNNING" for r in runs), out[-3000:]
-    (parent,) = [r for r in runs if r.data.tags.get("technique") == "sweep"]
-    assert parent.info.status == "KILLED"
+    kids = stop_two_training_children(tracking, proc, log, signal.SIGINT, 130, "sweep", reported_twice)
     for kid in kids:
         run = tracking.client.get_run(kid.info.run_id)
         assert run.info.status == "KILLED"
