@@ -62,6 +62,8 @@ class Child:
     entry_point: str
     options: dict  # Click parameter name -> value
     config: TrainConfig  # what the child will resolve them to (checked before anything starts)
+    extra_tags: tuple = ()  # (name, value) pairs its run carries besides what it trains (a benchmark's phase)
+    log_model: bool = True  # False: the run logs no LoggedModel (a benchmark's tuning trials stay cheap)
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -78,10 +80,13 @@ class Child:
             "technique": self.entry_point,
             "optimizer": cfg.optimizer,
             "penalty": cfg.penalty,
+            **dict(self.extra_tags),
         }
 
 
-def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child:
+def make_child(
+    label: str, entry_point: str, shared: dict, *, extra_tags: tuple = (), log_model: bool = True, **overrides
+) -> Child:
     """A child of ``entry_point`` taking the ``shared`` options it accepts, then ``overrides``."""
     command = _command(entry_point)
     accepted = {p.name for p in command.params}
@@ -95,7 +100,7 @@ def make_child(label: str, entry_point: str, shared: dict, **overrides) -> Child
     kwargs = {p.name: p.type_cast_value(ctx, p.get_default(ctx)) for p in command.params if p.expose_value}
     kwargs.pop("help", None)
     kwargs.update(options)
-    return Child(label, entry_point, options, make_config(entry_point, **kwargs))
+    return Child(label, entry_point, options, make_config(entry_point, **kwargs), tuple(extra_tags), log_model)
 
 
 def find_reusable(client, experiment_id: str, child: Child, data: Dataset) -> str | None:
@@ -149,28 +154,43 @@ def _progress(done: int, total: int, label: str, run_id: str, what: str) -> None
     click.echo(f"[{done}/{total}] {label}: run {run_id} {what}", err=True)
 
 
-def run_children(parent, children: list[Child], *, launch: Launch, reuse: bool, data: Dataset, pool=None):
-    """Run (or reuse) every child; label -> outcome."""
+def run_children(
+    parent,
+    children: list[Child],
+    *,
+    launch: Launch,
+    reuse: bool,
+    data: Dataset,
+    pool=None,
+    counted=(0, None),
+    announce: bool = True,
+):
+    """Run (or reuse) every child; label -> outcome. ``counted`` (done before, total) numbers the
+    progress lines of a workflow that runs its children in several calls (a benchmark's phases);
+    ``announce=False`` prints a line when a child ends only, not also when it starts."""
     outcomes: dict[str, Outcome] = {}
     todo = []
+    before, total = counted[0], counted[1] or len(children)
     for child in children:
         found = find_reusable(parent.client, parent.experiment_id, child, data) if reuse else None
         if found:
             outcomes[child.label] = Outcome(found, True, reused=True)
             click.echo(
-                f"[{len(outcomes)}/{len(children)}] {child.label}: reusing run {found} (same options, code and data)",
+                f"[{before + len(outcomes)}/{total}] {child.label}: reusing run {found} (same options, code and data)",
                 err=True,
             )
         else:
             todo.append(child)
     if todo and pool is not None:
-        _run_in_workers(parent, todo, pool, outcomes, len(children))
+        _run_in_workers(parent, todo, pool, outcomes, total, before, announce)
     elif todo:
-        _run_with_mlflow(parent, todo, launch, outcomes, len(children))
+        _run_with_mlflow(parent, todo, launch, outcomes, total, before)
     return {c.label: outcomes[c.label] for c in children}
 
 
-def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int) -> None:
+def _run_in_workers(
+    parent, todo: list[Child], pool, outcomes: dict, total: int, before: int = 0, announce: bool = True
+) -> None:
     import mlflow
 
     from .workers import Task
@@ -183,18 +203,20 @@ def _run_in_workers(parent, todo: list[Child], pool, outcomes: dict, total: int)
     def make_task(child: Child) -> Task:  # called with signals held
         tags = {**base, "mlflow.parentRunId": parent.id, **child.tags}
         run = client.create_run(parent.experiment_id, run_name=child.label, tags=tags)
-        return Task(child.label, child.entry_point, child.config, run.info.run_id, uri, env, cwd)
+        return Task(
+            child.label, child.entry_point, child.config, run.info.run_id, uri, env, cwd, log_model=child.log_model
+        )
 
     def started(task: Task) -> None:
         click.echo(f"{task.label}: started run {task.run_id}", err=True)
 
     try:
-        for done in pool.run(todo, make_task, started):
+        for done in pool.run(todo, make_task, started if announce else None):
             if done.status != "FINISHED":  # ended by its worker, unless the worker died or could not
                 _close(client, done.run_id, done.status, done.reason)
             outcomes[done.label] = Outcome(done.run_id, done.status == "FINISHED")
             what = "finished" if done.status == "FINISHED" else f"{done.status}: {done.reason}"
-            _progress(len(outcomes), total, done.label, done.run_id, what)
+            _progress(before + len(outcomes), total, done.label, done.run_id, what)
     except BaseException:
         with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
             for task in pool.stop():
@@ -215,7 +237,7 @@ def project_uri(backend: str) -> str:
     return str(fingerprint.ROOT / "kubernetes") if backend == "kubernetes" else str(fingerprint.ROOT)
 
 
-def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, total: int) -> None:
+def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, total: int, before: int = 0) -> None:
     """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
@@ -239,6 +261,8 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                         synchronous=False,
                     )
                     active[child.label] = submitted
+                    for key, value in child.extra_tags:  # MLflow made the run: what it is in the workflow
+                        client.set_tag(submitted.run_id, key, value)
                 click.echo(f"{child.label}: started run {submitted.run_id}", err=True)
             for label, submitted in list(active.items()):
                 if submitted.get_status() in NOT_DONE:
@@ -248,7 +272,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                 if not ok:
                     _close(client, submitted.run_id, "FAILED", "its process ended before closing the run")
                 outcomes[label] = Outcome(submitted.run_id, ok)
-                _progress(len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
+                _progress(before + len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
             if active:
                 time.sleep(0.2)
     except BaseException as exc:
@@ -279,7 +303,7 @@ def _close_strays(parent, status: str, reason: str) -> None:
 REPORTS = "compare_output"
 
 
-def report_dir(run, output_dir: str) -> str | None:
+def report_dir(run, output_dir: str, root: str = REPORTS) -> str | None:
     """Where a workflow's compare writes its files: ``--output-dir`` if given, else a folder of
     its own under ``compare_output/`` (``main-1a2b3c4d``), so one workflow's report never replaces
     another's. None (the compare run's artifacts only) when MLflow runs the project from a Git
@@ -294,7 +318,7 @@ def report_dir(run, output_dir: str) -> str | None:
     if output_dir:
         return os.path.abspath(output_dir)
     folder = f"{run.info.run_name or 'workflow'}-{run.info.run_id[:8]}".replace(" ", "-").replace("/", "-")
-    return os.path.abspath(os.path.join(REPORTS, folder))
+    return os.path.abspath(os.path.join(root, folder))
 
 
 def compare_children(parent, run_ids: list[str], output_dir: str, images: dict[str, bytes] | None = None) -> bool:
@@ -430,9 +454,6 @@ def workflow(
     ``search(parent, pool)`` (a sweep's random or tpe search, :mod:`steps.search`) runs instead of
     ``children``, at most ``slots`` at once, and returns a :class:`Ran`.
     """
-    from .lifecycle import exit_on_end
-    from .workers import Workers
-
     if flow.register_model and children[0].config.dataset in TEST_FUNCTIONS:
         raise click.UsageError(
             f"--register-model: a run on the test function {children[0].config.dataset} logs no model to register"
@@ -456,9 +477,19 @@ def workflow(
                 parent.fail(reason)
         return ran.outcomes, reason
 
-    if flow.launch.launcher != "local":
+    return with_workers(body, flow.launch, slots or len(children))
+
+
+def with_workers(body: Callable, launch: Launch, slots: int):
+    """``body(pool)`` under :func:`~steps.lifecycle.exit_on_end`, with a pool of at most ``slots``
+    worker processes (None with ``--launcher mlflow``); a stopped workflow's workers are stopped
+    and any run they still hold is closed KILLED."""
+    from .lifecycle import exit_on_end
+    from .workers import Workers
+
+    if launch.launcher != "local":
         return exit_on_end(body, None)
-    with Workers(min(flow.launch.max_parallel, slots or len(children))) as pool:
+    with Workers(max(1, min(launch.max_parallel, slots))) as pool:
         try:
             return exit_on_end(body, pool)
         except BaseException:

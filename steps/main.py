@@ -122,20 +122,24 @@ class Workflow:
 WORKFLOW_OPTIONS = ("reuse", "max_parallel", "launcher", "backend", "backend_config", "output_dir", "register_model")
 
 
-def workflow_options(f):
-    """Options of the workflows (`main`, `sweep`) besides the training options; the command
-    receives them as one ``flow`` (a :class:`Workflow`)."""
-
+def workflow_options(f=None, *, register: bool = True, output_help: str = OUTPUT_HELP):
+    """Options of the workflows (`main`, `sweep`, `benchmark`) besides the training options; the
+    command receives them as one ``flow`` (a :class:`Workflow`). ``register=False`` leaves out
+    ``--register-model`` (a benchmark has no single best model)."""
+    if f is None:
+        return functools.partial(workflow_options, register=register, output_help=output_help)
     command = f
 
     @functools.wraps(command)
     def with_flow(**kwargs):
-        flow = Workflow.of(**{name: kwargs.pop(name) for name in WORKFLOW_OPTIONS})
+        given = {name: kwargs.pop(name) for name in WORKFLOW_OPTIONS if name in kwargs}
+        flow = Workflow.of(**{"register_model": "", **given})
         return command(flow=flow, **kwargs)
 
     f = with_flow
-    f = click.option("--register-model", type=RegisteredModelName(), default="", help=REGISTER_HELP)(f)
-    f = click.option("--output-dir", default="", help=OUTPUT_HELP)(f)
+    if register:
+        f = click.option("--register-model", type=RegisteredModelName(), default="", help=REGISTER_HELP)(f)
+    f = click.option("--output-dir", default="", help=output_help)(f)
     f = click.option(
         "--backend-config",
         default="",

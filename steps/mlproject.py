@@ -32,7 +32,7 @@ entry_points:
 """
 
 # Entry point -> module in steps/ holding the Click command of the same name.
-ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep", "recover"]
+ENTRY_POINTS = ["main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep", "benchmark", "recover"]
 
 
 def _yaml_str(s: str) -> str:

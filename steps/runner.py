@@ -177,6 +177,7 @@ def train_run(
     run_id: str | None = None,
     progress: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
+    log_model: bool = True,
 ) -> TrainResult | None:
     """Train on ``data`` and log it all to one run (``run_id``, MLFLOW_RUN_ID or a new one).
 
@@ -184,7 +185,8 @@ def train_run(
     sweep's trial reports to Optuna there, and raises :class:`~steps.errors.Pruned` to stop: the
     run then ends FINISHED, tagged ``pruned`` = ``epoch N``, with its history (metrics,
     trajectory.csv, internals.csv) but no final metrics or model, and None is returned.
-    Raises :class:`~steps.lifecycle.RunFailed` (diverged) or
+    ``log_model=False`` logs everything but the LoggedModel (a benchmark's tuning trials: hundreds
+    of runs whose models nobody loads). Raises :class:`~steps.lifecycle.RunFailed` (diverged) or
     :class:`~steps.lifecycle.RunStopped` (interrupted) once the run has been closed.
     """
     import mlflow
@@ -218,7 +220,7 @@ def train_run(
             epochs.bar.render_finish()
         _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept)
         _write_internals(tmpdir, epochs.internals)
-        _log_results(run, cfg, data, result, tmpdir)
+        _log_results(run, cfg, data, result, tmpdir, log_model)
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
     return result
@@ -252,7 +254,7 @@ class _EpochLog:
             self.on_epoch(epoch, metrics)
 
 
-def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path) -> None:
+def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpdir: Path, log_model=True) -> None:
     """The end of a finished run: the final metrics (linked to the LoggedModel), the artifacts
     (weights.json, model_spec.json with a classifier's "classes", trajectory.csv) and the model. A
     test function's run ends with the point as its weights and no model (there is nothing to
@@ -277,12 +279,24 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         "steps_per_s": result.steps_per_s,
         "epochs_run": result.epochs_run,
     }
-    if cfg.dataset in TEST_FUNCTIONS:
+    if cfg.dataset in TEST_FUNCTIONS or not log_model:
+        if cfg.dataset not in TEST_FUNCTIONS:
+            _write_spec(tmpdir, cfg, data, weights, scaler)
         run.log_metrics(final, result.epochs_run)
         run.buffer.flush()
         with run.held():
             mlflow.log_artifacts(str(tmpdir))
         return
+    spec = _write_spec(tmpdir, cfg, data, weights, scaler)
+    with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
+        run.log_metrics(final, result.epochs_run, model_id=model.model_id)
+        run.buffer.flush()
+        with run.held():
+            mlflow.log_artifacts(str(tmpdir))
+            tracking.log_model(model, tmpdir, spec, data.feature_names, _raw_rows(data, 2))
+
+
+def _write_spec(tmpdir: Path, cfg: TrainConfig, data: Dataset, weights: dict, scaler: dict) -> Path:
     spec = tmpdir / "model_spec.json"
     described = {**weights, "model": cfg.model, "features": list(data.feature_names), **scaler}
     if cfg.hidden:  # a network: "weights" is every W (row-major), "bias" every b (core.neuron.mlp_forward)
@@ -290,12 +304,7 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     if data.classes is not None:  # a classifier's labels for 0 and 1 (the logged model returns them)
         described["classes"] = list(data.classes)
     spec.write_text(json.dumps(described))
-    with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
-        run.log_metrics(final, result.epochs_run, model_id=model.model_id)
-        run.buffer.flush()
-        with run.held():
-            mlflow.log_artifacts(str(tmpdir))
-            tracking.log_model(model, tmpdir, spec, data.feature_names, _raw_rows(data, 2))
+    return spec
 
 
 def _raw_rows(data: Dataset, k: int):

@@ -56,6 +56,7 @@ class Task:
     env: dict
     cwd: str
     trial: object | None = None  # a sweep's Optuna trial (steps.study.TrialRef): report, maybe prune
+    log_model: bool = True  # False: no LoggedModel (a benchmark's tuning trials)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def _train(task: Task) -> Done:
         except Exception as exc:  # checked by the parent already; the file (or study) may have changed since
             with tracked_run(run_id=task.run_id):
                 raise RunFailed(f"could not {what}: {exc}") from None
-        result = train_run(task.config, task.technique, data, run_id=task.run_id, on_epoch=reporter)
+        result = train_run(
+            task.config, task.technique, data, run_id=task.run_id, on_epoch=reporter, log_model=task.log_model
+        )
     except RunFailed as exc:
         return Done(task.label, task.run_id, "FAILED", exc.reason)
     except RunStopped as exc:

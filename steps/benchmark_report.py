@@ -1,0 +1,449 @@
+"""The benchmark's report: the verdict table, its pictures, and the files and MLflow entries.
+
+Per problem and contender (one row): the tuned hyperparameters (flagged when the best
+learning rate is an end of the range tried), the median final score over the seeds with its
+95% percentile-bootstrap CI, the share of seeds that reached the problem's target with the
+median epochs and seconds they took, the rank, and the rank at the shared learning rate. Over
+the problems: a performance profile of the median epochs-to-target and its area up to τ = 4
+(:mod:`core.verdict`). Files: ``benchmark.csv`` (the table, full precision), ``trials.csv``
+(every child: problem, contender, phase, seed, values, score, status, run id), ``benchmark.md``,
+``benchmark.html`` (self-contained) and ``sensitivity.png``, ``curves.png``, ``profile.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import click
+import numpy as np
+
+from core import verdict
+
+from .compare_table import CSS, md_escape
+
+FIGURES = ("sensitivity.png", "curves.png", "profile.png")
+FILES = ("benchmark.csv", "trials.csv", "benchmark.md", "benchmark.html", *FIGURES)
+TAU_MAX = 4.0
+CAPTIONS = {
+    "sensitivity.png": "Learning-rate sensitivity: each tuning trial's final score against its learning rate "
+    "(log-log), one line a contender; × marks a diverged trial (infinite score, drawn at the top), a ring the "
+    "winner, the dotted line the shared learning rate.",
+    "curves.png": "The winners rerun over the seeds: the median per-epoch score (validation loss with a split, "
+    "else the objective) with its inter-quartile band; the dashed line is the problem's target. Seeds that "
+    "diverged are left out of the curves and counted in the table.",
+    "profile.png": "Performance profile (Dolan & Moré 2002; AlgoPerf): the share of problems on which a "
+    "contender's median epochs-to-target is within a factor τ of the best contender's; the legend gives the area "
+    "up to τ = 4 (1 = fastest everywhere, 0 = never within 4x or never at the target).",
+}
+
+
+def _shown(values: dict) -> str:
+    from core.config import option_name
+
+    return " ".join(f"{'lr' if k == 'learning_rate' else option_name(k)}={v:.4g}" for k, v in values.items())
+
+
+def _ranks(scores: list[float]) -> list[int]:
+    """1 + the number of strictly better scores (equal scores share a rank; inf last)."""
+    return [1 + sum(other < s for other in scores) for s in scores]
+
+
+def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_seed: int = 0):
+    """The table's rows (dicts), the targets by problem, and the profile's score matrix."""
+    from .benchmark import diverged, is_default, winners
+
+    best = winners(plan)
+    rows, targets = [], {}
+    for problem in plan.problems:
+        name = problem.name
+        pr_rows = []
+        for contender in plan.contenders:
+            label = contender.label
+            tune = [t for t in plan.trials if (t.problem, t.contender, t.phase) == (name, label, "tune")]
+            seeds = [t for t in plan.trials if (t.problem, t.contender, t.phase) == (name, label, "seed")]
+            default = [t for t in plan.trials if (t.problem, t.contender, t.phase) == (name, label, "default")]
+            default += [t for t in tune if is_default(t.values, plan.shared_lr)]
+            winner = best.get((name, label))
+            row = {"problem": name, "contender": label, "tuned": _shown(winner.values) if winner else "-"}
+            row["edge"] = _edge(tune, winner) if winner else "every trial diverged"
+            row["tune_diverged"] = f"{sum(diverged(t) for t in tune)}/{len(tune)}"
+            scores = [t.score for t in seeds] or [math.inf]
+            row["median"] = float(np.median(scores))
+            low, high = verdict.bootstrap_ci(scores, seed=bootstrap_seed) if seeds else (math.inf, math.inf)
+            row["ci_low"], row["ci_high"] = low, high
+            row["seeds"] = len(seeds)
+            row["default_score"] = default[0].score if default else math.nan
+            row["_seeds"] = seeds
+            pr_rows.append(row)
+        target = (
+            target_loss if target_loss is not None else verdict.target_of([r["median"] for r in pr_rows], target_tol)
+        )
+        targets[name] = target
+        for row in pr_rows:
+            epochs, times = [], []
+            for t in row.pop("_seeds"):
+                e = verdict.epochs_to_target(*t.history, target) if t.history[0] else math.inf
+                epochs.append(e)
+                if math.isfinite(e) and t.epochs_run > 0 and math.isfinite(t.train_time_s):
+                    times.append(t.train_time_s * e / t.epochs_run)
+                else:
+                    times.append(math.inf)
+            row["target"] = target
+            row["reached"] = f"{sum(map(math.isfinite, epochs))}/{len(epochs)}"
+            row["epochs_to_target"] = float(np.median(epochs)) if epochs else math.inf
+            row["time_to_target_s"] = float(np.median(times)) if times else math.inf
+        for row, rank in zip(pr_rows, _ranks([r["median"] for r in pr_rows]), strict=True):
+            row["rank"] = rank
+        defaults = [r["default_score"] if not math.isnan(r["default_score"]) else math.inf for r in pr_rows]
+        for row, rank in zip(pr_rows, _ranks(defaults), strict=True):
+            row["rank_at_shared_lr"] = rank
+        rows += sorted(pr_rows, key=lambda r: (r["rank"], r["contender"]))
+    scores = np.array(
+        [
+            [
+                next(r["epochs_to_target"] for r in rows if (r["problem"], r["contender"]) == (p.name, c.label))
+                for c in plan.contenders
+            ]
+            for p in plan.problems
+        ],
+        dtype=float,
+    )
+    return rows, targets, scores
+
+
+def _edge(tune: list, winner) -> str:
+    """Which of the winner's values is an end of the values tried (the optimum may lie beyond)."""
+    flagged = []
+    for key, value in winner.values.items():
+        tried = [t.values[key] for t in tune if key in t.values]
+        if len(set(tried)) > 1 and verdict.on_edge(tried, value):
+            end = "top" if value >= max(tried) else "bottom"
+            flagged.append(f"{'lr' if key == 'learning_rate' else key} at the {end} of the range")
+    return "; ".join(flagged)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4g}"
+
+
+COLUMNS = (
+    ("rank", "rank"),
+    ("contender", "contender"),
+    ("tuned", "tuned"),
+    ("median", "median score"),
+    ("ci", "95% CI"),
+    ("reached", "reached target"),
+    ("epochs_to_target", "epochs to target"),
+    ("time_to_target_s", "s to target"),
+    ("rank_at_shared_lr", "rank at shared lr"),
+    ("default_score", "score at shared lr"),
+    ("tune_diverged", "tuning diverged"),
+    ("edge", "note"),
+)
+
+
+def _cells(row: dict) -> list[str]:
+    values = dict(row, ci=f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]")
+    return [_fmt(values[key]) for key, _ in COLUMNS]
+
+
+def text_report(rows, targets, plan, areas) -> str:
+    lines = []
+    for problem in plan.problems:
+        pr = [r for r in rows if r["problem"] == problem.name]
+        header = [h for _, h in COLUMNS]
+        body = [_cells(r) for r in pr]
+        widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
+        lines.append(
+            f"\n{problem.name}: {problem.about}; score {plan.metric[problem.name]}, "
+            f"target {_fmt(targets[problem.name])}"
+        )
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+        lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in body]
+    lines.append("")
+    lines.append(
+        f"Performance profile over {len(plan.problems)} problem(s), area up to τ = {TAU_MAX:g} "
+        "(median epochs-to-target; 1 = fastest on every problem):"
+    )
+    for c, a in sorted(zip([c.label for c in plan.contenders], areas, strict=True), key=lambda x: -x[1]):
+        lines.append(f"  {c}: {a:.3f}")
+    return "\n".join(lines)
+
+
+def _safe(name: str) -> str:
+    """A name as an MLflow metric or tag key allows it."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
+def report(parent, plan, target_tol: float, target_loss: float | None, out: Path | None) -> dict:
+    """Write and log the report; print the verdict. Returns {problem: winner label}."""
+    import mlflow
+    import pandas as pd
+
+    rows, targets, scores = verdict_rows(plan, target_tol, target_loss)
+    rat = verdict.ratios(scores)
+    areas = np.atleast_1d(verdict.profile_area(rat, TAU_MAX))
+    click.echo(text_report(rows, targets, plan, areas))
+    winners = {p.name: next(r["contender"] for r in rows if r["problem"] == p.name) for p in plan.problems}
+    trials = pd.DataFrame(
+        [
+            {
+                "problem": t.problem,
+                "contender": t.contender,
+                "phase": t.phase,
+                "seed": t.seed,
+                **{("lr" if k == "learning_rate" else k): v for k, v in t.values.items()},
+                "score": t.score,
+                "status": t.status,
+                "failure_reason": t.reason,
+                "run_id": t.run_id,
+            }
+            for t in plan.trials
+        ]
+    )
+    images = figures(plan, rows, targets, scores, areas)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pd.DataFrame(rows).to_csv(folder / "benchmark.csv", index=False)
+        trials.to_csv(folder / "trials.csv", index=False)
+        for name, data in images.items():
+            (folder / name).write_bytes(data)
+        (folder / "benchmark.md").write_text(markdown(rows, targets, plan, areas, list(images)))
+        (folder / "benchmark.html").write_text(html_report(rows, targets, plan, areas, images))
+        with parent.held():
+            mlflow.log_artifacts(str(folder))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                stale = out / name
+                if (folder / name).exists():
+                    stale.write_bytes((folder / name).read_bytes())
+                elif stale.exists():
+                    stale.unlink()
+    parent.log_metrics(
+        {f"profile_area_{_safe(c.label)}": float(a) for c, a in zip(plan.contenders, areas, strict=True)}
+    )
+    parent.set_tags({f"winner.{_safe(p)}": w for p, w in winners.items()})
+    where = f"{out}/" if out is not None else f"the artifacts of benchmark run {parent.id}"
+    click.echo(f"\nWrote {', '.join(FILES)} to {where} (and to benchmark run {parent.id}).")
+    return winners
+
+
+def markdown(rows, targets, plan, areas, images: list[str]) -> str:
+    parts = ["# Benchmark: every contender tuned with the same budget, rerun over seeds", ""]
+    parts.append(md_escape(_protocol(plan)))
+    for problem in plan.problems:
+        pr = [r for r in rows if r["problem"] == problem.name]
+        parts += [
+            "",
+            f"## {md_escape(problem.name)}",
+            "",
+            md_escape(f"{problem.about}; score {plan.metric[problem.name]}; target {_fmt(targets[problem.name])}"),
+            "",
+        ]
+        parts.append("| " + " | ".join(h for _, h in COLUMNS) + " |")
+        parts.append("|" + "|".join("---" for _ in COLUMNS) + "|")
+        parts += ["| " + " | ".join(md_escape(c) for c in _cells(r)) + " |" for r in pr]
+    parts += ["", "## Performance profile", ""]
+    parts += [f"- {md_escape(c.label)}: {a:.3f}" for c, a in zip(plan.contenders, areas, strict=True)]
+    parts += ["", "Full precision: `benchmark.csv`; every run: `trials.csv`.", ""]
+    for name in images:
+        parts += [f"![{name}]({name})", "", md_escape(CAPTIONS[name]), ""]
+    return "\n".join(parts)
+
+
+def _protocol(plan) -> str:
+    space = (
+        "a log grid of learning rates" if plan.space == "lr" else "scrambled Halton points (lr + own hyperparameters)"
+    )
+    return (
+        f"{len(plan.contenders)} contenders x {len(plan.problems)} problems; {plan.budget} tuning trials each "
+        f"({space} over lr {plan.lr_range[0]:g}..{plan.lr_range[1]:g}); each winner rerun with {plan.seeds} seeds; "
+        f"median with a 95% percentile-bootstrap CI; rank at the shared learning rate {plan.shared_lr:g} beside it."
+    )
+
+
+def html_report(rows, targets, plan, areas, images: dict[str, bytes]) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>gdlab benchmark</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Benchmark: every contender tuned with the same budget, rerun over seeds</h1>",
+        f"<p class='meta'>{e(_protocol(plan))}</p>",
+    ]
+    for problem in plan.problems:
+        pr = [r for r in rows if r["problem"] == problem.name]
+        parts.append(
+            f"<h2>{e(problem.name)}</h2><p class='meta'>{e(problem.about)}; score "
+            f"{e(plan.metric[problem.name])}; target {e(_fmt(targets[problem.name]))}</p>"
+        )
+        parts.append("<div class='scroll'><table><thead><tr>")
+        parts += [f"<th>{e(h)}</th>" for _, h in COLUMNS]
+        parts.append("</tr></thead><tbody>")
+        for r in pr:
+            css = " class='best'" if r["rank"] == 1 and math.isfinite(r["median"]) else ""
+            parts.append(f"<tr{css}>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
+        parts.append("</tbody></table></div>")
+    parts.append("<h2>Performance profile</h2><ul class='notes'>")
+    parts += [f"<li>{e(c.label)}: {a:.3f}</li>" for c, a in zip(plan.contenders, areas, strict=True)]
+    parts.append("</ul>")
+    for name, data in images.items():
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        parts.append(f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(CAPTIONS[name])}</figcaption></figure>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def _panels(n: int):
+    import matplotlib.pyplot as plt
+
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# Log axes are kept inside what matplotlib can place ticks on (a quadratic's loss reaches 1e-274,
+# a diverging one overflows; matplotlib 3.11.2 fails on an axis from 1e-250 to 1e250): values are drawn
+# clamped to [LOW, HIGH].
+LOW, HIGH = 1e-200, 1e200
+
+
+def figures(plan, rows, targets, scores, areas) -> dict[str, bytes]:
+    """The report's pictures by file name; one that cannot be drawn is left out with a note (the
+    table is the verdict, and is written whatever a picture does)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10")
+    color = {c.label: colors(i % 10) for i, c in enumerate(plan.contenders)}
+    draw = {
+        "sensitivity.png": lambda: _sensitivity(plan, color),
+        "curves.png": lambda: _curves(plan, targets, color),
+        "profile.png": lambda: _profile(plan, scores, areas, color),
+    }
+    out = {}
+    for name, make in draw.items():
+        fig = None
+        try:
+            with plt.rc_context({"font.size": 9}), np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # nan medians where every seed diverged
+                fig = make()
+                out[name] = _png(fig)
+        except Exception as exc:
+            click.echo(f"note: {name} not drawn ({type(exc).__name__}: {exc})", err=True)
+        finally:
+            if fig is not None:
+                plt.close(fig)
+    return out
+
+
+def _clamped(values):
+    return np.clip(np.asarray(values, dtype=float), LOW, HIGH)
+
+
+def _sensitivity(plan, color):
+    from .benchmark import winners
+
+    best = winners(plan)
+    fig, axes = _panels(len(plan.problems))
+    for ax, problem in zip(axes, plan.problems, strict=True):
+        tune = [t for t in plan.trials if t.problem == problem.name and t.phase == "tune"]
+        finite = [t.score for t in tune if math.isfinite(t.score)]
+        top = float(_clamped(max(finite) * 10 if finite and max(finite) < HIGH / 10 else HIGH))
+        for c in plan.contenders:
+            mine = sorted((t for t in tune if t.contender == c.label), key=lambda t: t.values["learning_rate"])
+            lr = [t.values["learning_rate"] for t in mine]
+            y = [float(_clamped(t.score)) if math.isfinite(t.score) else np.nan for t in mine]
+            ax.plot(lr, y, "-o" if plan.space == "lr" else "o", ms=3, lw=1.2, color=color[c.label], label=c.label)
+            bad = [x for x, t in zip(lr, mine, strict=True) if not math.isfinite(t.score)]
+            ax.plot(bad, [top] * len(bad), "x", ms=5, color=color[c.label])
+            if (w := best.get((problem.name, c.label))) is not None:
+                ax.plot([w.values["learning_rate"]], [_clamped(w.score)], "o", ms=10, mfc="none", mec=color[c.label])
+        ax.axvline(plan.shared_lr, ls=":", color="0.4", lw=1)
+        ax.set(xscale="log", yscale="log", title=problem.name, xlabel="learning rate", ylabel=plan.metric[problem.name])
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _curves(plan, targets, color):
+    fig, axes = _panels(len(plan.problems))
+    for ax, problem in zip(axes, plan.problems, strict=True):
+        for c in plan.contenders:
+            key = (problem.name, c.label, "seed")
+            seeds = [t for t in plan.trials if (t.problem, t.contender, t.phase) == key and t.history[0]]
+            if not seeds:
+                continue
+            epochs = sorted({e for t in seeds for e in t.history[0]})
+            index = {e: i for i, e in enumerate(epochs)}
+            grid = np.full((len(seeds), len(epochs)), np.nan)
+            for k, t in enumerate(seeds):
+                for e, v in zip(*t.history, strict=True):
+                    grid[k, index[e]] = v if math.isfinite(v) else np.nan
+            med = np.nanmedian(grid, axis=0)
+            q1, q3 = np.nanpercentile(grid, [25, 75], axis=0)
+            ax.plot(epochs, _clamped(med), color=color[c.label], lw=1.3, label=c.label)
+            ax.fill_between(epochs, _clamped(q1), _clamped(q3), color=color[c.label], alpha=0.2, lw=0)
+        target = targets[problem.name]
+        if math.isfinite(target) and target > 0:
+            ax.axhline(float(_clamped(target)), ls="--", color="0.3", lw=1)
+        ylabel = plan.metric[problem.name].removeprefix("final_")
+        ax.set(yscale="log", title=problem.name, xlabel="epoch", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _profile(plan, scores, areas, color):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    rat = verdict.ratios(scores)
+    finite = rat[np.isfinite(rat)]
+    hi = min(1e6, max(TAU_MAX * 2.5, float(finite.max()) * 1.2 if finite.size else 1.0))
+    taus = np.geomspace(1.0, hi, 400)
+    rho = verdict.performance_profile(scores, taus)
+    for j, c in enumerate(plan.contenders):
+        label = f"{c.label} (area {areas[j]:.2f})"
+        ax.step(taus, rho[:, j], where="post", color=color[c.label], lw=1.4, label=label)
+    ax.axvline(TAU_MAX, ls=":", color="0.4", lw=1)
+    ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="τ (ratio to the best median epochs-to-target)")
+    ax.set_ylabel("share of problems within τ")
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,262 @@
+"""`benchmark` end to end: equal budgets, seed reruns, the verdict table, oracles from theory."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from steps.benchmark import Contender, Contenders, benchmark, tuning_points
+
+TIME_COLUMNS = ["time_to_target_s"]
+
+
+def run(tracking, *args, out="report"):
+    folder = tracking.root / out
+    result = CliRunner().invoke(benchmark, [*args, "--output-dir", str(folder)])
+    return result, folder
+
+
+def test_the_tuned_learning_rate_of_gd_on_a_quadratic_is_the_one_theory_gives(tracking):
+    # f = (x² + κy²)/2 has curvatures μ = 1 and L = κ: GD contracts fastest at lr = 2/(L + μ).
+    kappa, grid = 10.0, 41
+    low, high = 0.05, 0.3
+    args = ["--dataset", "ill_conditioned", "--condition-number", str(kappa), "--optimizers", "sgd"]
+    args += ["--budget", str(grid), "--lr-range", f"{low}:{high}", "--seeds", "1", "--epochs", "100"]
+    result, folder = run(tracking, *args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(folder / "benchmark.csv")
+    tuned = float(table.loc[0, "tuned"].removeprefix("lr="))
+    step = math.log((high / low) ** (1 / (grid - 1)))
+    assert abs(math.log(tuned) - math.log(2 / (kappa + 1))) <= step
+
+
+def test_every_trial_and_rerun_is_a_nested_tagged_child_and_only_winners_log_a_model(tracking):
+    args = ["--dataset", "synthetic", "--model", "linear", "--validation-fraction", "0.25", "--epochs", "20"]
+    args += ["--optimizers", "sgd,sgd:momentum=0.9", "--budget", "3", "--lr-range", "1e-3:1", "--seeds", "3"]
+    result, folder = run(tracking, *args)
+    assert result.exit_code == 0, result.output
+    runs = tracking.client.search_runs([tracking.experiment_id], max_results=1000)
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "benchmark"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    # 2 contenders x (3 tuning trials + 1 at the shared lr 0.01, not on the grid) + 2 winners x 3 seeds
+    assert len(children) == 2 * 4 + 2 * 3
+    phases = [c.data.tags["phase"] for c in children]
+    assert phases.count("tune") == 6
+    assert phases.count("default") == 2
+    assert phases.count("seed") == 6
+    assert {c.data.tags["contender"] for c in children} == {"sgd", "sgd:momentum=0.9"}
+    assert {c.data.tags["problem"] for c in children} == {"synthetic"}
+    seeds = [c for c in children if c.data.tags["phase"] == "seed"]
+    assert sorted(c.data.tags["seed"] for c in seeds) == ["0", "0", "1", "1", "2", "2"]
+    assert all(c.info.run_name.startswith("synthetic sgd") for c in children)
+    with_model = [c for c in children if c.outputs and c.outputs.model_outputs]
+    assert sorted((c.data.tags["phase"], c.data.tags["seed"]) for c in with_model) == [("seed", "0")] * 2
+    momentum = [c for c in children if c.data.tags["contender"] == "sgd:momentum=0.9"]
+    assert {c.data.params["momentum"] for c in momentum} == {"0.9"}
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["winner.synthetic"] in {"sgd", "sgd:momentum=0.9"}
+    assert {"profile_area_sgd", "profile_area_sgd_momentum_0.9"} <= set(parent.data.metrics)
+    # the report: on disk and in the benchmark's run
+    for name in ("benchmark.csv", "trials.csv", "benchmark.md", "benchmark.html", "sensitivity.png", "curves.png"):
+        assert (folder / name).stat().st_size > 0
+    artifacts = {a.path for a in tracking.client.list_artifacts(parent.info.run_id)}
+    assert {"benchmark.csv", "benchmark.html", "profile.png"} <= artifacts
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == len(children)
+    assert set(trials["run_id"]) == {c.info.run_id for c in children}
+    # seeds vary the split: the reruns of one winner differ
+    table = pd.read_csv(folder / "benchmark.csv")
+    assert (table["ci_low"] < table["ci_high"]).all()
+    assert set(table["reached"]) <= {f"{k}/3" for k in range(4)}
+
+
+def test_the_same_command_twice_gives_the_same_table(tracking):
+    args = ["--dataset", "synthetic", "--model", "linear", "--validation-fraction", "0.25", "--epochs", "15"]
+    args += ["--optimizers", "sgd,adam", "--budget", "3", "--lr-range", "1e-3:1", "--seeds", "3"]
+    first, a = run(tracking, *args, out="one")
+    second, b = run(tracking, *args, out="two")
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    one, two = (pd.read_csv(f / "benchmark.csv").drop(columns=TIME_COLUMNS) for f in (a, b))
+    pd.testing.assert_frame_equal(one, two)
+    trials = [pd.read_csv(f / "trials.csv").drop(columns=["run_id"]) for f in (a, b)]
+    pd.testing.assert_frame_equal(*trials)
+
+
+def test_a_diverged_trial_scores_infinity_is_counted_and_the_edge_is_flagged(tracking):
+    # GD on (x² + 10y²)/2 diverges above lr 2/10; the best of 1e-3..0.1 is its top end.
+    args = ["--dataset", "ill_conditioned", "--optimizers", "sgd", "--budget", "3", "--lr-range", "1e-3:10"]
+    result, folder = run(tracking, *args, "--seeds", "2")
+    assert result.exit_code == 0, result.output  # diverging is a result, not a failure
+    trials = pd.read_csv(folder / "trials.csv")
+    tune = trials[trials["phase"] == "tune"]
+    assert list(tune["lr"]) == [0.001, 0.1, 10.0]
+    assert math.isinf(tune["score"].iloc[2])
+    assert tune["status"].iloc[2] == "FAILED"
+    assert tune["failure_reason"].iloc[2].startswith("training diverged")
+    table = pd.read_csv(folder / "benchmark.csv")
+    assert table.loc[0, "tune_diverged"] == "1/3"
+    assert table.loc[0, "tuned"] == "lr=0.1"
+    assert pd.isna(table.loc[0, "edge"])
+    result, folder = run(tracking, *args[:-2], "--lr-range", "1e-3:0.1", "--seeds", "1", out="edge")
+    table = pd.read_csv(folder / "benchmark.csv")
+    assert table.loc[0, "edge"] == "lr at the top of the range"
+    assert "lr at the top of the range" in result.stdout
+
+
+def test_the_shared_learning_rate_trial_is_reused_from_the_grid_when_it_is_on_it(tracking):
+    args = ["--optimizers", "adam", "--budget", "3", "--lr-range", "1e-4:1", "--seeds", "1"]
+    result, folder = run(tracking, *args)
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(folder / "trials.csv")
+    assert list(trials["phase"]) == ["tune", "tune", "tune", "seed"]  # 0.01 is the grid's middle point
+    table = pd.read_csv(folder / "benchmark.csv")
+    assert table.loc[0, "default_score"] == trials.loc[1, "score"]
+    assert table.loc[0, "rank_at_shared_lr"] == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("adam:momentum=0.9", "momentum is not an option of adam"),
+        ("sgd,nope", "'nope' is not an optimizer"),
+        ("sgd,,adam", "an empty name"),
+        ("sgd:momentum=0.9,sgd:momentum=0.9", "named twice"),
+        ("sgd:momentum=-1", "momentum"),
+        ("sgd:momentum", "OPTION=VALUE"),
+    ],
+)
+def test_bad_contenders_are_refused_before_any_run(tracking, value, needle):
+    result, _ = run(tracking, "--optimizers", value)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--suite", "lab", "--epochs", "5"], "--epochs"),
+        (["--suite", "lab", "--dataset", "synthetic"], "--dataset"),
+        (["--lr-range", "1:0.1"], "0 < LOW < HIGH"),
+        (["--lr-range", "0.1"], "LOW:HIGH"),
+        (["--budget", "0"], "--budget"),
+        (["--target-loss", "-1"], "--target-loss"),
+        (["--register-model", "x"], "No such option"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_run(tracking, args, needle):
+    result, _ = run(tracking, *args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_contender_with_fixed_hyperparameters_keeps_them_and_tunes_the_rest_in_the_full_space():
+    (plain, fixed) = Contenders().convert("adam,adam:beta1=0.5:epsilon=1e-6", None, None)
+    assert fixed == Contender("adam", (("beta1", 0.5), ("epsilon", 1e-6)))
+    assert fixed.label == "adam:beta1=0.5:epsilon=1e-06"
+    assert [d[0] for d in plain.tuned("full")] == ["beta1", "beta2", "epsilon"]
+    assert [d[0] for d in fixed.tuned("full")] == ["beta2"]
+    assert plain.tuned("lr") == ()
+    points = tuning_points(plain, "full", 8, (1e-5, 1e2), seed=0)
+    assert len(points) == 8
+    assert len({p["learning_rate"] for p in points}) == 8
+    for p in points:
+        assert 1e-5 <= p["learning_rate"] <= 1e2
+        assert 0 <= p["beta1"] <= 1 - 1e-3
+        assert 0 <= p["beta2"] <= 1 - 1e-4
+        assert 1e-10 <= p["epsilon"] <= 1
+    assert tuning_points(plain, "full", 8, (1e-5, 1e2), seed=0) == points  # seeded
+    grid = tuning_points(Contender("sgd"), "full", 15, (1e-5, 1e2), seed=0)
+    assert [p["learning_rate"] for p in grid][:3] == [1e-05, 3.16227766017e-05, 0.0001]  # sgd: lr only
+
+
+def test_the_lab_suite_has_six_problems_with_their_epochs_in_the_help():
+    from steps.benchmark import LAB
+
+    assert [p.name for p in LAB] == [
+        "lesson",
+        "rosenbrock",
+        "ill_conditioned",
+        "diabetes",
+        "breast_cancer",
+        "diabetes_mlp",
+    ]
+    text = CliRunner().invoke(benchmark, ["--help"]).output
+    for p in LAB:
+        assert f"{p.epochs} epochs" in p.about
+    assert "lesson" in text
+    assert "diabetes_mlp" in text
+
+
+def test_ranks_share_ties_and_put_infinity_last():
+    from steps.benchmark_report import _ranks
+
+    assert _ranks([0.5, 0.1, math.inf, 0.1]) == [3, 1, 4, 1]
+    assert np.isfinite(_ranks([math.inf, math.inf])).all()
+
+
+def _plan(scores: dict, histories: dict):
+    """A benchmark's plan with made-up results: one problem, the contenders of ``scores``
+    (label -> tuning scores at lr 1e-3, 1e-2, 1e-1), each winner's seeds with ``histories``."""
+    from steps.benchmark import Plan, Problem, Trial
+
+    contenders = [Contender(label) for label in scores]
+    plan = Plan([Problem("p", {"epochs": 3}, "made up")], contenders, "lr", 3, (1e-3, 1e-1), 0.01, 2, {})
+    plan.metric["p"] = "final_objective"
+    for label, values in scores.items():
+        for i, (lr, score) in enumerate(zip((1e-3, 1e-2, 1e-1), values, strict=True)):
+            plan.trials.append(Trial("p", label, "tune", i, {"learning_rate": lr}, None, 0, score=score))
+        for seed, history in enumerate(histories[label]):
+            epochs = tuple(range(len(history)))
+            trial = Trial("p", label, "seed", 0, {"learning_rate": 1e-2}, None, seed, status="FINISHED")
+            trial.score, trial.history, trial.epochs_run, trial.train_time_s = history[-1], (epochs, history), 3, 3.0
+            plan.trials.append(trial)
+    return plan
+
+
+def test_the_table_has_medians_targets_epochs_and_time_to_target_and_the_ranks_at_the_shared_rate():
+    from steps.benchmark_report import verdict_rows
+
+    plan = _plan(
+        {"sgd": [1.0, 0.5, math.inf], "adam": [0.2, 0.4, 0.3]},
+        {"sgd": [(4.0, 2.0, 1.0, 0.5), (4.0, 1.0, 0.6, 0.4)], "adam": [(4.0, 3.0, 2.0, 0.2), (4.0, 0.2, 0.2, 0.2)]},
+    )
+    rows, targets, scores = verdict_rows(plan, target_tol=0.1, target_loss=None)
+    adam, sgd = rows  # best first
+    assert (adam["contender"], adam["rank"], adam["median"]) == ("adam", 1, 0.2)
+    assert (sgd["contender"], sgd["rank"], sgd["median"]) == ("sgd", 2, 0.45)
+    assert targets["p"] == pytest.approx(0.22)  # the best median x 1.1
+    assert adam["reached"] == "2/2"
+    assert adam["epochs_to_target"] == 2.0
+    assert adam["time_to_target_s"] == 2.0  # 3 s for 3 epochs, at epochs 3 and 1
+    assert sgd["reached"] == "0/2"
+    assert math.isinf(sgd["epochs_to_target"])
+    assert sgd["tuned"] == "lr=0.01"
+    assert adam["tuned"] == "lr=0.001"
+    assert adam["edge"] == "lr at the bottom of the range"
+    assert sgd["edge"] == ""
+    assert sgd["tune_diverged"] == "0/3"  # an infinite score that did not diverge (no reason) is no divergence
+    assert (adam["default_score"], sgd["default_score"]) == (0.4, 0.5)
+    assert (adam["rank_at_shared_lr"], sgd["rank_at_shared_lr"]) == (1, 2)
+    np.testing.assert_array_equal(scores, [[math.inf, 2.0]])  # the profile's: contenders in the given order
+
+
+def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
+    from steps.benchmark_report import figures, verdict_rows
+
+    # ill_conditioned's Adagrad reaches 5e-274; a diverging run can end near the float's top
+    plan = _plan(
+        {"adagrad": [5e-274, 1e308, math.inf], "sgd": [1e300, 1.0, 0.0]},
+        {"adagrad": [(1.0, 1e-100, 5e-274)] * 2, "sgd": [(1.0, 1e-3, 0.0)] * 2},
+    )
+    rows, targets, scores = verdict_rows(plan, 0.05, None)
+    images = figures(plan, rows, targets, scores, np.zeros(2))
+    assert sorted(images) == ["curves.png", "profile.png", "sensitivity.png"]
+    assert all(data.startswith(b"\x89PNG") for data in images.values())
