@@ -33,10 +33,10 @@ FILES = ("benchmark.csv", "trials.csv", "benchmark.md", "benchmark.html", *FIGUR
 TAU_MAX = 4.0
 CAPTIONS = {
     "sensitivity.png": "Learning-rate sensitivity: each tuning trial's final score against its learning rate "
-    "(log-log), one line a contender; × marks a diverged trial (infinite score, drawn at the top), a ring the "
-    "winner, the dotted line the shared learning rate.",
+    "(log-log), one line a contender; × marks a diverged trial (infinite score), drawn on the top edge with "
+    "anything above 100x the untrained loss; a ring marks the winner, the dotted line the shared learning rate.",
     "curves.png": "The winners rerun over the seeds: the median per-epoch score (validation loss with a split, "
-    "else the objective) with its inter-quartile band; the dashed line is the problem's target. Seeds that "
+    "else the objective) with its inter-quartile band; the dashed line is the problem's target; values below the axis sit on its bottom edge. Seeds that "
     "diverged are left out of the curves and counted in the table.",
     "profile.png": "Performance profile (Dolan & Moré 2002; AlgoPerf): the share of problems on which a "
     "contender's median epochs-to-target is within a factor τ of the best contender's; the legend gives the area "
@@ -369,8 +369,17 @@ def figures(plan, rows, targets, scores, areas) -> dict[str, bytes]:
     return out
 
 
-def _clamped(values):
-    return np.clip(np.asarray(values, dtype=float), LOW, HIGH)
+def _clamped(values, floor: float = LOW):
+    return np.clip(np.asarray(values, dtype=float), floor, HIGH)
+
+
+def _floor(values) -> float:
+    """The lowest value a log axis shows: the data's, but at most 180 decades below its top (a
+    quadratic's 1e-274 beside a start of 1e1 would leave matplotlib no room for ticks)."""
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x) and x > 0], dtype=float)
+    if v.size == 0:
+        return LOW
+    return float(max(v.min(), min(v.max(), HIGH) * 1e-180, 1e-300))
 
 
 def _sensitivity(plan, color):
@@ -380,17 +389,19 @@ def _sensitivity(plan, color):
     fig, axes = _panels(len(plan.problems))
     for ax, problem in zip(axes, plan.problems, strict=True):
         tune = [t for t in plan.trials if t.problem == problem.name and t.phase == "tune"]
-        finite = [t.score for t in tune if math.isfinite(t.score)]
-        top = float(_clamped(max(finite) * 10 if finite and max(finite) < HIGH / 10 else HIGH))
+        top = _top(plan, tune)
+        floor = _floor([t.score for t in tune if t.score <= top])
         for c in plan.contenders:
             mine = sorted((t for t in tune if t.contender == c.label), key=lambda t: t.values["learning_rate"])
             lr = [t.values["learning_rate"] for t in mine]
-            y = [float(_clamped(t.score)) if math.isfinite(t.score) else np.nan for t in mine]
+            y = [min(float(_clamped(t.score, floor)), top) if math.isfinite(t.score) else np.nan for t in mine]
             ax.plot(lr, y, "-o" if plan.space == "lr" else "o", ms=3, lw=1.2, color=color[c.label], label=c.label)
             bad = [x for x, t in zip(lr, mine, strict=True) if not math.isfinite(t.score)]
             ax.plot(bad, [top] * len(bad), "x", ms=5, color=color[c.label])
             if (w := best.get((problem.name, c.label))) is not None:
-                ax.plot([w.values["learning_rate"]], [_clamped(w.score)], "o", ms=10, mfc="none", mec=color[c.label])
+                ax.plot(
+                    [w.values["learning_rate"]], [_clamped(w.score, floor)], "o", ms=10, mfc="none", mec=color[c.label]
+                )
         ax.axvline(plan.shared_lr, ls=":", color="0.4", lw=1)
         ax.set(xscale="log", yscale="log", title=problem.name, xlabel="learning rate", ylabel=plan.metric[problem.name])
         ax.grid(alpha=0.3, which="both", lw=0.4)
@@ -399,9 +410,19 @@ def _sensitivity(plan, color):
     return fig
 
 
+def _top(plan, tune: list) -> float:
+    """The sensitivity plot's ceiling: 100x the worst score at the smallest learning rate (about
+    the untrained loss), so that a run blowing up to 1e200 does not flatten the useful band; a
+    diverged trial (×) and anything above are drawn on it."""
+    smallest = min((t.values["learning_rate"] for t in tune), default=None)
+    start = [t.score for t in tune if t.values["learning_rate"] == smallest and math.isfinite(t.score)]
+    return float(min(HIGH, 100 * max(start))) if start and max(start) > 0 else HIGH
+
+
 def _curves(plan, targets, color):
     fig, axes = _panels(len(plan.problems))
     for ax, problem in zip(axes, plan.problems, strict=True):
+        curves = []
         for c in plan.contenders:
             key = (problem.name, c.label, "seed")
             seeds = [t for t in plan.trials if (t.problem, t.contender, t.phase) == key and t.history[0]]
@@ -413,13 +434,14 @@ def _curves(plan, targets, color):
             for k, t in enumerate(seeds):
                 for e, v in zip(*t.history, strict=True):
                     grid[k, index[e]] = v if math.isfinite(v) else np.nan
-            med = np.nanmedian(grid, axis=0)
-            q1, q3 = np.nanpercentile(grid, [25, 75], axis=0)
-            ax.plot(epochs, _clamped(med), color=color[c.label], lw=1.3, label=c.label)
-            ax.fill_between(epochs, _clamped(q1), _clamped(q3), color=color[c.label], alpha=0.2, lw=0)
+            curves.append((c, epochs, *np.nanpercentile(grid, [50, 25, 75], axis=0)))
+        floor = _floor(np.concatenate([m for _, _, m, _, _ in curves] + [[targets[problem.name]]]))
+        for c, epochs, med, q1, q3 in curves:
+            ax.plot(epochs, _clamped(med, floor), color=color[c.label], lw=1.3, label=c.label)
+            ax.fill_between(epochs, _clamped(q1, floor), _clamped(q3, floor), color=color[c.label], alpha=0.2, lw=0)
         target = targets[problem.name]
         if math.isfinite(target) and target > 0:
-            ax.axhline(float(_clamped(target)), ls="--", color="0.3", lw=1)
+            ax.axhline(float(_clamped(target, floor)), ls="--", color="0.3", lw=1)
         ylabel = plan.metric[problem.name].removeprefix("final_")
         ax.set(yscale="log", title=problem.name, xlabel="epoch", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both", lw=0.4)
@@ -444,6 +466,6 @@ def _profile(plan, scores, areas, color):
     ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="τ (ratio to the best median epochs-to-target)")
     ax.set_ylabel("share of problems within τ")
     ax.grid(alpha=0.3, which="both", lw=0.4)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

@@ -181,6 +181,15 @@ def launch_of(launcher: str, max_parallel: int, backend: str, backend_config: st
     )
 
 
+def shared_rate_note(lr: float) -> str:
+    """What main's ranking is, said under its table: one run each at one shared learning rate."""
+    return (
+        f"\nNote: this ranks one run of each technique at one shared learning rate ({lr:g}) and one seed; "
+        "the order can flip once each optimizer gets its own. For a fair verdict (every optimizer tuned with "
+        "the same budget, rerun over seeds): mlflow run . -e benchmark (python -m steps.benchmark --help)."
+    )
+
+
 @command()
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
 @click.option("--techniques", type=TECHNIQUES, default=",".join(CHILDREN), show_default=True, help=TECHNIQUES_HELP)
@@ -197,6 +206,7 @@ def main(techniques: tuple[str, ...], flow: Workflow, **shared):
 
     params = {"techniques": ",".join(techniques), **shared, **flow.params}
     _, reason = workflow("main", children, params, data=data, flow=flow, failure_of=failure_of)
+    click.echo(shared_rate_note(shared["learning_rate"]))
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)

@@ -150,6 +150,10 @@ def test_techniques_mixes_entry_points_and_optimizer_names(tracking):
     table = pd.read_csv(out / "compare.csv")
     assert sorted(table["optimizer"]) == ["lion", "nadam", "sgd", "sgd"]
     assert len(table) == 4
+    # under the table: what this ranking is, and the command that makes it fair
+    note = result.stdout[result.stdout.index("Wrote compare.csv") :]
+    assert "one shared learning rate (0.01)" in note
+    assert "mlflow run . -e benchmark" in note
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
