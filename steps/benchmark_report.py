@@ -36,7 +36,8 @@ CAPTIONS = {
     "(log-log), one line a contender; × marks a diverged trial (infinite score), drawn on the top edge with "
     "anything above 100x the untrained loss; a ring marks the winner, the dotted line the shared learning rate.",
     "curves.png": "The winners rerun over the seeds: the median per-epoch score (validation loss with a split, "
-    "else the objective) with its inter-quartile band; the dashed line is the problem's target; values below the axis sit on its bottom edge. Seeds that "
+    "else the objective) with its inter-quartile band; the dashed line is the problem's target; values below "
+    "the axis sit on its bottom edge. Seeds that "
     "diverged are left out of the curves and counted in the table.",
     "profile.png": "Performance profile (Dolan & Moré 2002; AlgoPerf): the share of problems on which a "
     "contender's median epochs-to-target is within a factor τ of the best contender's; the legend gives the area "
