@@ -132,6 +132,11 @@ FULL_SPACE = {
 }
 DEFAULT_CONTENDERS = "sgd,sgd:momentum=0.9,adam,rmsprop,adagrad,lion"
 PHASES = ("tune", "default", "seed")
+# A tuning trial (and the run at the shared learning rate) is scored by its final value only, so it
+# logs its metrics every max(--log-every, epochs / TUNE_POINTS) epochs: the same training (the loop
+# does not depend on --log-every), a fifth of the store writes of the lesson's 100 epochs. The seed
+# reruns, whose curves and time-to-target the report reads, log at --log-every.
+TUNE_POINTS = 20
 
 
 # --------------------------------------------------------------------------- options
@@ -271,6 +276,8 @@ def _values_label(values: dict) -> str:
 
 def _child(plan: Plan, problem: Problem, contender: Contender, phase: str, index: int, values: dict, seed: int):
     options = {**plan.base[problem.name], **dict(contender.fixed), **values, "seed": seed}
+    if phase != "seed":  # only the final score counts: a tuning trial logs about TUNE_POINTS epochs
+        options["log_every"] = max(options["log_every"], math.ceil(problem.epochs / TUNE_POINTS))
     if options.get("dataset") == "synthetic":  # the noise of synthetic data varies with the seed too
         options["data_seed"] = plan.base[problem.name].get("data_seed", 0) + (seed - plan.base[problem.name]["seed"])
     what = {"tune": f"tune {index}: {_values_label(values)}", "default": f"default {_values_label(values)}"}

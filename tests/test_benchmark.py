@@ -260,3 +260,18 @@ def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
     images = figures(plan, rows, targets, scores, np.zeros(2))
     assert sorted(images) == ["curves.png", "profile.png", "sensitivity.png"]
     assert all(data.startswith(b"\x89PNG") for data in images.values())
+
+
+def test_tuning_trials_log_twenty_points_and_seed_reruns_every_logged_epoch_with_the_same_training():
+    from steps.benchmark import LAB, Plan, _child, plan_benchmark
+    from steps.launch import make_child
+
+    lesson = LAB[0]
+    base = {**make_child("x", "train", {}).options, **lesson.options, "seed": 0, "log_every": 1}
+    plan = Plan([lesson], (Contender("adam"),), "lr", 3, (1e-3, 1e-1), 0.01, 2, {"lesson": base})
+    plan_benchmark(plan, seed=0)
+    assert {t.child.config.log_every for t in plan.trials} == {5}  # 100 epochs / 20
+    rerun = _child(plan, lesson, Contender("adam"), "seed", 0, {"learning_rate": 0.01}, 0)
+    assert rerun.child.config.log_every == 1
+    tuned = next(t for t in plan.trials if t.values == {"learning_rate": 0.01})
+    assert tuned.child.config.params() | {"log_every": 1} == rerun.child.config.params() | {"log_every": 1}
