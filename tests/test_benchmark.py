@@ -275,3 +275,27 @@ def test_tuning_trials_log_twenty_points_and_seed_reruns_every_logged_epoch_with
     assert rerun.child.config.log_every == 1
     tuned = next(t for t in plan.trials if t.values == {"learning_rate": 0.01})
     assert tuned.child.config.params() | {"log_every": 1} == rerun.child.config.params() | {"log_every": 1}
+
+
+@pytest.mark.slow
+def test_mlflow_run_e_benchmark_runs_the_protocol_under_the_project_run(tracking, project_env):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tracking.root / "report"
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "benchmark", "--env-manager", "local"]
+    for p in ("optimizers=sgd,adam", "budget=3", "lr_range=1e-3:1", "seeds=2", "epochs=20", f"output_dir={out}"):
+        cmd += ["-P", p]
+    proc = subprocess.run(cmd, env=project_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = tracking.client.search_runs([tracking.experiment_id], max_results=1000)
+    (parent,) = [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "benchmark"]
+    assert parent.info.run_name == "benchmark"
+    assert parent.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 * (3 + 1) + 2 * 2  # the shared 0.01 is not on the 3-point grid
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert set(pd.read_csv(out / "benchmark.csv")["contender"]) == {"sgd", "adam"}
+    assert "Traceback" not in proc.stderr
