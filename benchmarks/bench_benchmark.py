@@ -2,6 +2,7 @@
 
     python benchmarks/bench_benchmark.py                  # the lab suite at its defaults (~3 minutes)
     python benchmarks/bench_benchmark.py --budget 3 --seeds 2 --optimizers sgd,adam   # any benchmark options
+    python benchmarks/bench_benchmark.py --suite lab --output-dir report/   # keep the report
 
 Runs the `benchmark` command in this process, as `python -m steps.benchmark` would (its worker
 processes train the children), into a fresh temporary sqlite store, then measures in the same
@@ -63,7 +64,8 @@ def main() -> None:
         client.search_experiments()  # the store's migrations, outside the timing
         t = time.perf_counter()
         try:
-            benchmark.main([*args, "--output-dir", f"{tmp}/out"], standalone_mode=False)
+            given = any(a.startswith("--output-dir") for a in args)
+            benchmark.main([*args, *([] if given else ["--output-dir", f"{tmp}/out"])], standalone_mode=False)
         except SystemExit as exc:
             if exc.code:
                 raise

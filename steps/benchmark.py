@@ -25,6 +25,7 @@ trained in the workflow's worker processes (:mod:`steps.launch`):
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,12 +181,13 @@ class Contenders(click.ParamType):
             if not text:
                 self.fail(f"{value!r}: an empty name (give e.g. {DEFAULT_CONTENDERS})", param, ctx)
             name, *settings = [part.strip() for part in text.split(":")]
+            name = name.lower()
             if name not in optimizers.OPTIMIZERS:
                 self.fail(f"{name!r} is not an optimizer (choose from {', '.join(optimizers.OPTIMIZERS)})", param, ctx)
             fixed = {}
             for setting in settings:
                 key, eq, raw = setting.partition("=")
-                key = key.strip().replace("-", "_")
+                key = key.strip().replace("-", "_").lower()
                 if not eq or not key:
                     self.fail(f"{text!r}: write fixed hyperparameters as {name}:OPTION=VALUE", param, ctx)
                 if key not in OPTIMIZER_OPTIONS[name]:
@@ -197,6 +199,12 @@ class Contenders(click.ParamType):
                     fixed[key] = types[key].type.convert(raw.strip(), param, ctx)
                 except click.BadParameter as exc:
                     self.fail(f"{text!r}: {key.replace('_', '-')}: {exc.message}", param, ctx)
+                if fixed[key] == optimizers.DEFAULTS[name][key]:
+                    self.fail(
+                        f"{text!r} is {name} itself: {as_param(fixed[key])} is {key.replace('_', '-')}'s default",
+                        param,
+                        ctx,
+                    )
             out.append(Contender(name, tuple(fixed.items())))
         labels = [c.label for c in out]
         if twice := sorted({label for label in labels if labels.count(label) > 1}):
@@ -254,6 +262,7 @@ class Trial:
     train_time_s: float = math.nan
     epochs_run: int = 0
     history: tuple = ((), ())  # (epochs, values) of the score's per-epoch metric (seed phase)
+    target: float = math.nan  # the seed's target (seed phase; set by the report)
 
 
 @dataclass
@@ -297,9 +306,11 @@ def _child(plan: Plan, problem: Problem, contender: Contender, phase: str, index
 def tuning_points(contender: Contender, space: str, budget: int, lr_range: tuple, seed: int) -> list[dict]:
     """The ``budget`` settings a contender is tried at: a log grid of learning rates (--space lr),
     or scrambled Halton points (scipy.stats.qmc, seeded) over the log learning rate and each
-    tuned hyperparameter's log scale (--space full)."""
+    tuned hyperparameter's log scale (--space full; for every contender, those with nothing to tune
+    but the learning rate too: a scrambled Halton sequence's first coordinate does not depend on its
+    dimension, so every contender tries the same learning rates)."""
     dims = contender.tuned(space)
-    if not dims:
+    if space == "lr":
         # (12 digits: 1e-2 rather than geomspace's 0.010000000000000002, as a param and a label)
         return [{"learning_rate": float(f"{lr:.12g}")} for lr in log_grid(*lr_range, budget)]
     from scipy.stats import qmc
@@ -308,10 +319,10 @@ def tuning_points(contender: Contender, space: str, budget: int, lr_range: tuple
     out = []
     for row in unit:
         lo, hi = math.log10(lr_range[0]), math.log10(lr_range[1])
-        point = {"learning_rate": 10 ** (lo + row[0] * (hi - lo))}
+        point = {"learning_rate": float(10 ** (lo + row[0] * (hi - lo)))}
         for u, (name, how, low, high) in zip(row[1:], dims, strict=True):
             x = 10 ** (math.log10(low) + u * (math.log10(high) - math.log10(low)))
-            point[name] = 1.0 - x if how == "1-" else x
+            point[name] = float(1.0 - x if how == "1-" else x)
         out.append(point)
     return out
 
@@ -321,11 +332,15 @@ def plan_benchmark(plan: Plan, seed: int) -> None:
     for problem in plan.problems:
         for contender in plan.contenders:
             points = tuning_points(contender, plan.space, plan.budget, plan.lr_range, seed)
-            for i, values in enumerate(points):
-                plan.trials.append(_child(plan, problem, contender, "tune", i, values, seed))
-            default = {"learning_rate": plan.shared_lr}
+            planned = [("tune", i, values) for i, values in enumerate(points)]
             if not any(is_default(p, plan.shared_lr) for p in points):  # the grid holds it: no second run
-                plan.trials.append(_child(plan, problem, contender, "default", 0, default, seed))
+                planned.append(("default", 0, {"learning_rate": plan.shared_lr}))
+            for phase, i, values in planned:
+                try:
+                    plan.trials.append(_child(plan, problem, contender, phase, i, values, seed))
+                except click.UsageError as exc:  # say which trial: the value may come from --lr-range
+                    where = f"{problem.name}, {contender.label}, {phase} at {_values_label(values)}"
+                    raise click.UsageError(f"{where}: {exc.format_message()}") from None
 
 
 def is_default(values: dict, shared_lr: float) -> bool:
@@ -336,22 +351,22 @@ def is_default(values: dict, shared_lr: float) -> bool:
 # --------------------------------------------------------------------------- running
 
 
-def _read_results(client, trials: list[Trial], outcomes: dict, metric: dict, history: bool) -> None:
+def _read_results(parent, trials: list[Trial], outcomes: dict, metric: dict, history: bool) -> None:
     """Each trial's run, status, score (inf unless FINISHED with a finite final metric) and, for
-    the seed phase, its per-epoch history of the scored metric, read back from MLflow."""
+    the seed phase, its per-epoch history of the scored metric, read back from MLflow in pages of
+    100 runs. Several trials may share one run (--reuse: the seeds of a problem with nothing random
+    are one configuration)."""
+    client = parent.client
     by_label = {t.child.label: t for t in trials}
-    ids = {o.run_id: label for label, o in outcomes.items()}
-    runs = {}
-    run_ids = list(ids)
+    run_ids = sorted({o.run_id for o in outcomes.values()})
+    runs, histories = {}, {}
     for i in range(0, len(run_ids), 100):
         chunk = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
-        for run in client.search_runs(
-            [client.get_run(run_ids[0]).info.experiment_id], f"attributes.run_id IN ({chunk})", max_results=100
-        ):
+        for run in client.search_runs([parent.experiment_id], f"attributes.run_id IN ({chunk})", max_results=100):
             runs[run.info.run_id] = run
-    for run_id, label in ids.items():
-        trial, run = by_label[label], runs.get(run_id)
-        trial.run_id = run_id
+    for label, outcome in outcomes.items():
+        trial, run = by_label[label], runs.get(outcome.run_id)
+        trial.run_id = outcome.run_id
         if run is None:
             trial.status, trial.reason = "MISSING", "its run could not be read back"
             continue
@@ -363,11 +378,13 @@ def _read_results(client, trials: list[Trial], outcomes: dict, metric: dict, his
         trial.train_time_s = run.data.metrics.get("train_time_s", math.nan)
         trial.epochs_run = int(run.data.metrics.get("epochs_run", 0))
         if history and trial.status == "FINISHED":
-            per_epoch = metric[trial.problem].removeprefix("final_")
-            points = sorted((m.step, m.value) for m in client.get_metric_history(run_id, per_epoch))
-            if final is not None:  # the value after the last update, at the epoch count
-                points.append((trial.epochs_run, final))
-            trial.history = (tuple(p[0] for p in points), tuple(p[1] for p in points))
+            if outcome.run_id not in histories:
+                per_epoch = metric[trial.problem].removeprefix("final_")
+                points = sorted((m.step, m.value) for m in client.get_metric_history(outcome.run_id, per_epoch))
+                if final is not None:  # the value after the last update, at the epoch count
+                    points.append((trial.epochs_run, final))
+                histories[outcome.run_id] = (tuple(p[0] for p in points), tuple(p[1] for p in points))
+            trial.history = histories[outcome.run_id]
 
 
 def diverged(trial: Trial) -> bool:
@@ -375,11 +392,12 @@ def diverged(trial: Trial) -> bool:
 
 
 def winners(plan: Plan) -> dict:
-    """(problem, contender) -> the tuning trial with the lowest score (the first of equals, so the
-    smaller learning rate on a grid); None where every trial diverged."""
+    """(problem, contender) -> the trial with the lowest score among its tuning trials and its run at
+    the shared learning rate (so tuning never ends worse than not tuning; the first of equals, so
+    the smaller learning rate on a grid); None where every one diverged."""
     out = {}
     for t in plan.trials:
-        if t.phase != "tune":
+        if t.phase not in ("tune", "default"):
             continue
         key = (t.problem, t.contender)
         best = out.get(key)
@@ -424,9 +442,9 @@ def winners(plan: Plan) -> dict:
     default="lr",
     show_default=True,
     help="lr: a log grid of --budget learning rates over --lr-range (DeepOBS). full: --budget scrambled Halton "
-    "points over the learning rate and each optimizer's own main hyperparameters on log scales (1-momentum, "
-    "1-beta1 in [1e-3, 1], 1-beta2, 1-alpha in [1e-4, 1], epsilon in [1e-10, 1]; Choi et al. 2019); a "
-    "contender's fixed hyperparameters stay fixed.",
+    "points over the learning rate and each optimizer's own main hyperparameters on log scales (1-beta1 in "
+    "[1e-3, 1], 1-beta2 and 1-alpha in [1e-4, 1], epsilon in [1e-10, 1]: Adam's family, RMSprop, Adagrad, Lion; "
+    "Choi et al. 2019); SGD tunes its learning rate only, and a contender's fixed hyperparameters stay fixed.",
 )
 @click.option(
     "--lr-range",
@@ -487,18 +505,19 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
         first = next(t for t in plan.trials if t.problem == problem.name)
         datasets[problem.name] = load_checked(first.child.config)
         plan.metric[problem.name] = "final_val_loss" if datasets[problem.name].X_val is not None else "final_objective"
+    _check_output_dir(flow.output_dir)
     n_tune = sum(t.phase == "tune" for t in plan.trials)
     n_default = sum(t.phase == "default" for t in plan.trials)
     total = n_tune + n_default + len(problems) * len(contenders) * seeds
+    shared_runs = (
+        f"{_n(n_default, 'run')} at the shared learning rate {plan.shared_lr:g}"
+        if n_default
+        else f"the shared learning rate {plan.shared_lr:g} among them"
+    )
     click.echo(
-        f"benchmark: {len(problems)} problem{'s' * (len(problems) > 1)} x {len(contenders)} contenders: "
-        f"{n_tune} tuning trials ({budget} each), "
-        + (
-            f"{n_default} runs at the shared learning rate {plan.shared_lr:g}"
-            if n_default
-            else f"the shared learning rate {plan.shared_lr:g} among them"
-        )
-        + f", then {seeds} seeds of each winner ({total} runs in all)",
+        f"benchmark: {_n(len(problems), 'problem')} x {_n(len(contenders), 'contender')}: "
+        f"{_n(n_tune, 'tuning trial')} ({budget} each), {shared_runs}, then {_n(seeds, 'seed')} of each "
+        f"winner (at most {_n(total, 'run')} in all)",
         err=True,
     )
     params = {
@@ -521,18 +540,17 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
         with tracked_run(name="benchmark", tags={"technique": "benchmark"}) as parent:
             parent.log_params({option_name(k): as_param(v) for k, v in params.items()})
             first = list(plan.trials)
-            data = datasets[problems[0].name]
             outcomes = run_children(
                 parent,
                 [t.child for t in first],
                 launch=flow.launch,
                 reuse=flow.reuse,
-                data=data,
+                data=lambda child: datasets[dict(child.extra_tags)["problem"]],
                 pool=pool,
-                counted=(0, total),
+                counted=(0, len(first)),
                 announce=False,
             )
-            _read_results(parent.client, first, outcomes, plan.metric, history=False)
+            _read_results(parent, first, outcomes, plan.metric, history=False)
             reruns = []
             for (problem_name, label), best in winners(plan).items():
                 if best is None:
@@ -547,12 +565,12 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
                 [t.child for t in reruns],
                 launch=flow.launch,
                 reuse=flow.reuse,
-                data=data,
+                data=lambda child: datasets[dict(child.extra_tags)["problem"]],
                 pool=pool,
                 counted=(len(first), len(first) + len(reruns)),
                 announce=False,
             )
-            _read_results(parent.client, reruns, outcomes, plan.metric, history=True)
+            _read_results(parent, reruns, outcomes, plan.metric, history=True)
             run = parent.client.get_run(parent.id)
             out = report_dir(run, flow.output_dir, REPORTS)
             try:
@@ -563,7 +581,10 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
                 return None, reason
             broken = [t for t in plan.trials if t.status != "FINISHED" and not diverged(t)]
             if broken:
-                reason = f"{len(broken)} runs failed for a reason other than divergence (their failure_reason tags)"
+                reason = (
+                    f"{_n(len(broken), 'run')} ended {broken[0].status} for a reason other than divergence, e.g. "
+                    f"{broken[0].child.label}: {broken[0].reason or 'no reason recorded'} (trials.csv lists them)"
+                )
                 parent.fail(reason)
                 return verdict, reason
         return verdict, None
@@ -572,6 +593,24 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
     if reason:
         click.echo(f"Error: {reason}", err=True)
         sys.exit(1)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """A given --output-dir must be a folder this process can write, before anything trains."""
+    if not output_dir:
+        return
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        ok = path.is_dir() and os.access(path, os.W_OK)
+    except OSError as exc:
+        raise click.BadParameter(f"{output_dir}: {exc.strerror or exc}", param_hint="'--output-dir'") from None
+    if not ok:
+        raise click.BadParameter(f"{output_dir}: not a folder this process can write", param_hint="'--output-dir'")
 
 
 def _problems(suite: str, shared: dict) -> list[Problem]:

@@ -165,14 +165,17 @@ def run_children(
     counted=(0, None),
     announce: bool = True,
 ):
-    """Run (or reuse) every child; label -> outcome. ``counted`` (done before, total) numbers the
+    """Run (or reuse) every child; label -> outcome. ``data`` is the children's dataset, or a function
+    of the child giving its own (a benchmark's problems differ). ``counted`` (done before, total) numbers the
     progress lines of a workflow that runs its children in several calls (a benchmark's phases);
     ``announce=False`` prints a line when a child ends only, not also when it starts."""
     outcomes: dict[str, Outcome] = {}
     todo = []
     before, total = counted[0], counted[1] or len(children)
     for child in children:
-        found = find_reusable(parent.client, parent.experiment_id, child, data) if reuse else None
+        found = None
+        if reuse:
+            found = find_reusable(parent.client, parent.experiment_id, child, data(child) if callable(data) else data)
         if found:
             outcomes[child.label] = Outcome(found, True, reused=True)
             click.echo(

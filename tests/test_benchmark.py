@@ -129,6 +129,8 @@ def test_the_shared_learning_rate_trial_is_reused_from_the_grid_when_it_is_on_it
         ("sgd:momentum=0.9,sgd:momentum=0.9", "named twice"),
         ("sgd:momentum=-1", "momentum"),
         ("sgd:momentum", "OPTION=VALUE"),
+        ("adam,adam:beta1=0.9", "is adam itself: 0.9 is beta1's default"),
+        ("sgd:nesterov=true", "sgd:nesterov=true, tune at lr=1e-05: Nesterov momentum requires"),
     ],
 )
 def test_bad_contenders_are_refused_before_any_run(tracking, value, needle):
@@ -173,8 +175,12 @@ def test_a_contender_with_fixed_hyperparameters_keeps_them_and_tunes_the_rest_in
         assert 0 <= p["beta2"] <= 1 - 1e-4
         assert 1e-10 <= p["epsilon"] <= 1
     assert tuning_points(plain, "full", 8, (1e-5, 1e2), seed=0) == points  # seeded
-    grid = tuning_points(Contender("sgd"), "full", 15, (1e-5, 1e2), seed=0)
-    assert [p["learning_rate"] for p in grid][:3] == [1e-05, 3.16227766017e-05, 0.0001]  # sgd: lr only
+    plain_sgd = tuning_points(Contender("sgd"), "full", 8, (1e-5, 1e2), seed=0)
+    assert [set(p) for p in plain_sgd] == [{"learning_rate"}] * 8  # sgd tunes its learning rate only
+    # ... at the same learning rates as every other contender: the same search, fairly
+    assert [p["learning_rate"] for p in plain_sgd] == [p["learning_rate"] for p in points]
+    grid = tuning_points(Contender("sgd"), "lr", 15, (1e-5, 1e2), seed=0)
+    assert [p["learning_rate"] for p in grid][:3] == [1e-05, 3.16227766017e-05, 0.0001]
 
 
 def test_the_lab_suite_has_six_problems_with_their_epochs_in_the_help():
@@ -299,3 +305,63 @@ def test_mlflow_run_e_benchmark_runs_the_protocol_under_the_project_run(tracking
     assert all(c.info.status == "FINISHED" for c in children)
     assert set(pd.read_csv(out / "benchmark.csv")["contender"]) == {"sgd", "adam"}
     assert "Traceback" not in proc.stderr
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_before_any_run(tracking):
+    (tracking.root / "afile").write_text("x")
+    result = CliRunner().invoke(benchmark, ["--output-dir", str(tracking.root / "afile")])
+    assert result.exit_code == 2, result.output
+    assert "--output-dir" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_names_are_read_case_blind():
+    assert Contenders().convert("SGD:Momentum=0.9,Adam", None, None) == (
+        Contender("sgd", (("momentum", 0.9),)),
+        Contender("adam"),
+    )
+
+
+def test_reuse_on_a_problem_with_nothing_random_gives_every_seed_the_one_run_it_shares(tracking):
+    # The lesson's seeds change nothing: every rerun is one configuration, so --reuse gives them one run.
+    args = ["--optimizers", "sgd,adam", "--budget", "3", "--seeds", "2", "--epochs", "20", "--reuse", "true"]
+    result, folder = run(tracking, *args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(folder / "benchmark.csv")
+    assert np.isfinite(table["median"]).all()
+    assert list(table["reached"]) == ["2/2", "0/2"] or list(table["reached"]) == ["2/2", "2/2"]
+    trials = pd.read_csv(folder / "trials.csv")
+    seeds = trials[trials["phase"] == "seed"]
+    assert (seeds["status"] == "FINISHED").all()
+    assert seeds.groupby("contender")["run_id"].nunique().tolist() == [1, 1]
+
+
+def test_reaching_the_target_means_staying_there_and_each_seed_has_its_own_target():
+    from steps.benchmark_report import verdict_rows
+
+    # Seed 1's split is twice as hard for everyone: its target is its own best x 1.05, not seed 0's.
+    # lion touches the target on seed 0 at epoch 1, then ends above it: not reached.
+    plan = _plan(
+        {"adam": [1.0, 0.5, 0.6], "lion": [1.0, 0.5, 0.6]},
+        {"adam": [(4.0, 2.0, 1.2, 1.0), (8.0, 4.0, 2.4, 2.0)], "lion": [(4.0, 0.5, 2.0, 1.5), (8.0, 4.0, 3.0, 2.05)]},
+    )
+    rows, targets, _ = verdict_rows(plan, target_tol=0.05, target_loss=None)
+    adam, lion = rows
+    assert adam["reached"] == "2/2"
+    assert adam["epochs_to_target"] == 3.0
+    assert lion["reached"] == "1/2"  # seed 1 only: 2.05 <= 2.1, from epoch 3
+    assert [t.target for t in plan.trials if t.phase == "seed"] == pytest.approx([1.05, 2.1, 1.05, 2.1])
+    assert targets["p"] == pytest.approx(1.575)  # the median of the seeds' targets
+
+
+def test_the_run_at_the_shared_learning_rate_is_a_candidate_and_says_so_when_it_wins():
+    from steps.benchmark import Trial, winners
+    from steps.benchmark_report import verdict_rows
+
+    plan = _plan({"sgd": [1.0, math.inf, 2.0]}, {"sgd": [(1.0, 0.5, 0.3, 0.2)] * 2})
+    plan.trials = [t for t in plan.trials if t.values != {"learning_rate": 1e-2}]  # 0.01 off the grid
+    plan.trials.append(Trial("p", "sgd", "default", 0, {"learning_rate": 0.01}, None, 0, score=0.2))
+    assert winners(plan)[("p", "sgd")].phase == "default"
+    (row,) = verdict_rows(plan, 0.05, None)[0]
+    assert row["tuned"] == "lr=0.01"
+    assert "the shared learning rate beat every tuning trial" in row["edge"]

@@ -271,3 +271,18 @@ def test_a_best_value_is_on_the_edge_when_it_is_the_smallest_or_largest_tried():
 def test_core_verdict_imports_without_scipy_mlflow_or_click():
     blocked = "import sys; sys.modules.update(scipy=None, mlflow=None, click=None); import core.verdict"
     subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, check=True)
+
+
+def test_epochs_to_target_with_stay_counts_only_a_run_that_stays_at_the_target_to_its_end():
+    from core.verdict import epochs_to_target
+
+    epochs = [0, 1, 2, 3, 4]
+    # touches the target at 1, leaves it, settles from 3 on
+    assert epochs_to_target(epochs, [5.0, 0.5, 2.0, 0.9, 0.8], 1.0) == 1.0
+    assert epochs_to_target(epochs, [5.0, 0.5, 2.0, 0.9, 0.8], 1.0, stay=True) == 3.0
+    # ends above it: never reached, whatever it touched on the way
+    assert math.isinf(epochs_to_target(epochs, [5.0, 0.5, 0.5, 0.5, 2.0], 1.0, stay=True))
+    # below from the start; nan (a diverged step) is not below
+    assert epochs_to_target(epochs, [0.5] * 5, 1.0, stay=True) == 0.0
+    assert math.isinf(epochs_to_target(epochs, [0.5, 0.5, 0.5, 0.5, math.nan], 1.0, stay=True))
+    assert math.isinf(epochs_to_target([], [], 1.0, stay=True))
