@@ -12,7 +12,9 @@ metrics (what a lesson child logs per epoch), end it. Printed side by side:
 * the children (every tuning trial and seed rerun), the wall time (goal: <= 180 s for the
   default suite on 2 cores), seconds a child, and seconds a child per worker;
 * the math: the children's own training loops (`train_time_s`), a child on average;
-* a child's cost beyond the math and a bare MLflow run (goal: <= 0.05 s).
+* what a child adds to the wall time beyond a bare MLflow run and its math over the workers
+  (goal: <= 0.05 s), and, for reference, a child's time per worker beyond the same: the workers
+  share one sqlite file, whose writes take turns, so two workers do not halve the store's time.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def main() -> None:
     n = len(children)
     workers = cores()
     per_worker = wall * workers / n
-    beyond = per_worker - math_s / n - bare
+    # What a child adds to the benchmark's wall time beyond a bare run's store writes and its own
+    # training (spread over the workers that train side by side).
+    beyond = wall / n - bare - math_s / n / workers
     print(f"\nbenchmark {' '.join(args)}: {n} children, {workers} workers, {os.cpu_count()} cores\n")
     print("| what | seconds |")
     print("|---|---|")
@@ -86,7 +90,8 @@ def main() -> None:
     print(f"| a child per worker (wall x workers / children) | {per_worker:.4f} |")
     print(f"| the math a child (its train_time_s) | {math_s / n:.4f} |")
     print(f"| a bare MLflow run (create, log_batch of 600 values, end), this process | {bare:.4f} |")
-    print(f"| a child beyond its math and a bare run | {beyond:.4f} |")
+    print(f"| wall a child beyond a bare run and its math / workers | {beyond:.4f} |")
+    print(f"| a child per worker beyond a bare run and its math | {per_worker - bare - math_s / n:.4f} |")
     print(f"\nGoals: beyond <= 0.05 s a child: {beyond:.3f}; the default suite <= 180 s: {wall:.0f} s")
 
 
