@@ -16,8 +16,9 @@ trained in the workflow's worker processes (:mod:`steps.launch`):
    random in the problem (the split, the shuffling, a random initialization, synthetic noise).
    Only the first of them (the tuning seed) logs a model.
 3. **report** (:mod:`steps.benchmark_report`): per problem the median score over the seeds with
-   a 95% bootstrap CI, epochs- and time-to-target (target: the best median × (1 + ``--target-tol``),
-   or ``--target-loss``), the rank, and the rank at the shared learning rate; a learning-rate
+   a 95% bootstrap CI, epochs- and time-to-target (until a run's score reaches its seed's target —
+   the best final score on that seed × (1 + ``--target-tol``), or ``--target-loss`` — and stays
+   there), the rank, and the rank at the shared learning rate; a learning-rate
    sensitivity plot, median loss curves with inter-quartile bands, a performance profile over
    the problems and its area up to τ = 4 (:mod:`core.verdict`).
 """
@@ -36,6 +37,7 @@ from core import optimizers
 from core.config import OPTIMIZER_OPTIONS, TEST_FUNCTIONS, option_name
 from core.verdict import log_grid
 
+from .errors import StoreGone
 from .launch import Child, make_child, report_dir, run_children, with_workers
 from .lifecycle import tracked_run
 from .main import Workflow, workflow_options
@@ -122,12 +124,13 @@ SUITE_TAKES = ("learning_rate", "seed", "log_every", "dtype")
 # scales as Choi et al. 2019 did: (option, transform, low, high), "1-" meaning 1 - value is
 # log-uniform in [low, high]. An optimizer not listed tunes its learning rate only.
 FULL_SPACE = {
+    "sgd": (("momentum", "1-", 1e-3, 1.0),),
     "adam": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
     "adamw": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
     "nadam": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
     "radam": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
     "adamax": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
-    "rmsprop": (("alpha", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
+    "rmsprop": (("momentum", "1-", 1e-3, 1.0), ("alpha", "1-", 1e-4, 1.0), ("epsilon", "", 1e-10, 1.0)),
     "adagrad": (("epsilon", "", 1e-10, 1.0),),
     "lion": (("beta1", "1-", 1e-3, 1.0), ("beta2", "1-", 1e-4, 1.0)),
 }
@@ -442,9 +445,10 @@ def winners(plan: Plan) -> dict:
     default="lr",
     show_default=True,
     help="lr: a log grid of --budget learning rates over --lr-range (DeepOBS). full: --budget scrambled Halton "
-    "points over the learning rate and each optimizer's own main hyperparameters on log scales (1-beta1 in "
-    "[1e-3, 1], 1-beta2 and 1-alpha in [1e-4, 1], epsilon in [1e-10, 1]: Adam's family, RMSprop, Adagrad, Lion; "
-    "Choi et al. 2019); SGD tunes its learning rate only, and a contender's fixed hyperparameters stay fixed.",
+    "points over the learning rate and each optimizer's own main hyperparameters on log scales (1-momentum and "
+    "1-beta1 in [1e-3, 1], 1-beta2 and 1-alpha in [1e-4, 1], epsilon in [1e-10, 1]: SGD's momentum, Adam's "
+    "family, RMSprop, Adagrad, Lion; Choi et al. 2019), the same learning rates for every contender; a "
+    "contender's fixed hyperparameters stay fixed (sgd:momentum=0.9 tunes its learning rate only).",
 )
 @click.option(
     "--lr-range",
@@ -466,8 +470,9 @@ def winners(plan: Plan) -> dict:
     type=FiniteFloat(0.0),
     default=0.05,
     show_default=True,
-    help="The target of a problem is its best median final score x (1 + this); epochs- and time-to-target "
-    "count until a run's score first reaches it (never: infinity).",
+    help="The target of a seed is the best final score any contender reached with that seed (the same split and "
+    "initialization for all) x (1 + this); epochs- and time-to-target count until a run's score reaches its "
+    "seed's target and stays there to the end (never: infinity).",
 )
 @click.option(
     "--target-loss",
@@ -503,8 +508,8 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
     datasets = {}
     for problem in problems:
         first = next(t for t in plan.trials if t.problem == problem.name)
-        datasets[problem.name] = load_checked(first.child.config)
-        plan.metric[problem.name] = "final_val_loss" if datasets[problem.name].X_val is not None else "final_objective"
+        data = datasets[problem.name, base_seed] = load_checked(first.child.config)
+        plan.metric[problem.name] = "final_val_loss" if data.X_val is not None else "final_objective"
     _check_output_dir(flow.output_dir)
     n_tune = sum(t.phase == "tune" for t in plan.trials)
     n_default = sum(t.phase == "default" for t in plan.trials)
@@ -534,6 +539,13 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
         **flow.params,
     }
 
+    def data_of(child: Child):
+        """A child's data, for --reuse's fingerprint: its problem's, split by its own seed."""
+        key = (dict(child.extra_tags)["problem"], child.config.seed)
+        if key not in datasets:
+            datasets[key] = load_checked(child.config)
+        return datasets[key]
+
     def body(pool):
         from . import benchmark_report
 
@@ -545,7 +557,7 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
                 [t.child for t in first],
                 launch=flow.launch,
                 reuse=flow.reuse,
-                data=lambda child: datasets[dict(child.extra_tags)["problem"]],
+                data=data_of,
                 pool=pool,
                 counted=(0, len(first)),
                 announce=False,
@@ -565,7 +577,7 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
                 [t.child for t in reruns],
                 launch=flow.launch,
                 reuse=flow.reuse,
-                data=lambda child: datasets[dict(child.extra_tags)["problem"]],
+                data=data_of,
                 pool=pool,
                 counted=(len(first), len(first) + len(reruns)),
                 announce=False,
@@ -575,6 +587,8 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
             out = report_dir(run, flow.output_dir, REPORTS)
             try:
                 verdict = benchmark_report.report(parent, plan, target_tol, target_loss, out and Path(out))
+            except StoreGone:
+                raise  # the lifecycle says where what was not written is kept, and how to recover it
             except Exception as exc:  # the runs are all there; say so rather than print a traceback
                 reason = f"the report could not be written ({type(exc).__name__}: {exc}); the runs are complete"
                 parent.fail(reason)

@@ -2,8 +2,9 @@
 
 Per problem and contender (one row): the tuned hyperparameters (flagged when the best
 learning rate is an end of the range tried), the median final score over the seeds with its
-95% percentile-bootstrap CI, the share of seeds that reached the problem's target with the
-median epochs and seconds they took, the rank, and the rank at the shared learning rate. Over
+95% percentile-bootstrap CI, the share of seeds that reached their target (the best final score on
+that seed x (1 + --target-tol)) and stayed there, with the median epochs and seconds that took,
+the rank, and the rank at the shared learning rate. Over
 the problems: a performance profile of the median epochs-to-target and its area up to τ = 4
 (:mod:`core.verdict`). Files: ``benchmark.csv`` (the table, full precision), ``trials.csv``
 (every child: problem, contender, phase, seed, values, score, status, run id), ``benchmark.md``,
@@ -38,11 +39,12 @@ CAPTIONS = {
     "trial (infinite score), drawn on the top edge with any score a million times the median one; a ring marks "
     "the winner.",
     "curves.png": "The winners rerun over the seeds: the median per-epoch score (validation loss with a split, "
-    "else the objective) with its inter-quartile band; the dashed line is the problem's target; values below "
-    "the axis sit on its bottom edge. Seeds that "
-    "diverged are left out of the curves and counted in the table.",
+    "else the objective) with its inter-quartile band; the dashed line is the median of the seeds' targets; "
+    "values below the axis sit on its bottom edge. Seeds that diverged are left out of the curves and counted in "
+    "the table.",
     "profile.png": "Performance profile (Dolan & Moré 2002; AlgoPerf): the share of problems on which a "
-    "contender's median epochs-to-target is within a factor τ of the best contender's; the legend gives the area "
+    "contender's median epochs-to-target (+ 1: the start counts) is within a factor τ of the best contender's; the "
+    "legend gives the area "
     "up to τ = 4 (1 = fastest everywhere, 0 = never within 4x or never at the target).",
 }
 
@@ -75,7 +77,7 @@ def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_s
             default += [t for t in tune if is_default(t.values, plan.shared_lr)]
             winner = best.get((name, label))
             row = {"problem": name, "contender": label, "tuned": _shown(winner.values) if winner else "-"}
-            row["edge"] = _edge(plan, contender, tune, winner) if winner else "every trial diverged"
+            row["edge"] = _edge(plan, contender, tune, winner) if winner else _no_winner(tune + default)
             row["tune_diverged"] = f"{sum(diverged(t) for t in tune)}/{len(tune)}"
             scores = [t.score for t in seeds] or [math.inf]
             row["median"] = float(np.median(scores))
@@ -119,7 +121,9 @@ def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_s
         for row, rank in zip(pr_rows, _ranks(defaults), strict=True):
             row["rank_at_shared_lr"] = rank
         rows += sorted(pr_rows, key=lambda r: (r["rank"], r["contender"]))
-    scores = np.array(
+    # The profile compares epochs-to-target + 1, the evaluations up to the target (the start counts):
+    # a run at the target from epoch 0 is then 1, not a 0 that would make every other ratio infinite.
+    scores = 1 + np.array(
         [
             [
                 next(r["epochs_to_target"] for r in rows if (r["problem"], r["contender"]) == (p.name, c.label))
@@ -130,6 +134,14 @@ def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_s
         dtype=float,
     )
     return rows, targets, scores
+
+
+def _no_winner(trials: list) -> str:
+    from .benchmark import diverged
+
+    if all(diverged(t) for t in trials):
+        return "every trial diverged"
+    return "no trial ended with a finite score (see trials.csv: " + trials[0].status + ")"
 
 
 def _edge(plan, contender, tune: list, winner) -> str:
@@ -244,7 +256,13 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
     rat = verdict.ratios(scores)
     areas = np.atleast_1d(verdict.profile_area(rat, TAU_MAX))
     click.echo(text_report(rows, targets, plan, areas))
-    winners = {p.name: next(r["contender"] for r in rows if r["problem"] == p.name) for p in plan.problems}
+    winners = {}
+    for p in plan.problems:  # the contenders of rank 1 with a finite median (equal medians share it)
+        best = [
+            r["contender"] for r in rows if r["problem"] == p.name and r["rank"] == 1 and math.isfinite(r["median"])
+        ]
+        if best:
+            winners[p.name] = ", ".join(best)
     trials = pd.DataFrame(
         [
             {

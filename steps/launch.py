@@ -104,11 +104,21 @@ def make_child(
 
 
 def find_reusable(client, experiment_id: str, child: Child, data: Dataset) -> str | None:
-    """A FINISHED run of the same entry point with the same resolved config, code and data."""
+    """A FINISHED run of the same entry point with the same resolved config, code and data that did
+    all the child would do: not stopped by a search's pruner (no final metrics), and with a
+    LoggedModel when the child logs one (a benchmark's tuning trial has the config of its winner's
+    first rerun, but no model)."""
     clauses = [f"tags.`mlflow.project.entryPoint` = '{child.entry_point}'", "attributes.status = 'FINISHED'"]
     clauses += [f"tags.`{k}` = '{v}'" for k, v in fingerprint.tags(child.config, data).items()]
-    runs = client.search_runs([experiment_id], " and ".join(clauses), max_results=1, order_by=["start_time DESC"])
-    return runs[0].info.run_id if runs else None
+    runs = client.search_runs([experiment_id], " and ".join(clauses), max_results=50, order_by=["start_time DESC"])
+    needs_model = child.log_model and child.config.dataset not in TEST_FUNCTIONS
+    for run in runs:
+        if "pruned" in run.data.tags:
+            continue
+        if needs_model and not (run.outputs and run.outputs.model_outputs):
+            continue
+        return run.info.run_id
+    return None
 
 
 @dataclass
@@ -244,6 +254,8 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
     """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
+    from .tracking import _retry
+
     client = parent.client
     uri = project_uri(launch.backend)
     pending, active = list(todo), {}
@@ -255,6 +267,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                     submitted = run_project(
                         uri,
                         entry_point=child.entry_point,
+                        run_name=child.label,
                         parameters=child.parameters,
                         experiment_id=parent.experiment_id,
                         backend=launch.backend,
@@ -264,8 +277,9 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                         synchronous=False,
                     )
                     active[child.label] = submitted
-                    for key, value in child.extra_tags:  # MLflow made the run: what it is in the workflow
-                        client.set_tag(submitted.run_id, key, value)
+                    # MLflow made the run, and its process takes seconds to start: say what it is in the workflow.
+                    for key, value in child.extra_tags:
+                        _retry(lambda r=submitted.run_id, k=key, v=value: client.set_tag(r, k, v))
                 click.echo(f"{child.label}: started run {submitted.run_id}", err=True)
             for label, submitted in list(active.items()):
                 if submitted.get_status() in NOT_DONE:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import click
@@ -41,6 +42,8 @@ from .errors import RunFailed, RunStopped, StoreGone
 from .signals import SIGNALS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
+# The name MLflow gives a run nobody named (mlflow.utils.name_utils: predicate-noun-number).
+RANDOM_NAME = re.compile(r"[a-z]+-[a-z]+-\d+")
 
 
 class Run:
@@ -114,8 +117,10 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
     if resume:
         resumable(client, resume)
         run = tracking.start_run(run_id=run_id, nested=active is not None)
-        if not run_id and name and "mlflow.project.entryPoint" in run.data.tags and run.info.run_name != name:
+        made_by_mlflow_run = not run_id and "mlflow.project.entryPoint" in run.data.tags
+        if made_by_mlflow_run and name and run.info.run_name != name and RANDOM_NAME.fullmatch(run.info.run_name or ""):
             # `mlflow run` made it (MLFLOW_RUN_ID) with a random name ("auspicious-kit-7"): name it for what it is.
+            # A name someone chose (a workflow's child, `mlflow run --run-name`) stays.
             tracking._retry(lambda: client.update_run(run.info.run_id, name=name))
         extra = dict(tags or {})
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:

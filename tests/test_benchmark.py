@@ -176,7 +176,10 @@ def test_a_contender_with_fixed_hyperparameters_keeps_them_and_tunes_the_rest_in
         assert 1e-10 <= p["epsilon"] <= 1
     assert tuning_points(plain, "full", 8, (1e-5, 1e2), seed=0) == points  # seeded
     plain_sgd = tuning_points(Contender("sgd"), "full", 8, (1e-5, 1e2), seed=0)
-    assert [set(p) for p in plain_sgd] == [{"learning_rate"}] * 8  # sgd tunes its learning rate only
+    assert [set(p) for p in plain_sgd] == [{"learning_rate", "momentum"}] * 8  # Choi et al.'s momentum
+    assert all(0 <= p["momentum"] <= 1 - 1e-3 for p in plain_sgd)
+    fixed_momentum = tuning_points(Contender("sgd", (("momentum", 0.9),)), "full", 8, (1e-5, 1e2), seed=0)
+    assert [set(p) for p in fixed_momentum] == [{"learning_rate"}] * 8
     # ... at the same learning rates as every other contender: the same search, fairly
     assert [p["learning_rate"] for p in plain_sgd] == [p["learning_rate"] for p in points]
     grid = tuning_points(Contender("sgd"), "lr", 15, (1e-5, 1e2), seed=0)
@@ -251,7 +254,7 @@ def test_the_table_has_medians_targets_epochs_and_time_to_target_and_the_ranks_a
     assert sgd["tune_diverged"] == "0/3"  # an infinite score that did not diverge (no reason) is no divergence
     assert (adam["default_score"], sgd["default_score"]) == (0.4, 0.5)
     assert (adam["rank_at_shared_lr"], sgd["rank_at_shared_lr"]) == (1, 2)
-    np.testing.assert_array_equal(scores, [[math.inf, 2.0]])  # the profile's: contenders in the given order
+    np.testing.assert_array_equal(scores, [[math.inf, 3.0]])  # the profile's (epochs + 1), contenders as given
 
 
 def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
@@ -333,7 +336,13 @@ def test_reuse_on_a_problem_with_nothing_random_gives_every_seed_the_one_run_it_
     trials = pd.read_csv(folder / "trials.csv")
     seeds = trials[trials["phase"] == "seed"]
     assert (seeds["status"] == "FINISHED").all()
-    assert seeds.groupby("contender")["run_id"].nunique().tolist() == [1, 1]
+    # seed 1 is the winner's tuning run (the same configuration at 20 epochs); seed 0 logs the winner's
+    # model, which a tuning run does not have, so it is a run of its own
+    tune = trials[trials["phase"] == "tune"]
+    assert set(seeds.loc[seeds["seed"] == 1, "run_id"]) <= set(tune["run_id"])
+    for run_id in seeds.loc[seeds["seed"] == 0, "run_id"]:
+        assert run_id not in set(tune["run_id"])
+        assert tracking.client.get_run(run_id).outputs.model_outputs
 
 
 def test_reaching_the_target_means_staying_there_and_each_seed_has_its_own_target():

@@ -117,3 +117,40 @@ def test_a_finished_run_in_mlflow_run_id_is_never_written_into(tracking, monkeyp
     assert run.info.status == "FINISHED"
     assert run.data.params == {}
     assert run.data.metrics == {}
+
+
+@pytest.mark.parametrize(("given", "kept"), [("auspicious-kit-7", False), ("lesson adam seed=3", True)])
+def test_a_run_mlflow_run_made_is_renamed_for_its_entry_point_only_when_mlflow_named_it_at_random(
+    tracking, monkeypatch, given, kept
+):
+    # `mlflow run` makes the run (random name unless --run-name / projects.run(run_name=...)) and sets MLFLOW_RUN_ID.
+    made = tracking.client.create_run(
+        tracking.experiment_id, run_name=given, tags={"mlflow.project.entryPoint": "train"}
+    )
+    monkeypatch.setenv("MLFLOW_RUN_ID", made.info.run_id)
+    with tracked_run(name="train"):
+        pass
+    assert tracking.client.get_run(made.info.run_id).info.run_name == (given if kept else "train")
+
+
+def test_a_pruned_run_or_one_without_the_model_a_child_logs_never_stands_in_for_it(tracking):
+    from steps.launch import find_reusable, make_child
+    from steps.runner import load_checked, train_run
+
+    child = make_child("adam", "adam", {"epochs": 5})
+    data = load_checked(child.config)
+
+    def trained(log_model=True, tags=None):
+        run = tracking.client.create_run(tracking.experiment_id, tags={"mlflow.project.entryPoint": "adam"})
+        train_run(child.config, "adam", data, run_id=run.info.run_id, log_model=log_model)
+        for k, v in (tags or {}).items():
+            tracking.client.set_tag(run.info.run_id, k, v)
+        return run.info.run_id
+
+    trained(tags={"pruned": "epoch 2"})  # (a pruned trial: FINISHED, no final metrics)
+    trained(log_model=False)
+    assert find_reusable(tracking.client, tracking.experiment_id, child, data) is None
+    plain = make_child("adam", "adam", {"epochs": 5}, log_model=False)
+    assert find_reusable(tracking.client, tracking.experiment_id, plain, data) is not None
+    whole = trained()
+    assert find_reusable(tracking.client, tracking.experiment_id, child, data) == whole
