@@ -374,3 +374,48 @@ def test_the_run_at_the_shared_learning_rate_is_a_candidate_and_says_so_when_it_
     (row,) = verdict_rows(plan, 0.05, None)[0]
     assert row["tuned"] == "lr=0.01"
     assert "the shared learning rate beat every tuning trial" in row["edge"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_a_benchmark_ends_every_started_run_killed(tracking, project_env, sig, code):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, interactive_sigint
+
+    log = tracking.root / "benchmark.log"
+    args = ["--optimizers", "sgd,adam", "--budget", "2", "--seeds", "1", "--lr-range", "1e-4:1e-3"]
+    args += ["--epochs", "100000000", "--log-every", "100", "--output-dir", str(tracking.root / "out")]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "steps.benchmark", *args],
+            cwd=ROOT,
+            env=project_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=interactive_sigint,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = tracking.client.search_runs([tracking.experiment_id])
+            if sum(r.data.tags.get("phase") == "tune" and r.info.status == "RUNNING" for r in runs) >= 2:
+                break
+            time.sleep(0.2)
+        time.sleep(3)  # training, between two store writes
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+    finally:
+        proc.kill()
+    text = log.read_text()
+    assert proc.returncode == code, text[-3000:]
+    assert "Traceback" not in text
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs), text[-3000:]
+    (parent,) = [r for r in runs if r.data.tags.get("technique") == "benchmark"]
+    assert parent.info.status == "KILLED"
+    children = [r for r in runs if r.data.tags.get("phase") == "tune"]
+    assert len(children) >= 2
+    assert {r.info.status for r in children} <= {"KILLED", "FINISHED"}
