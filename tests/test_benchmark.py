@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT
 
 from steps.benchmark import Contender, Contenders, benchmark, tuning_points
 
@@ -419,3 +420,27 @@ def test_a_signal_to_a_benchmark_ends_every_started_run_killed(tracking, project
     children = [r for r in runs if r.data.tags.get("phase") == "tune"]
     assert len(children) >= 2
     assert {r.info.status for r in children} <= {"KILLED", "FINISHED"}
+
+
+@pytest.mark.slow
+def test_the_lessons_reversal_in_the_readme_is_what_the_benchmark_gives(tracking):
+    # The README's table (--suite lab's lesson): the lesson has nothing random, so one seed gives its medians.
+    result, folder = run(tracking, "--seeds", "1", "--epochs", "100")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(folder / "benchmark.csv").set_index("contender")
+    readme = (ROOT / "README.md").read_text()
+    expected = {  # contender: (tuned lr, median, rank, rank at lr 0.01, objective at lr 0.01)
+        "sgd:momentum=0.9": ("3.162", "3.47e-07", 1, 2, "6.38e-05"),
+        "rmsprop": ("0.3162", "1.20e-06", 2, 1, "7.02e-06"),
+        "adagrad": ("3.162", "1.66e-06", 3, 6, "0.199"),
+        "adam": ("0.1", "3.82e-06", 4, 3, "6.44e-03"),
+        "sgd": ("3.162", "1.49e-05", 5, 5, "0.128"),
+        "lion": ("0.03162", "6.62e-04", 6, 4, "1.11e-02"),
+    }
+    for contender, (lr, median, rank, shared_rank, shared) in expected.items():
+        row = table.loc[contender]
+        assert row["tuned"] == f"lr={lr}"
+        assert row["median"] == pytest.approx(float(median), rel=5e-3)
+        assert (row["rank"], row["rank_at_shared_lr"]) == (rank, shared_rank)
+        assert row["default_score"] == pytest.approx(float(shared), rel=5e-3)
+        assert f"| {contender} | {lr} | {median} | {rank} | {shared_rank} | {shared} |" in readme
