@@ -32,11 +32,7 @@ from .compare_figures import figures, styles
 from .compare_runs import gather, reraise_unless_missing, resolve_experiment, search
 from .compare_table import Table, build_table, csv_frame, html_report, json_frame, markdown, settings_text, text_table
 from .options import command
-
-OUTPUT_FILES = ("compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png")
-# Pictures a caller adds (a sweep's search: its Optuna study's), written and embedded as they are.
-EXTRA_FILES = ("optimization_history.png", "param_importances.png")
-
+from .report_files import EXTRA_FILES, OUTPUT_FILES
 
 # --------------------------------------------------------------------------- the compare run
 

@@ -15,6 +15,7 @@ from core.data import printable
 
 from .compare_runs import Gathered
 from .options import OPTIMIZER, PENALTY
+from .report_files import ALL, ReportFile
 
 # Hyperparameters of the optimizers and penalties, in the order the table shows them.
 # The hyperparameters a table shows: the learning rate, the penalty's, then the optimizers'.
@@ -370,6 +371,8 @@ def markdown(table: Table, title: str, images: list[str]) -> str:
     parts += ["", "Full precision: `compare.csv`.", ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]
+        if (known := ALL.get(name)) is not None and known.caption:
+            parts += [md_escape(known.caption), ""]
     return "\n".join(parts)
 
 
@@ -396,17 +399,6 @@ figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ec; border-ra
 figcaption { color: #5b6675; font-size: 13px; margin-top: 4px; }
 ul.notes li { margin: 2px 0; }
 """
-
-CAPTIONS = {
-    "loss_curves.png": "Training loss (MSE; log loss for logistic runs) at the start of each epoch, log scale. "
-    "A marker shows each run's last logged loss; dashed lines are failed runs.",
-    "trajectories.png": "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
-    "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
-    "optimization_history.png": "Optuna's optimization history of the sweep's study: each complete trial's value "
-    "(the metric the sweep minimizes) by trial number, and the best value so far.",
-    "param_importances.png": "Optuna's parameter importances (PED-ANOVA) over the study's complete trials: how much "
-    "each searched value decides whether a trial lands among the best.",
-}
 
 
 def html_report(table: Table, title: str, images: dict[str, bytes], colors: list) -> str:
@@ -448,17 +440,10 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         parts.append("<h2>Runs that need a look</h2><ul class='notes'>")
         parts += [f"<li>{e(n)}</li>" for n in notes]
         parts.append("</ul>")
-    names = {
-        "loss_curves.png": "Loss curves",
-        "trajectories.png": "Weight paths",
-        "optimization_history.png": "Optimization history",
-        "param_importances.png": "Parameter importances",
-    }
     for name, data in images.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        parts.append(f"<h2>{e(names.get(name, name))}</h2>")
-        parts.append(
-            f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(CAPTIONS.get(name, ""))}</figcaption></figure>'
-        )
+        known = ALL.get(name, ReportFile(name, name))
+        parts.append(f"<h2>{e(known.title)}</h2>")
+        parts.append(f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(known.caption)}</figcaption></figure>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import click
 
 from .launch import Child, Outcome, Ran, _close, _progress, make_child, source_tags
+from .report_files import EXTRA_FILES
 from .signals import SIGNALS
 from .study import _first_line
 
@@ -36,7 +37,7 @@ METHODS = ("grid", "random", "tpe")
 # The median pruner: the first trials run in full, and none is pruned in its first tenth of the epochs.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_SHARE = 0.1
-FIGURES = ("optimization_history.png", "param_importances.png")
+FIGURES = EXTRA_FILES  # optimization_history.png, param_importances.png (steps.report_files)
 
 
 @dataclass(frozen=True)

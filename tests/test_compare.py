@@ -296,6 +296,16 @@ def test_html_report_is_self_contained(lesson):
     for needle in ("http://", "https://", "<script", "<link", "@import", "url("):
         assert needle not in html
     assert '<table id="runs">' in html
+    # every picture has its title and caption (internals.png was headed by its file name, uncaptioned)
+    from html import escape as html_escape
+
+    from steps.report_files import DRAWN
+
+    for picture in DRAWN:
+        assert f"<h2>{picture.title}</h2>" in html
+        assert html_escape(picture.caption) in html
+    md = (lesson.out / "compare.md").read_text()
+    assert DRAWN[2].caption in md
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
@@ -484,10 +494,12 @@ def test_many_runs_without_trajectories_use_the_metric_history(tracking, tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "trajectories.png").write_bytes(b"stale")  # written by an earlier compare, which says so:
-    (out / ".gdlab-compare").write_text("compare.csv\ntrajectories.png\n")
+    (out / "internals.png").write_bytes(b"stale")  # (runs without an internals.csv draw none)
+    (out / ".gdlab-compare").write_text("compare.csv\ntrajectories.png\ninternals.png\n")
     result = invoke(compare, ["--output-dir", out])
     assert result.exit_code == 0, result.output
     assert not (out / "trajectories.png").exists()
+    assert not (out / "internals.png").exists()
 
     # A user's own file of that name (compare did not write it) is never deleted.
     mine = tmp_path / "mine"

@@ -1,0 +1,64 @@
+"""The files of compare's report, each named once: its file name, its title and its caption.
+
+`compare` writes the tables and the pictures it draws; a workflow adds pictures of its own
+(a sweep's search: its Optuna study's). Everything that lists, removes, embeds or captions
+a report file reads it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    name: str
+    title: str
+    caption: str = ""
+
+
+TABLES = (
+    ReportFile("compare.csv", "The table, full precision"),
+    ReportFile("compare.md", "The report in Markdown"),
+    ReportFile("compare.html", "The report, one self-contained page"),
+)
+# The pictures compare draws (compare_figures.figures), in the report's order.
+DRAWN = (
+    ReportFile(
+        "loss_curves.png",
+        "Loss curves",
+        "Training loss (MSE; log loss for logistic runs) at the start of each epoch, log scale. "
+        "A marker shows each run's last logged loss; dashed lines are failed runs.",
+    ),
+    ReportFile(
+        "trajectories.png",
+        "Weight paths",
+        "Each run's weights epoch by epoch (one dot an epoch) on the contours of the loss; "
+        "open circle: start, filled circle: final weights, star: the lowest point of the drawn surface.",
+    ),
+    ReportFile(
+        "internals.png",
+        "Inside the optimizer",
+        "Per logged epoch, from each run's internals.csv: the learning rate, the norm of the full-batch "
+        "gradient before clipping and the norm of the update the epoch made (log scales), and with an L1 "
+        "term the count of weights at exactly 0.",
+    ),
+)
+# Pictures a workflow adds (a sweep's search: steps.search.study_figures), written and embedded as they are.
+ADDED = (
+    ReportFile(
+        "optimization_history.png",
+        "Optimization history",
+        "Optuna's optimization history of the sweep's study: each complete trial's value "
+        "(the metric the sweep minimizes) by trial number, and the best value so far.",
+    ),
+    ReportFile(
+        "param_importances.png",
+        "Parameter importances",
+        "Optuna's parameter importances (PED-ANOVA) over the study's complete trials: how much "
+        "each searched value decides whether a trial lands among the best.",
+    ),
+)
+ALL = {f.name: f for f in (*TABLES, *DRAWN, *ADDED)}
+OUTPUT_FILES = tuple(f.name for f in (*TABLES, *DRAWN))
+EXTRA_FILES = tuple(f.name for f in ADDED)
