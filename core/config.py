@@ -341,6 +341,28 @@ class TrainConfig:
         if self.lr_monitor == "val_loss" and self.validation_fraction == 0:
             raise ValueError("lr_monitor val_loss needs a validation split: set validation_fraction > 0")
 
+    # What core.training.load_data reads: configs with equal data keys load the same arrays (the
+    # dtype and the layout that batch_size picks, the split that seed draws, a classifier's labels).
+    DATA_FIELDS = (
+        "dataset",
+        "target",
+        "n_samples",
+        "n_features",
+        "n_informative",
+        "noise",
+        "data_seed",
+        "model",
+        "dtype",
+        "batch_size",
+        "validation_fraction",
+        "seed",
+        "standardize",
+    )
+
+    def data_key(self) -> tuple:
+        """The identity of the data this config trains on (:data:`DATA_FIELDS`' values)."""
+        return tuple(getattr(self, f) for f in self.DATA_FIELDS)
+
     def optimizer_hyper(self) -> dict:
         """The chosen optimizer's hyperparameters, torch's defaults filled in."""
         defaults = optimizers.DEFAULTS[self.optimizer]

@@ -151,15 +151,13 @@ def _train(task: Task) -> Done:
     return Done(task.label, task.run_id, "FINISHED", pruned=pruned)
 
 
-DATA_FIELDS = ("dataset", "target", "n_samples", "n_features", "n_informative", "noise", "data_seed")
-SPLIT_FIELDS = ("validation_fraction", "dtype", "seed", "batch_size", "standardize")
 
 
 def _load(cfg: TrainConfig):
     """The config's data; a worker keeps the last dataset (the children of a workflow share it)."""
     from core.training import load_data
 
-    key = tuple(getattr(cfg, f) for f in DATA_FIELDS + SPLIT_FIELDS)
+    key = cfg.data_key()  # (the model too: a logistic child's labels are 0/1, a linear one's the raw target)
     if key not in _data_cache:
         _data_cache.clear()
         _data_cache[key] = load_data(cfg)

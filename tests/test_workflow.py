@@ -376,3 +376,20 @@ def test_ctrl_c_to_a_search_ends_every_run_killed_and_tells_the_study_its_trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]  # none left RUNNING in the study
     assert all(len(t.intermediate_values) > 1 for t in trials)  # the reports reached the study
     assert not workers_of(proc.pid)
+
+
+def test_a_workers_data_cache_tells_a_classifiers_labels_from_a_regressions_target(tmp_path):
+    # One CSV, two models: a linear child trains on the target's values, a logistic child on 0/1 labels.
+    from steps import workers
+    from steps.launch import make_child
+
+    csv = tmp_path / "two.csv"
+    csv.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{3 if i % 2 else 7}\n" for i in range(12)))
+    linear = make_child("a", "train", {"dataset": str(csv)}, model="linear").config
+    logistic = make_child("b", "train", {"dataset": str(csv)}, model="logistic").config
+    workers._data_cache.clear()
+    assert sorted(set(workers._load(linear).y_train)) == [3.0, 7.0]
+    as_labels = workers._load(logistic)  # (was the linear child's data: the cache key had no model)
+    assert as_labels.classes == (3.0, 7.0)
+    assert sorted(set(as_labels.y_train)) == [0.0, 1.0]
+    assert linear.data_key() != logistic.data_key()
