@@ -85,3 +85,26 @@ def test_l1_penalty_shows_up_in_the_logged_objective_not_the_loss():
     training.fit(cfg, training.load_data(cfg), callback=lambda e, m, t: seen.setdefault(e, m))
     assert seen[0]["loss"] == pytest.approx(0.32005, rel=1e-15)
     assert seen[0]["objective"] == pytest.approx(0.32005 + 0.01 * (0.1 + 0.2), rel=1e-15)
+
+
+def test_examples_lesson_py_prints_the_weights_the_entry_points_train():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.config import TrainConfig
+    from core.training import fit, load_data
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "lesson.py")], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr
+    printed = [line.removeprefix("Final weights: ") for line in out.stdout.splitlines() if line.startswith("Final")]
+    expected = []
+    for name in ("sgd", "adam"):
+        cfg = TrainConfig(optimizer=name)
+        expected.append(str(fit(cfg, load_data(cfg), None).weights))
+    assert printed == expected  # bit for bit: the same rules, the same order of operations
+    assert printed[0] == "[0.3644996182867053, 0.5455535728846579]"  # the lesson's SGD
+    assert len((root / "examples" / "lesson.py").read_text().splitlines()) <= 45
