@@ -153,3 +153,55 @@ def test_any_options_either_train_or_give_a_clean_usage_error(options):
         assert "diverged at epoch" in message
         return
     assert all(math.isfinite(w) for w in result.weights)
+
+
+@pytest.fixture
+def given_up_store(monkeypatch):
+    """A store this process has not given up on yet, and forgets again after the test (the
+    give-up is process-wide: every later write would fail at once)."""
+    from steps import tracking
+
+    monkeypatch.setattr(tracking, "_gone", [])
+    monkeypatch.setenv("GDLAB_STORE_TIMEOUT_S", "0.3")
+    return tracking
+
+
+def test_metrics_a_store_did_not_take_wait_in_a_spill_file_and_recover_writes_them_and_ends_the_run(
+    tracking, given_up_store, tmp_path, monkeypatch
+):
+    """The spill -> recover path, fast: a run's metric writes meet a server that refuses the
+    connection (a real socket on 127.0.0.1 with nothing behind it), are given up on within the
+    budget and kept in the spill file; `recover` then writes them to the run's store and ends it."""
+    import socket
+
+    import mlflow
+    from click.testing import CliRunner
+
+    from steps.recover import recover
+
+    monkeypatch.setenv("GDLAB_SPILL_DIR", str(tmp_path / "spill"))
+    with socket.socket() as s:  # a port nothing listens on: connection refused, as a dead server gives
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    run = tracking.client.create_run(tracking.experiment_id)
+    buffer = given_up_store.MetricBuffer(mlflow.MlflowClient(dead), run.info.run_id)
+    for epoch in range(5):
+        buffer.add({"loss": 1.0 / (epoch + 1)}, epoch)
+    started = time.monotonic()
+    with pytest.raises(given_up_store.StoreGone):
+        buffer.flush()
+    assert time.monotonic() - started < 10  # the 0.3 s budget and a refused connection's own time
+    given_up_store.spill(run.info.run_id, end={"status": "FAILED", "failure_reason": "the tracking store went away"})
+    spilled = tmp_path / "spill" / f"{run.info.run_id}.jsonl"
+    assert spilled.exists()
+
+    given_up_store._gone.clear()  # `recover` is a process of its own, which has not given up on any store
+    result = CliRunner().invoke(recover, [])
+    assert result.exit_code == 0, result.output
+    assert f"run {run.info.run_id}: 5 metric values written" in result.output
+    assert not spilled.exists()
+    after = tracking.client.get_run(run.info.run_id)
+    assert after.info.status == "FAILED"
+    assert after.data.tags["failure_reason"] == "the tracking store went away"
+    history = tracking.client.get_metric_history(run.info.run_id, "loss")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
