@@ -1,7 +1,7 @@
 """`benchmark`: a fair verdict — every optimizer tuned with the same budget, rerun over seeds.
 
 A single run at one shared learning rate ranks optimizers by how well that rate suits each of
-them, and the ranking flips once each gets its own (the README's "A fair comparison"). The
+them, and the ranking flips once each gets its own (the README's "A fair comparison", docs/tuning.md). The
 protocol, in three phases, each a set of child runs nested under the benchmark's run and
 trained in the workflow's worker processes (:mod:`steps.launch`):
 

@@ -214,7 +214,7 @@ _opts = [
         "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
         "activation (a ReLU teacher for relu); for logistic, labels y ~ Bernoulli(sigmoid(X w)). A test "
         "function has no data and no model: the two parameters are the point (x, y), the loss is f(x, y) "
-        "(README: Test functions).",
+        "(docs/tutorials.md: Test functions).",
     ),
     Opt(
         "target",
@@ -280,7 +280,7 @@ _opts = [
         "ReLU hidden layers in front of the --model's unit, their widths: 16, or 16,8 (empty: none, the "
         "single neuron). --model linear --hidden 16 is a network for regression (MSE), --model logistic "
         "--hidden 16 a classifier (log loss). torch's nn.Linear layers and default init (drawn with --seed "
-        "for --init seed; README: A small network).",
+        "for --init seed; docs/tutorials.md: A small network).",
     ),
     Opt(
         "fit-intercept",

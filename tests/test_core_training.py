@@ -392,7 +392,7 @@ README_DIABETES = {"dataset": DIABETES, "target": "target", "model": "linear", "
 
 
 def test_the_readme_diabetes_example_diverges_raw_and_converges_standardized():
-    """README, "Real data": the numbers it shows (the same config as its `mlflow run` commands)."""
+    """docs/tutorials.md, "Real data": the numbers it shows (the same config as its `mlflow run` commands)."""
     from sklearn.linear_model import LinearRegression
 
     from core.neuron import original_units

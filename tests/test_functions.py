@@ -25,7 +25,7 @@ KAPPAS = {"ill_conditioned": 25.0}  # a kappa other than the default, so that it
 
 
 def torch_function(name: str, x, y, kappa: float = functions.DEFAULT_CONDITION_NUMBER):
-    """f(x, y) in torch, from the formulas (README: Test functions)."""
+    """f(x, y) in torch, from the formulas (docs/tutorials.md: Test functions)."""
     import torch
 
     pi = math.pi

@@ -340,11 +340,11 @@ def test_the_breast_cancer_example_is_scikit_learns_data_with_text_labels():
 
 
 def test_the_readmes_breast_cancer_numbers():
-    """README, "A worked example": plain SGD at the default rate, then Adam for 5000 epochs."""
+    """docs/tutorials.md, "A worked example": plain SGD at the default rate, then Adam for 5000 epochs."""
     base = {"dataset": str(EXAMPLE), "target": "diagnosis", "model": "logistic", "fit_intercept": True}
     base["validation_fraction"] = 0.2
     sgd = training.fit(TrainConfig(**base), training.load_data(TrainConfig(**base))).final
-    # each value as the README prints it (to half a unit of its last digit)
+    # each value as docs/tutorials.md prints it (to half a unit of its last digit)
     assert sgd["final_loss"] == pytest.approx(900.596, abs=5e-4)
     assert sgd["final_val_loss"] == pytest.approx(1015.44, abs=5e-3)
     assert (round(sgd["final_accuracy"], 3), round(sgd["final_val_accuracy"], 3)) == (0.382, 0.333)
