@@ -160,7 +160,7 @@ def _git_commit(root: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _progress(done: int, total: int, label: str, run_id: str, what: str) -> None:
+def progress(done: int, total: int, label: str, run_id: str, what: str) -> None:
     click.echo(f"[{done}/{total}] {label}: run {run_id} {what}", err=True)
 
 
@@ -226,18 +226,18 @@ def _run_in_workers(
     try:
         for done in pool.run(todo, make_task, started if announce else None):
             if done.status != "FINISHED":  # ended by its worker, unless the worker died or could not
-                _close(client, done.run_id, done.status, done.reason)
+                close_run(client, done.run_id, done.status, done.reason)
             outcomes[done.label] = Outcome(done.run_id, done.status == "FINISHED")
             what = "finished" if done.status == "FINISHED" else f"{done.status}: {done.reason}"
-            _progress(before + len(outcomes), total, done.label, done.run_id, what)
+            progress(before + len(outcomes), total, done.label, done.run_id, what)
     except BaseException:
         with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
             for task in pool.stop():
-                _close(client, task.run_id, "KILLED", "the workflow was stopped")
+                close_run(client, task.run_id, "KILLED", "the workflow was stopped")
         raise
 
 
-def _close(client, run_id: str, status: str, reason: str | None) -> None:
+def close_run(client, run_id: str, status: str, reason: str | None) -> None:
     """End a run whose worker could not (it died, or was killed); a store error is a warning."""
     try:
         end_if_open(client, run_id, status, reason)
@@ -254,7 +254,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
     """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
-    from .tracking import _retry
+    from .tracking import retry
 
     client = parent.client
     uri = project_uri(launch.backend)
@@ -279,7 +279,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                     active[child.label] = submitted
                     # MLflow made the run, and its process takes seconds to start: say what it is in the workflow.
                     for key, value in child.extra_tags:
-                        _retry(lambda r=submitted.run_id, k=key, v=value: client.set_tag(r, k, v))
+                        retry(lambda r=submitted.run_id, k=key, v=value: client.set_tag(r, k, v))
                 click.echo(f"{child.label}: started run {submitted.run_id}", err=True)
             for label, submitted in list(active.items()):
                 if submitted.get_status() in NOT_DONE:
@@ -287,9 +287,9 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
                 del active[label]
                 ok = submitted.wait()
                 if not ok:
-                    _close(client, submitted.run_id, "FAILED", "its process ended before closing the run")
+                    close_run(client, submitted.run_id, "FAILED", "its process ended before closing the run")
                 outcomes[label] = Outcome(submitted.run_id, ok)
-                _progress(before + len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
+                progress(before + len(outcomes), total, label, submitted.run_id, "finished" if ok else "FAILED")
             if active:
                 time.sleep(0.2)
     except BaseException as exc:
@@ -297,7 +297,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
         with SIGNALS.closing():
             for submitted in active.values():
                 submitted.cancel()
-                _close(client, submitted.run_id, "KILLED", "the workflow was stopped")
+                close_run(client, submitted.run_id, "KILLED", "the workflow was stopped")
             # A child MLflow created before its launch failed (image build, cluster config) is open too.
             _close_strays(parent, "KILLED" if interrupted else "FAILED", f"its launch failed: {exc}")
         raise
@@ -314,7 +314,7 @@ def _close_strays(parent, status: str, reason: str) -> None:
     except Exception:
         return
     for run in strays:
-        _close(parent.client, run.info.run_id, status, reason)
+        close_run(parent.client, run.info.run_id, status, reason)
 
 
 REPORTS = "compare_output"
@@ -514,5 +514,5 @@ def with_workers(body: Callable, launch: Launch, slots: int):
 
             with SIGNALS.closing():
                 for task in pool.stop():  # normally none: the children's loop closed its own
-                    _close(mlflow.MlflowClient(), task.run_id, "KILLED", "the workflow was stopped")
+                    close_run(mlflow.MlflowClient(), task.run_id, "KILLED", "the workflow was stopped")
             raise

@@ -121,7 +121,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         if made_by_mlflow_run and name and run.info.run_name != name and RANDOM_NAME.fullmatch(run.info.run_name or ""):
             # `mlflow run` made it (MLFLOW_RUN_ID) with a random name ("auspicious-kit-7"): name it for what it is.
             # A name someone chose (a workflow's child, `mlflow run --run-name`) stays.
-            tracking._retry(lambda: client.update_run(run.info.run_id, name=name))
+            tracking.retry(lambda: client.update_run(run.info.run_id, name=name))
         extra = dict(tags or {})
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
             extra["mlflow.parentRunId"] = parent_run_id
@@ -241,7 +241,7 @@ def _end(run: Run, status: str) -> None:
     except Exception:  # end_run has taken the run off MLflow's active-run stack; write the status again
         pass
     try:
-        tracking._retry(lambda: run.client.set_terminated(run.id, status))
+        tracking.retry(lambda: run.client.set_terminated(run.id, status))
     except StoreGone:
         tracking.spill(run.id, end={"status": status, "failure_reason": run.failure})
     except Exception as exc:

@@ -36,7 +36,7 @@ def replay(path: Path) -> str:
     try:
         for i in range(0, len(metrics), tracking.MAX_BATCH):
             chunk = metrics[i : i + tracking.MAX_BATCH]
-            tracking._retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
+            tracking.retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk, synchronous=True))
         ended = ""
         if ends and end_if_open(client, run_id, ends[-1]["status"], ends[-1].get("failure_reason")):
             ended = f", ended {ends[-1]['status']}"

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 
 import click
 
-from .launch import Child, Outcome, Ran, _close, _progress, make_child, source_tags
+from .launch import Child, Outcome, Ran, close_run, make_child, progress, source_tags
 from .report_files import EXTRA_FILES
 from .signals import SIGNALS
-from .study import _first_line
 
 PENALIZED = ("l1", "l2")
 METHODS = ("grid", "random", "tpe")
@@ -215,7 +214,7 @@ class _Trials:
             trial.set_user_attr("gdlab.label", child.label)
         except BaseException as exc:  # nothing is left RUNNING: neither the trial nor its run
             if run_id is not None:
-                _close(self.parent.client, run_id, "FAILED", f"its trial could not be set up: {exc}")
+                close_run(self.parent.client, run_id, "FAILED", f"its trial could not be set up: {exc}")
             self.tell(trial, None, "FAIL")
             raise
         self.flying[run_id] = (trial, child.label)
@@ -245,7 +244,7 @@ class _Trials:
         client = self.parent.client
         what = f"{done.status}: {done.reason}"
         if done.status != "FINISHED":
-            _close(client, done.run_id, done.status, done.reason)
+            close_run(client, done.run_id, done.status, done.reason)
             self.tell(trial, None, "FAIL")
         elif done.pruned is not None:
             self.tell(trial, None, "PRUNED")
@@ -257,7 +256,7 @@ class _Trials:
             self.tell(trial, value if ok else None, None if ok else "FAIL")
             what = f"finished, {self.metric} = {value:.6g}" if ok else f"finished without a finite {self.metric}"
         self.outcomes[label] = Outcome(done.run_id, done.status == "FINISHED")
-        _progress(len(self.outcomes), self.search.n_trials, label, done.run_id, what)
+        progress(len(self.outcomes), self.search.n_trials, label, done.run_id, what)
 
     def abandon(self) -> None:
         """The sweep is stopping: the trials still in flight end FAIL in the study."""
@@ -291,7 +290,7 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
     except BaseException:
         with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
             for task in pool.stop():
-                _close(parent.client, task.run_id, "KILLED", "the workflow was stopped")
+                close_run(parent.client, task.run_id, "KILLED", "the workflow was stopped")
             trials.abandon()
         raise
     return _study_so_far(parent, trials)
@@ -355,6 +354,8 @@ def study_figures(trials: list) -> dict[str, bytes]:
     import optuna
     from optuna.visualization import matplotlib as vis
 
+    from .tracking import first_line
+
     snapshot = optuna.create_study(direction="minimize")
     snapshot.add_trials(sorted(trials, key=lambda t: (t.number, t.datetime_start)))
     with warnings.catch_warnings():
@@ -377,7 +378,7 @@ def study_figures(trials: list) -> dict[str, bytes]:
                 fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
             out[name] = buf.getvalue()
         except Exception as exc:
-            click.echo(f"note: {name} not drawn ({_first_line(exc)})", err=True)
+            click.echo(f"note: {name} not drawn ({first_line(exc)})", err=True)
         finally:
             if fig is not None:
                 plt.close(fig)

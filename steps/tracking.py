@@ -49,7 +49,7 @@ class MetricBuffer:
             try:
                 while self.pending:
                     chunk = self.pending[:MAX_BATCH]
-                    _retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
+                    retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk, synchronous=True))
                     self.pending = self.pending[MAX_BATCH:]  # dropped only once written
             except BaseException:  # the store went away, or a second Ctrl-C abandoned the write
                 if self.pending:
@@ -103,7 +103,7 @@ def _unanswered(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def http_waits(max_retries: int, timeout_s: float | None = None):
     """MLflow's HTTP client with these retries (and timeout) inside the block: none for the writes
-    :func:`_retry` retries itself, a short wait for a store already given up on."""
+    :func:`retry` retries itself, a short wait for a store already given up on."""
     values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries)}
     if timeout_s is not None:
         values["MLFLOW_HTTP_REQUEST_TIMEOUT"] = f"{timeout_s:g}"
@@ -145,7 +145,7 @@ def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
     return path
 
 
-def _retry(write, attempts: int = 4):
+def retry(write, attempts: int = 4):
     """Run ``write``; retry with backoff when the store is busy or does not answer.
 
     A busy store (a locked sqlite file; MLflow already waits up to 20 s on one) is retried
@@ -195,7 +195,7 @@ def first_line(exc: BaseException) -> str:
 
 class _DropStoreTracebacks(logging.Filter):
     """MLflow logs a full traceback for every SQLAlchemy OperationalError ("database is
-    locked") before it raises; :func:`_retry` handles those, so the traceback is noise."""
+    locked") before it raises; :func:`retry` handles those, so the traceback is noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("SQLAlchemy database error")
@@ -308,15 +308,15 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     allowed", so present keys are kept as they are (their value is what the
     command received).
     """
-    existing = _retry(lambda: client.get_run(run_id).data.params)
+    existing = retry(lambda: client.get_run(run_id).data.params)
     new = [Param(k, as_param(v)) for k, v in params.items() if k not in existing]
     for i in range(0, len(new), 100):
-        _retry(lambda chunk=new[i : i + 100]: client.log_batch(run_id, params=chunk, synchronous=True))
+        retry(lambda chunk=new[i : i + 100]: client.log_batch(run_id, params=chunk, synchronous=True))
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
     batch = [RunTag(k, as_param(v)) for k, v in tags.items()]
-    _retry(lambda: client.log_batch(run_id, tags=batch, synchronous=True))
+    retry(lambda: client.log_batch(run_id, tags=batch, synchronous=True))
 
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -336,7 +336,7 @@ def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     client = MlflowClient()
-    model = _retry(
+    model = retry(
         lambda: client.create_logged_model(
             experiment_id=experiment_id,
             name="model",
@@ -345,14 +345,14 @@ def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
             model_type="gdlab",
         )
     )
-    _retry(lambda: client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=step)]))
+    retry(lambda: client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=step)]))
     try:
         yield model
     except BaseException:
         with contextlib.suppress(Exception), http_waits(0, 5):
             client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
         raise
-    _retry(lambda: client.finalize_logged_model(model.model_id, LoggedModelStatus.READY))
+    retry(lambda: client.finalize_logged_model(model.model_id, LoggedModelStatus.READY))
 
 
 def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -> None:

@@ -103,7 +103,7 @@ def test_a_busy_store_is_retried_with_one_line_and_no_traceback(capfd, monkeypat
                 raise MlflowException(str(exc), error_code="TEMPORARILY_UNAVAILABLE") from exc
         return "written"
 
-    assert tracking._retry(write) == "written"
+    assert tracking.retry(write) == "written"
     err = capfd.readouterr().err
     assert "Traceback" not in err
     assert err.count("warning: the tracking store is busy") == 2
@@ -121,7 +121,7 @@ def test_a_store_that_stays_busy_raises_after_the_last_attempt(monkeypatch):
         raise MlflowException("database is locked", error_code="TEMPORARILY_UNAVAILABLE")
 
     with pytest.raises(MlflowException, match="locked"):
-        tracking._retry(write, attempts=2)
+        tracking.retry(write, attempts=2)
 
 
 def test_a_signal_while_a_run_closes_is_kept_for_the_next_write_not_dropped():
