@@ -15,6 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from core import data, optimizers, training
+from core import lbfgs as core_lbfgs
 from core.config import TrainConfig
 
 G1 = np.array([0.5, -2.0])
@@ -308,13 +309,13 @@ def test_lbfgs_step_is_pure():
 
 def test_cubic_interpolation_finds_a_quadratics_minimum_and_bisects_without_one():
     # f = (x - 2)^2 through (0, 4, -4) and (3, 1, 2): the cubic is the parabola itself, minimum 2.
-    assert optimizers._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0) == 2.0
-    assert optimizers._cubic_interpolate(3.0, 1.0, 2.0, 0.0, 4.0, -4.0) == 2.0
+    assert core_lbfgs._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0) == 2.0
+    assert core_lbfgs._cubic_interpolate(3.0, 1.0, 2.0, 0.0, 4.0, -4.0) == 2.0
     # d1 = 8 - 3 (0 - 3) / (0 - 1) = -1, d1^2 - g1 g2 = 1 - 16 < 0: no minimum, the middle of the bounds
-    assert optimizers._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0) == 0.5
-    assert optimizers._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0, bounds=(0.2, 0.4)) == pytest.approx(0.3)
+    assert core_lbfgs._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0) == 0.5
+    assert core_lbfgs._cubic_interpolate(0.0, 0.0, 4.0, 1.0, 3.0, 4.0, bounds=(0.2, 0.4)) == pytest.approx(0.3)
     # a minimum outside the bounds is clamped to them
-    assert optimizers._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0, bounds=(0.0, 1.5)) == 1.5
+    assert core_lbfgs._cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0, bounds=(0.0, 1.5)) == 1.5
 
 
 def test_create_gives_lbfgs_its_own_closure_interface():
