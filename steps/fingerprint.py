@@ -18,7 +18,7 @@ from core.config import TrainConfig
 from core.data import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE_GLOBS = ("core/*.py", "steps/*.py", "MLproject", "python_env.yaml")
+CODE_GLOBS = ("core/**/*.py", "steps/**/*.py", "MLproject", "python_env.yaml")  # subfolders too
 
 TAG_CONFIG, TAG_CODE, TAG_DATA = "gdlab.config_sha", "gdlab.code_sha", "gdlab.data_sha"
 
@@ -35,9 +35,13 @@ def config_sha(cfg: TrainConfig) -> str:
     return _sha([json.dumps(cfg.params(), sort_keys=True).encode()])
 
 
+def code_files(root: Path = ROOT) -> list[Path]:
+    """The files whose bytes decide the code's fingerprint."""
+    return sorted({p for g in CODE_GLOBS for p in root.glob(g) if p.is_file() and "__pycache__" not in p.parts})
+
+
 def code_sha(root: Path = ROOT) -> str:
-    files = sorted(p for g in CODE_GLOBS for p in root.glob(g) if p.is_file())
-    return _sha(c for p in files for c in (str(p.relative_to(root)).encode(), p.read_bytes()))
+    return _sha(c for p in code_files(root) for c in (str(p.relative_to(root)).encode(), p.read_bytes()))
 
 
 def data_sha(data: Dataset) -> str:

@@ -151,8 +151,6 @@ def _train(task: Task) -> Done:
     return Done(task.label, task.run_id, "FINISHED", pruned=pruned)
 
 
-
-
 def _load(cfg: TrainConfig):
     """The config's data; a worker keeps the last dataset (the children of a workflow share it)."""
     from core.training import load_data

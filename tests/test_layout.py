@@ -25,3 +25,20 @@ def test_core_imports_nothing_of_steps_click_or_mlflow():
     for path in ROOT.glob("core/*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(from|import) (steps|click|mlflow)\b", text, re.M), path.name
+
+
+def test_the_code_fingerprint_behind_reuse_hashes_every_source_file_subfolders_included(tmp_path):
+    import shutil
+
+    from steps.fingerprint import code_files, code_sha
+
+    sources = {p for folder in ("core", "steps") for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts}
+    assert sources <= set(code_files())
+    # a file in a new subfolder changes the fingerprint
+    copy = tmp_path / "copy"
+    for part in ("core", "steps"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_sha(copy)
+    (copy / "steps" / "room").mkdir()
+    (copy / "steps" / "room" / "plan.py").write_text("X = 1\n")
+    assert code_sha(copy) != before
