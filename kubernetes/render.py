@@ -46,7 +46,7 @@ def render() -> str:
     if not text.startswith(mlproject.HEADER):
         raise SystemExit("steps.mlproject.HEADER changed: update kubernetes/render.py")
     body = text[len(mlproject.HEADER) :]
-    old, new = 'command: "python -m steps.', f'command: "{LAUNCHER} python -m steps.'
+    old, new = "command: >-\n      python -m steps.", f"command: >-\n      {LAUNCHER} python -m steps."
     if body.count(old) != body.count("command:"):
         raise SystemExit("an entry point command does not start with `python -m steps.`: update kubernetes/render.py")
     return HEADER + body.replace(old, new)

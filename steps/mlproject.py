@@ -13,6 +13,7 @@ reads as ``--weight-decay``).
 from __future__ import annotations
 
 import importlib
+import textwrap
 from pathlib import Path
 
 import click
@@ -58,11 +59,21 @@ def render(entry_points=ENTRY_POINTS) -> str:
             continue
         command = getattr(module, ep)
         params = list(parameters(command))
-        out.append(f"  {ep}:\n    parameters:{'' if params else ' {}'}\n")
+        about = " ".join((command.help or "").strip().split("\n\n")[0].split())  # the help's first paragraph
+        out += [f"    # {line}\n" for line in textwrap.wrap(about, 96)]
+        out.insert(len(out) - len(textwrap.wrap(about, 96)), f"  {ep}:\n")
+        out.append(f"    parameters:{'' if params else ' {}'}\n")
         for name, _flag, typ, default in params:
             out.append(f"      {name}: {{type: {typ}, default: {_yaml_str(default)}}}\n")
-        args = "".join(f" {flag} {{{name}}}" for name, flag, _t, _d in params)
-        out.append(f'    command: "python -m steps.{ep}{args}"\n\n')
+        # A folded scalar: one command, written a few options a line (YAML joins the lines with spaces).
+        args = [f"{flag} {{{name}}}" for name, flag, _t, _d in params]
+        lines = [f"python -m steps.{ep}"]
+        for arg in args:  # options a line, up to about 100 characters
+            if len(lines) > 1 and len(lines[-1]) + 1 + len(arg) <= 100:
+                lines[-1] += " " + arg
+            else:
+                lines.append(arg)
+        out.append("    command: >-\n" + "".join(f"      {line}\n" for line in lines) + "\n")
     return "".join(out).rstrip() + "\n"
 
 

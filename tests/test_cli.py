@@ -306,6 +306,23 @@ def test_mlproject_is_current_with_the_click_options():
     assert (mlproject.ROOT_FILE.read_text()) == mlproject.render()
 
 
+def test_mlflow_reads_each_wrapped_command_as_the_one_line_it_stands_for(tmp_path):
+    """The commands are folded over lines for people; MLflow must read the same single line as
+    before (every declared option, `--flag {name}`, one space apart)."""
+    import importlib
+    import shutil
+
+    from mlflow.projects import _project_spec
+
+    shutil.copy(mlproject.ROOT_FILE, tmp_path / "MLproject")
+    shutil.copy(mlproject.ROOT_FILE.parent / "python_env.yaml", tmp_path / "python_env.yaml")
+    project = _project_spec.load_project(str(tmp_path))
+    for ep in mlproject.ENTRY_POINTS:
+        command = getattr(importlib.import_module(f"steps.{ep}"), ep)
+        args = "".join(f" {flag} {{{name}}}" for name, flag, _t, _d in mlproject.parameters(command))
+        assert project.get_entry_point(ep).command == f"python -m steps.{ep}{args}"
+
+
 def test_mlproject_declares_every_option_with_its_default():
     import yaml
 
