@@ -41,3 +41,9 @@ def test_every_link_of_a_page_resolves_to_a_file_and_a_heading(page):
         assert file.exists(), f"{page.name}: {target} leads nowhere"
         if anchor and file.suffix == ".md":
             assert anchor in anchors(file), f"{page.name}: {target}: no such heading"
+
+
+def test_the_options_reference_is_current_with_the_click_options():
+    from steps import reference
+
+    assert reference.FILE.read_text() == reference.render(), "run: python -m steps.reference > docs/reference.md"
