@@ -9,7 +9,7 @@ for a 2-weight model: trajectory.csv and weights.json), then times, side by side
 
 * old: ``MlflowClient.get_metric_history(run_id, "loss")`` for every run (timed on a
   sample, extrapolated to N; it is linear in N);
-* new: what compare does, ``steps.compare_runs.gather``: each run's trajectory.csv (the loss
+* new: what compare does, ``steps.report.compare_runs.gather``: each run's trajectory.csv (the loss
   curve and the weight path) and weights.json through ``mlflow.artifacts``, 8 threads;
 * optionally the whole ``compare`` command end to end (table, figures, HTML, logging).
 
@@ -116,7 +116,7 @@ def main(n, epochs, sample, end_to_end, keep_output):
     import mlflow
     from mlflow import MlflowClient
 
-    from steps.compare_runs import gather, search
+    from steps.report.compare_runs import gather, search
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"

@@ -226,7 +226,7 @@ def bench_logging():
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from steps.tracking import MetricBuffer
+    from steps.run.tracking import MetricBuffer
 
     with tempfile.TemporaryDirectory() as tmp:
         client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")

@@ -39,7 +39,7 @@ INITS = ("seed", "zeros", "normal")
 # A logistic model's label is 1 where its probability is above this (scikit-learn's predict),
 # decided on the logit: p > t where z > log(t / (1 - t)), z > 0 for 0.5.
 THRESHOLD = 0.5
-# The logged logistic model's predict params and their defaults (steps/pyfunc_model.py).
+# The logged logistic model's predict params and their defaults (steps/run/pyfunc_model.py).
 PREDICT_PARAMS = {"output": "probability", "threshold": THRESHOLD}
 
 

@@ -1,7 +1,7 @@
 """The neuron's forward pass, ``f(X w + b)``, and the feature scaling in front of it: their one definition.
 
 Training (:class:`core.models.Model`), compare's loss surface and the logged MLflow model
-(``steps/pyfunc_model.py``, which carries ``core`` with it) all call :func:`forward`; the
+(``steps/run/pyfunc_model.py``, which carries ``core`` with it) all call :func:`forward`; the
 training data (``core.training.load_data``) and the logged model both standardize with
 :func:`standardize`.
 """

@@ -1,7 +1,7 @@
 """`adam`: the lesson's Adam script, torch.optim.Adam's rule (AMSGrad optional)."""
 
-from .options import COMMON, apply, command
-from .runner import execute, make_config
+from steps.cli.options import COMMON, apply, command
+from steps.run.runner import execute, make_config
 
 
 @command()

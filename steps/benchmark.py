@@ -3,7 +3,7 @@
 A single run at one shared learning rate ranks optimizers by how well that rate suits each of
 them, and the ranking flips once each gets its own (the README's "A fair comparison", docs/tuning.md). The
 protocol, in three phases, each a set of child runs nested under the benchmark's run and
-trained in the workflow's worker processes (:mod:`steps.launch`):
+trained in the workflow's worker processes (:mod:`steps.flow.launch`):
 
 1. **tune** (DeepOBS, Schneider et al. 2019; AlgoPerf's equal budgets, Dahl et al. 2023): for
    every problem and every contender, ``--budget`` trials — a log grid of learning rates over
@@ -15,7 +15,7 @@ trained in the workflow's worker processes (:mod:`steps.launch`):
 2. **seed**: each (problem, contender) winner rerun with ``--seeds`` seeds, which vary what is
    random in the problem (the split, the shuffling, a random initialization, synthetic noise).
    Only the first of them (the tuning seed) logs a model.
-3. **report** (:mod:`steps.benchmark_report`): per problem the median score over the seeds with
+3. **report** (:mod:`steps.report.benchmark_report`): per problem the median score over the seeds with
    a 95% bootstrap CI, epochs- and time-to-target (until a run's score reaches its seed's target —
    the best final score on that seed × (1 + ``--target-tol``), or ``--target-loss`` — and stays
    there), the rank, and the rank at the shared learning rate; a learning-rate
@@ -36,13 +36,12 @@ import click
 from core import optimizers
 from core.config import OPTIMIZER_OPTIONS, TEST_FUNCTIONS, option_name
 from core.verdict import log_grid
-
-from .errors import StoreGone
-from .launch import Child, make_child, report_dir, run_children, with_workers
-from .lifecycle import tracked_run
-from .main import Workflow, workflow_options
-from .options import COMMON, POSITIVE, FiniteFloat, apply, as_param, command
-from .runner import load_checked
+from steps.cli.options import COMMON, POSITIVE, FiniteFloat, apply, as_param, command
+from steps.flow.launch import Child, make_child, report_dir, run_children, with_workers
+from steps.main import Workflow, workflow_options
+from steps.run.errors import StoreGone
+from steps.run.lifecycle import tracked_run
+from steps.run.runner import load_checked
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 REPORTS = "benchmark_output"
@@ -175,7 +174,7 @@ class Contenders(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        from .train import train
+        from steps.train import train
 
         types = {p.name: p for p in train.params if isinstance(p, click.Option)}
         out = []
@@ -547,7 +546,7 @@ def benchmark(suite, contenders, budget, space, lr_range, seeds, target_tol, tar
         return datasets[key]
 
     def body(pool):
-        from . import benchmark_report
+        from steps.report import benchmark_report
 
         with tracked_run(name="benchmark", tags={"technique": "benchmark"}) as parent:
             parent.log_params({option_name(k): as_param(v) for k, v in params.items()})

@@ -8,10 +8,10 @@ tagged ``mlflow.parentRunId``) and/or an MLflow search filter. Runs tagged
 This module is the command and its order of work; the work itself is in three modules
 that import one way (compare -> figures -> table -> runs):
 
-* :mod:`steps.compare_runs` reads the runs (experiment, search, artifacts);
-* :mod:`steps.compare_table` makes the table and renders it (terminal, CSV, Markdown,
+* :mod:`steps.report.compare_runs` reads the runs (experiment, search, artifacts);
+* :mod:`steps.report.compare_table` makes the table and renders it (terminal, CSV, Markdown,
   HTML, JSON);
-* :mod:`steps.compare_figures` draws the pictures.
+* :mod:`steps.report.compare_figures` draws the pictures.
 
 Outputs (in ``--output-dir`` and as artifacts of the compare run): compare.csv (full
 precision), compare.json (``mlflow.log_table``, for the MLflow UI), compare.md,
@@ -28,11 +28,20 @@ from pathlib import Path
 
 import click
 
-from .compare_figures import figures, styles
-from .compare_runs import gather, reraise_unless_missing, resolve_experiment, search
-from .compare_table import Table, build_table, csv_frame, html_report, json_frame, markdown, settings_text, text_table
-from .options import command
-from .report_files import EXTRA_FILES, OUTPUT_FILES
+from steps.cli.options import command
+from steps.report.compare_figures import figures, styles
+from steps.report.compare_runs import gather, reraise_unless_missing, resolve_experiment, search
+from steps.report.compare_table import (
+    Table,
+    build_table,
+    csv_frame,
+    html_report,
+    json_frame,
+    markdown,
+    settings_text,
+    text_table,
+)
+from steps.report.report_files import EXTRA_FILES, OUTPUT_FILES
 
 # --------------------------------------------------------------------------- the compare run
 
@@ -85,7 +94,7 @@ def compare(experiment_name, experiment_id, parent_run_id, filter_string, output
     """
     from mlflow.exceptions import MlflowException
 
-    from .lifecycle import exit_on_end
+    from steps.run.lifecycle import exit_on_end
 
     try:
         exit_on_end(run_compare, experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs)
@@ -159,7 +168,7 @@ def run_compare(
     """
     from mlflow.tracking import MlflowClient
 
-    from .tracking import check_reachable
+    from steps.run.tracking import check_reachable
 
     check_reachable()
     client = MlflowClient()
@@ -209,7 +218,7 @@ def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, param
     except OSError as exc:
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
 
-    from .lifecycle import tracked_run
+    from steps.run.lifecycle import tracked_run
 
     if os.environ.get("MLFLOW_RUN_ID") == parent_run_id:
         os.environ.pop("MLFLOW_RUN_ID")  # called from inside the parent's process: never take over its run

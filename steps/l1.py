@@ -1,7 +1,7 @@
 """`l1`: SGD on MSE + lambda * sum|w| (the lesson's L1 script, with the penalty in the update)."""
 
-from .options import COMMON, apply, command
-from .runner import execute, make_config
+from steps.cli.options import COMMON, apply, command
+from steps.run.runner import execute, make_config
 
 
 @command()

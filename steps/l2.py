@@ -1,7 +1,7 @@
 """`l2`: SGD on MSE + lambda * sum w^2 (the lesson's L2 script, with the penalty in the update)."""
 
-from .options import COMMON, apply, command
-from .runner import execute, make_config
+from steps.cli.options import COMMON, apply, command
+from steps.run.runner import execute, make_config
 
 
 @command()

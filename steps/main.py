@@ -2,7 +2,7 @@
 
 Runs `sgd`, `adam`, `l1` and `l2` (or the ``--techniques`` given: entry points, or
 optimizer names, each a `train --optimizer NAME` child) on the same data and
-initialization, each as a child run nested under this one (see :mod:`steps.launch`),
+initialization, each as a child run nested under this one (see :mod:`steps.flow.launch`),
 then `compare` over exactly those children. A failed child is reported, the rest are
 still compared, and `main` exits 1.
 """
@@ -19,10 +19,9 @@ from pathlib import Path
 import click
 
 from core import optimizers
-
-from .launch import LAUNCHERS, Launch, make_child, workflow
-from .options import COMMON, NameList, apply, command
-from .runner import load_checked
+from steps.cli.options import COMMON, NameList, apply, command
+from steps.flow.launch import LAUNCHERS, Launch, make_child, workflow
+from steps.run.runner import load_checked
 
 CHILDREN = ("sgd", "adam", "l1", "l2")  # the lesson's entry points, main's default
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from steps.options import as_param
+from steps.cli.options import as_param
 
 ROOT_FILE = Path(__file__).resolve().parents[1] / "MLproject"
 

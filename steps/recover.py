@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .options import command
+from steps.cli.options import command
 
 
 def replay(path: Path) -> str:
@@ -22,8 +22,8 @@ def replay(path: Path) -> str:
     import mlflow
     from mlflow.entities import Metric
 
-    from . import tracking
-    from .lifecycle import end_if_open
+    from steps.run import tracking
+    from steps.run.lifecycle import end_if_open
 
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not lines or "run_id" not in lines[0]:
@@ -51,7 +51,7 @@ def replay(path: Path) -> str:
 def recover(files: tuple[Path, ...]):
     """Write the metrics that runs kept in spill files when their tracking store went away, and
     end those runs (default: every file in GDLAB_SPILL_DIR, else ~/.cache/gdlab/spill)."""
-    from . import tracking
+    from steps.run import tracking
 
     if not files:
         where = tracking.spill_dir()

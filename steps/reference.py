@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from steps.cli.options import as_param
 from steps.mlproject import ENTRY_POINTS
-from steps.options import as_param
 
 FILE = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
 

@@ -1,7 +1,7 @@
 """`sgd`: plain gradient descent, the lesson's first script (momentum and Nesterov optional)."""
 
-from .options import COMMON, apply, command
-from .runner import execute, make_config
+from steps.cli.options import COMMON, apply, command
+from steps.run.runner import execute, make_config
 
 
 @command()

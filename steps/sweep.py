@@ -2,7 +2,7 @@
 
 ``--search grid`` (the default) walks the grid, modelled on MLflow's examples/hyperparam
 (nested child runs, a parent that knows the best), with these differences: the children
-train in the workflow's own worker processes (:mod:`steps.workers`; ``--launcher mlflow``
+train in the workflow's own worker processes (:mod:`steps.flow.workers`; ``--launcher mlflow``
 for MLflow's own launch, on any backend), at most ``--max-parallel`` at a time; every
 declared parameter is used; a failed child is reported without sinking the sweep; the best
 child is tagged, and `compare` runs over the grid.
@@ -11,7 +11,7 @@ child is tagged, and `compare` runs over the grid.
 ``LOW:HIGH`` are log-uniform, lists categorical), each a child run in the same workers; with
 ``--prune true`` a median pruner stops hopeless trials early; with ``--storage`` and
 ``--study-name`` many sweeps, on many machines, add their trials to one study
-(:mod:`steps.search`, :mod:`steps.study`).
+(:mod:`steps.flow.search`, :mod:`steps.flow.study`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import sys
 import click
 
 from core import optimizers
-
-from .launch import workflow
-from .main import Workflow, workflow_options
-from .options import COMMON, NON_NEGATIVE, POSITIVE, FiniteFloat, NameList, apply, as_param, command
-from .runner import load_checked
-from .search import METHODS, PENALIZED, PRUNER_STARTUP_TRIALS, Range, Search, Space, child_of, label_of, shown
+from steps.cli.options import COMMON, NON_NEGATIVE, POSITIVE, FiniteFloat, NameList, apply, as_param, command
+from steps.flow.launch import workflow
+from steps.flow.search import METHODS, PENALIZED, PRUNER_STARTUP_TRIALS, Range, Search, Space, child_of, label_of, shown
+from steps.main import Workflow, workflow_options
+from steps.run.runner import load_checked
 
 TECHNIQUES = ("sgd", "adam", "l1", "l2")
 N_TRIALS = 20
@@ -236,7 +235,7 @@ def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, 
 
 
 def _search_params(search: Search) -> dict:
-    from .study import StorageSpec
+    from steps.flow.study import StorageSpec
 
     shown_storage = StorageSpec("rdb", search.storage).shown() if "://" in search.storage else search.storage
     return {
@@ -256,10 +255,10 @@ def _search_workflow(search: Search, space: Space, shared, planned, params, data
 
     import optuna
 
-    from . import fingerprint
-    from .launch import best_metric
-    from .search import run_search
-    from .study import check_settings, close_storage, load_study, open_storage, settings_json
+    from steps.flow.launch import best_metric
+    from steps.flow.search import run_search
+    from steps.flow.study import check_settings, close_storage, load_study, open_storage, settings_json
+    from steps.run import fingerprint
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = {"technique": space.technique, **space.described(), "metric": best_metric(data)}

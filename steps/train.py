@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from core import optimizers
-
-from .options import COMMON, OPTIMIZER, OPTIONS, PENALTY, PER_OPTIMIZER, apply, command
-from .runner import execute, make_config
+from steps.cli.options import COMMON, OPTIMIZER, OPTIONS, PENALTY, PER_OPTIMIZER, apply, command
+from steps.run.runner import execute, make_config
 
 
 def _torch_default(option: str) -> dict:

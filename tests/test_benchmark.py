@@ -206,7 +206,7 @@ def test_the_lab_suite_has_six_problems_with_their_epochs_in_the_help():
 
 
 def test_ranks_share_ties_and_put_infinity_last():
-    from steps.benchmark_report import _ranks
+    from steps.report.benchmark_report import _ranks
 
     assert _ranks([0.5, 0.1, math.inf, 0.1]) == [3, 1, 4, 1]
     assert np.isfinite(_ranks([math.inf, math.inf])).all()
@@ -232,7 +232,7 @@ def _plan(scores: dict, histories: dict):
 
 
 def test_the_table_has_medians_targets_epochs_and_time_to_target_and_the_ranks_at_the_shared_rate():
-    from steps.benchmark_report import verdict_rows
+    from steps.report.benchmark_report import verdict_rows
 
     plan = _plan(
         {"sgd": [1.0, 0.5, math.inf], "adam": [0.2, 0.4, 0.3]},
@@ -259,7 +259,7 @@ def test_the_table_has_medians_targets_epochs_and_time_to_target_and_the_ranks_a
 
 
 def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
-    from steps.benchmark_report import figures, verdict_rows
+    from steps.report.benchmark_report import figures, verdict_rows
 
     # ill_conditioned's Adagrad reaches 5e-274; a diverging run can end near the float's top
     plan = _plan(
@@ -274,7 +274,7 @@ def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
 
 def test_tuning_trials_log_twenty_points_and_seed_reruns_every_logged_epoch_with_the_same_training():
     from steps.benchmark import LAB, Plan, _child, plan_benchmark
-    from steps.launch import make_child
+    from steps.flow.launch import make_child
 
     lesson = LAB[0]
     base = {**make_child("x", "train", {}).options, **lesson.options, "seed": 0, "log_every": 1}
@@ -347,7 +347,7 @@ def test_reuse_on_a_problem_with_nothing_random_gives_every_seed_the_one_run_it_
 
 
 def test_reaching_the_target_means_staying_there_and_each_seed_has_its_own_target():
-    from steps.benchmark_report import verdict_rows
+    from steps.report.benchmark_report import verdict_rows
 
     # Seed 1's split is twice as hard for everyone: its target is its own best x 1.05, not seed 0's.
     # lion touches the target on seed 0 at epoch 1, then ends above it: not reached.
@@ -366,7 +366,7 @@ def test_reaching_the_target_means_staying_there_and_each_seed_has_its_own_targe
 
 def test_the_run_at_the_shared_learning_rate_is_a_candidate_and_says_so_when_it_wins():
     from steps.benchmark import Trial, winners
-    from steps.benchmark_report import verdict_rows
+    from steps.report.benchmark_report import verdict_rows
 
     plan = _plan({"sgd": [1.0, math.inf, 2.0]}, {"sgd": [(1.0, 0.5, 0.3, 0.2)] * 2})
     plan.trials = [t for t in plan.trials if t.values != {"learning_rate": 1e-2}]  # 0.01 off the grid

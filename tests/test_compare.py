@@ -21,12 +21,13 @@ import pytest
 from click.testing import CliRunner
 from mlflow.entities import Metric, Param
 
-from steps import compare_figures, mlproject
+from steps import mlproject
 from steps.adam import adam
 from steps.compare import compare
-from steps.compare_runs import gather, local_artifact_dir, search
 from steps.l1 import l1
 from steps.l2 import l2
+from steps.report import compare_figures
+from steps.report.compare_runs import gather, local_artifact_dir, search
 from steps.sgd import sgd
 from steps.train import train
 
@@ -176,7 +177,7 @@ def test_internals_equal_the_logged_metrics_and_each_panel_draws_them(lesson):
                 history.pop(int(g.metrics.get("epochs_run", -1)), None)
                 assert bool(logged) == (g.technique == "l1")
             assert logged == history, (g.technique, name)
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     table = build_table(gathered)
     fig = compare_figures.internals(table, compare_figures.styles(table))
@@ -299,7 +300,7 @@ def test_html_report_is_self_contained(lesson):
     # every picture has its title and caption (internals.png was headed by its file name, uncaptioned)
     from html import escape as html_escape
 
-    from steps.report_files import DRAWN
+    from steps.report.report_files import DRAWN
 
     for picture in DRAWN:
         assert f"<h2>{picture.title}</h2>" in html
@@ -568,7 +569,7 @@ def test_options_have_help_defaults_and_fit_the_mlproject():
 
 
 def fake_gathered(technique: str, params: dict, metrics: dict, i: int):
-    from steps.compare_runs import Gathered
+    from steps.report.compare_runs import Gathered
 
     info = SimpleNamespace(run_id=f"{i:032x}", run_name=technique, status="FINISHED", start_time=i)
     params = {k: str(v) for k, v in params.items()}
@@ -577,7 +578,7 @@ def fake_gathered(technique: str, params: dict, metrics: dict, i: int):
 
 
 def test_a_sweeps_legend_names_every_value_that_differs_and_the_metric_that_orders_it():
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     base = {"optimizer": "sgd", "penalty": "l1", "dataset": "synthetic", "validation_fraction": 0.2}
     grid = [(lr, lam) for lr in (0.001, 0.01, 0.1) for lam in (0.001, 0.01, 0.1)]
@@ -600,7 +601,7 @@ def test_a_sweeps_legend_names_every_value_that_differs_and_the_metric_that_orde
 
 
 def test_labels_keep_a_value_shared_by_most_runs_when_it_differs_from_the_others():
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     rates = [0.01, 0.01, 0.01, 0.5]
     gathered = [
@@ -626,7 +627,7 @@ def lesson_like(i, technique, params, final, path=None, weights=None, status="FI
 
 
 def test_the_table_sorts_best_first_failed_last_and_shows_what_varies():
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     gathered = [
         lesson_like(0, "sgd", {"optimizer": "sgd", "penalty": "none", "learning_rate": 0.01}, {"final_loss": 0.3}),
@@ -648,7 +649,7 @@ def test_the_table_sorts_best_first_failed_last_and_shows_what_varies():
 
 
 def test_zero_weights_is_shown_with_an_l1_term_or_a_zero_weight_only():
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     def table(penalty, zeros):
         final = {"final_loss": 0.1, "zero_weights": zeros}
@@ -662,7 +663,7 @@ def test_zero_weights_is_shown_with_an_l1_term_or_a_zero_weight_only():
 
 
 def test_loss_curves_draw_each_runs_logged_losses_and_its_final_loss():
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     gathered = [
         lesson_like(
@@ -687,7 +688,7 @@ def test_loss_curves_draw_each_runs_logged_losses_and_its_final_loss():
 def test_trajectories_draw_each_path_to_its_final_weights_on_the_models_own_surface():
     from core.config import TrainConfig
     from core.training import loss_surface
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     paths = {"sgd": [[0.1, 0.2], [0.15, 0.25], [0.2, 0.3]], "l2": [[0.1, 0.2], [0.14, 0.24], [0.18, 0.28]]}
     gathered = [
@@ -721,7 +722,7 @@ def _stars(ax) -> list[np.ndarray]:
 def test_trajectories_on_a_test_function_draw_its_own_surface_and_its_minima():
     from core import functions
     from core.training import loss_surface
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     paths = {"sgd": [[0.0, 0.0], [1.0, 1.2], [2.5, 1.9]], "adam": [[0.0, 0.0], [-1.0, -1.0], [-3.0, -3.0]]}
     ends = {"sgd": [3.0, 2.0], "adam": [-3.7, -3.2]}
@@ -759,7 +760,7 @@ def test_trajectories_on_a_test_function_draw_its_own_surface_and_its_minima():
 
 def test_a_test_functions_extent_grows_to_hold_the_paths_and_rastrigin_gets_even_levels():
     from core import functions
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     far = [[-2.2, 2.7], [4.0, 6.0], [8.0, 7.5]]  # beyond Rastrigin's [-5.12, 5.12] square
     gathered = [lesson_like(0, "adam", {"optimizer": "adam", "penalty": "none", "dataset": "rastrigin"},
@@ -783,7 +784,7 @@ def test_logistic_runs_show_their_accuracy_and_are_drawn_on_the_log_loss():
     from core.config import TrainConfig
     from core.models import log_loss
     from core.training import load_data, loss_surface
-    from steps.compare_table import build_table
+    from steps.report.compare_table import build_table
 
     logistic = {"model": "logistic", "optimizer": "sgd"}
     paths = {"sgd": [[0.1, 0.2], [0.3, 0.5], [0.5, 0.8]], "l2": [[0.1, 0.2], [0.25, 0.4], [0.4, 0.6]]}

@@ -269,7 +269,7 @@ def test_unknown_names_and_bad_hyperparameters_are_refused_before_any_step(kwarg
     ],
 )
 def test_from_params_is_the_inverse_of_params(kwargs):
-    from steps.options import as_param
+    from steps.cli.options import as_param
 
     cfg = TrainConfig(**kwargs)
     logged = {k: as_param(v) for k, v in cfg.params().items()}  # as MLflow keeps them: strings

@@ -381,7 +381,7 @@ def test_a_workflow_refuses_to_register_the_model_a_test_function_run_does_not_l
 
 def test_a_file_named_like_a_test_function_does_not_replace_it(tmp_path, monkeypatch):
     """A workflow makes a dataset that is a local file absolute for its children: never a built-in name."""
-    from steps.launch import make_child
+    from steps.flow.launch import make_child
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rosenbrock").write_text("x0,y\n1,2\n")

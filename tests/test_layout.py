@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted([*ROOT.glob("core/*.py"), *ROOT.glob("steps/*.py")])
+SOURCES = sorted([*ROOT.glob("core/**/*.py"), *ROOT.glob("steps/**/*.py")])
 
 
 def test_no_module_imports_a_private_name_of_another():
     imported = re.compile(r"^\s*from \.+[\w.]* import ([^\n]+)", re.M)
-    reached = re.compile(r"\b(?:tracking|launch|study|search|runner|lifecycle|workers|options|compare\w*)\._[a-z]\w*")
+    reached = re.compile(
+        r"\b(?:tracking|launch|study|search|runner|lifecycle|workers|options|fingerprint|compare\w*)\._[a-z]\w*"
+    )
     found = []
     for path in SOURCES:
         text = path.read_text()
@@ -30,7 +32,7 @@ def test_core_imports_nothing_of_steps_click_or_mlflow():
 def test_the_code_fingerprint_behind_reuse_hashes_every_source_file_subfolders_included(tmp_path):
     import shutil
 
-    from steps.fingerprint import code_files, code_sha
+    from steps.run.fingerprint import code_files, code_sha
 
     sources = {p for folder in ("core", "steps") for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts}
     assert sources <= set(code_files())
@@ -42,3 +44,21 @@ def test_the_code_fingerprint_behind_reuse_hashes_every_source_file_subfolders_i
     (copy / "steps" / "room").mkdir()
     (copy / "steps" / "room" / "plan.py").write_text("X = 1\n")
     assert code_sha(copy) != before
+
+
+def test_a_built_wheel_holds_every_module_of_core_and_steps_subfolders_included(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    # (built from a copy: building in the checkout would leave build/ behind)
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "mlruns"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."]
+    built = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("gdlab-*.whl")
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    sources = {str(p.relative_to(ROOT)) for p in SOURCES}
+    assert sources <= packed, sorted(sources - packed)

@@ -1,4 +1,4 @@
-"""One run lifecycle (steps/lifecycle.py): every way a block ends gives the right run status."""
+"""One run lifecycle (steps/run/lifecycle.py): every way a block ends gives the right run status."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from steps.lifecycle import RunFailed, RunStopped, tracked_run
+from steps.run.lifecycle import RunFailed, RunStopped, tracked_run
 from steps.sgd import sgd
 
 
@@ -134,8 +134,8 @@ def test_a_run_mlflow_run_made_is_renamed_for_its_entry_point_only_when_mlflow_n
 
 
 def test_a_pruned_run_or_one_without_the_model_a_child_logs_never_stands_in_for_it(tracking):
-    from steps.launch import find_reusable, make_child
-    from steps.runner import load_checked, train_run
+    from steps.flow.launch import find_reusable, make_child
+    from steps.run.runner import load_checked, train_run
 
     child = make_child("adam", "adam", {"epochs": 5})
     data = load_checked(child.config)

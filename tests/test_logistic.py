@@ -250,7 +250,7 @@ def test_mini_batch_logistic_training_reports_the_full_batch_loss_and_accuracy()
 
 
 def test_the_data_fingerprint_tells_labels_apart():
-    from steps.fingerprint import data_sha
+    from steps.run.fingerprint import data_sha
 
     X = np.asfortranarray(np.eye(2))
     y = np.array([0.0, 1.0])

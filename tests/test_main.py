@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from core.optimizers import OPTIMIZERS
-from steps.launch import make_child
+from steps.flow.launch import make_child
 from steps.main import main
-from steps.runner import make_config
+from steps.run.runner import make_config
 from steps.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,9 @@ from core.config import TrainConfig, unused_options
 from core.mlp import MLP
 from core.neuron import mlp_forward
 from core.training import components, fit, load_data
-from steps.compare_runs import gather
-from steps.compare_table import build_table
-from steps.options import as_param
+from steps.cli.options import as_param
+from steps.report.compare_runs import gather
+from steps.report.compare_table import build_table
 from steps.train import train
 
 try:  # only the autograd oracle needs torch: the other tests run without it

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from core.data import DataError
 from core.training import DivergenceError, fit, load_data
-from steps.runner import make_config
+from steps.run.runner import make_config
 from steps.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_any_options_either_train_or_give_a_clean_usage_error(options):
 def given_up_store(monkeypatch):
     """A store this process has not given up on yet, and forgets again after the test (the
     give-up is process-wide: every later write would fail at once)."""
-    from steps import tracking
+    from steps.run import tracking
 
     monkeypatch.setattr(tracking, "_gone", [])
     monkeypatch.setenv("GDLAB_STORE_TIMEOUT_S", "0.3")

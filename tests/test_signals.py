@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from steps import signals
-from steps.signals import DeferredSignals
+from steps.run import signals
+from steps.run.signals import DeferredSignals
 
 
 class Stop(BaseException):
@@ -86,7 +86,7 @@ def test_a_busy_store_is_retried_with_one_line_and_no_traceback(capfd, monkeypat
 
     from mlflow.exceptions import MlflowException
 
-    from steps import tracking
+    from steps.run import tracking
 
     monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
     calls = []
@@ -113,7 +113,7 @@ def test_a_busy_store_is_retried_with_one_line_and_no_traceback(capfd, monkeypat
 def test_a_store_that_stays_busy_raises_after_the_last_attempt(monkeypatch):
     from mlflow.exceptions import MlflowException
 
-    from steps import tracking
+    from steps.run import tracking
 
     monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
 

@@ -90,8 +90,8 @@ def test_bad_sweep_options_are_refused_before_anything_starts(tracking, args, ne
 def test_a_pruned_run_ends_finished_tagged_with_the_history_it_logged(tracking):
     from core.config import TrainConfig
     from core.training import load_data
-    from steps.errors import Pruned
-    from steps.runner import train_run
+    from steps.run.errors import Pruned
+    from steps.run.runner import train_run
 
     cfg = TrainConfig()
     reported = []
@@ -167,7 +167,7 @@ def test_a_search_cut_short_by_its_timeout_says_so(tracking):
 def test_random_and_tpe_draw_the_same_values_from_the_same_seed_and_others_with_a_storage():
     import optuna
 
-    from steps.search import Range, Search, Space
+    from steps.flow.search import Range, Search, Space
 
     space = Space("l2", Range(1e-4, 0.3), (0.01, 0.1), ("sgd", "adam"))
 
@@ -218,7 +218,7 @@ def test_a_study_refused_for_one_training_option_names_that_option_only(tracking
 def test_the_mlflow_storage_makes_one_study_reads_every_trial_in_order_and_keeps_finished_ones(tracking):
     import optuna
 
-    from steps import study as study_mod
+    from steps.flow import study as study_mod
 
     spec, storage = study_mod._open_mlflow("shared")
     again, _ = study_mod._open_mlflow("shared")  # a second sweep of the same name finds the study

@@ -258,7 +258,7 @@ def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_serve
     import optuna
     from optuna.trial import TrialState
 
-    from steps.study import _shared_mlflow_storage_class
+    from steps.flow.study import _shared_mlflow_storage_class
 
     args = ["--search", "random", "--n-trials", "10", "--study-name", "shared", "--storage", "mlflow"]
     args += ["--learning-rates", "1e-3:0.3", "--lambdas", "1e-4:0.1", "--max-parallel", "1", "--epochs", "30"]
@@ -310,7 +310,7 @@ def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_serve
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert sorted(t.user_attrs["gdlab.run_id"] for t in trials) == sorted(c.info.run_id for c in children)
     numbers = sorted(t.number for t in trials)
-    print(f"trial numbers: {numbers}")  # MlflowStorage may repeat one under a race (see steps/study.py)
+    print(f"trial numbers: {numbers}")  # MlflowStorage may repeat one under a race (see steps/flow/study.py)
     pruned = {t.user_attrs["gdlab.run_id"] for t in trials if t.state == TrialState.PRUNED}
     assert pruned == {c.info.run_id for c in children if "pruned" in c.data.tags}
     every = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)

@@ -1,4 +1,4 @@
-"""`main` and `sweep` children in the workflow's own worker processes (docs: steps/workers.py).
+"""`main` and `sweep` children in the workflow's own worker processes (docs: steps/flow/workers.py).
 
 Real processes throughout: `python -m steps.main` starts its forkserver and workers,
 and the tests kill, interrupt and inspect them as a user or the OS would.
@@ -380,8 +380,8 @@ def test_ctrl_c_to_a_search_ends_every_run_killed_and_tells_the_study_its_trials
 
 def test_a_workers_data_cache_tells_a_classifiers_labels_from_a_regressions_target(tmp_path):
     # One CSV, two models: a linear child trains on the target's values, a logistic child on 0/1 labels.
-    from steps import workers
-    from steps.launch import make_child
+    from steps.flow import workers
+    from steps.flow.launch import make_child
 
     csv = tmp_path / "two.csv"
     csv.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{3 if i % 2 else 7}\n" for i in range(12)))

@@ -17,7 +17,7 @@ is refused rather than mixed in.
 
 A trial that trains in a worker process gets a :class:`TrialRef`; the worker's
 :class:`Reporter` opens the study, reports each logged epoch's value
-(``trial.report``) and asks the pruner; when it says stop, :class:`steps.errors.Pruned` ends
+(``trial.report``) and asks the pruner; when it says stop, :class:`steps.run.errors.Pruned` ends
 the training (the run ends FINISHED, tagged ``pruned``).
 """
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import click
 
-from .env import setenv
-from .errors import Pruned
+from steps.run.env import setenv
+from steps.run.errors import Pruned
 
 STUDY_ATTR = "gdlab"  # the study's user attribute holding the sweep settings it was made with
 WAIT_FOR_STUDY_S = 30.0  # how long a worker waits for the one creating an mlflow study to finish
@@ -181,7 +181,7 @@ def _open_mlflow(study_name: str) -> tuple[StorageSpec, object]:
     import mlflow
     from optuna.study import StudyDirection
 
-    from .tracking import check_reachable
+    from steps.run.tracking import check_reachable
 
     check_reachable()  # an unreachable server is one line, within seconds
     experiment_id, created = _mlflow_study_experiment(study_name)

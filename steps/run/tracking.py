@@ -19,9 +19,9 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from .env import setenv
-from .errors import StoreGone
-from .options import as_param
+from steps.cli.options import as_param
+from steps.run.env import setenv
+from steps.run.errors import StoreGone
 
 # MLflow's log_batch takes at most 1,000 metrics a call.
 MAX_BATCH = 1000
@@ -320,7 +320,7 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict) -> None:
 
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
-CORE = Path(__file__).resolve().parents[1] / "core"  # the model's code/ folder: its forward pass
+CORE = Path(__file__).resolve().parents[2] / "core"  # the model's code/ folder: its forward pass
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
-"""How a run can end other than FINISHED: the exceptions :mod:`steps.lifecycle` and
-:mod:`steps.tracking` raise and catch (a module of their own, so neither imports the other for them)."""
+"""How a run can end other than FINISHED: the exceptions :mod:`steps.run.lifecycle` and
+:mod:`steps.run.tracking` raise and catch (a module of their own, so neither imports the other for them)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class RunStopped(BaseException):
 
 class Pruned(Exception):
     """Raised by a sweep trial's per-epoch hook when Optuna's pruner stops it after logged epoch
-    ``epoch``: :func:`steps.runner.train_run` then ends the run FINISHED, tagged ``pruned``, with
+    ``epoch``: :func:`steps.run.runner.train_run` then ends the run FINISHED, tagged ``pruned``, with
     the history logged so far."""
 
     def __init__(self, epoch: int):

@@ -9,6 +9,6 @@ import numpy  # noqa: F401
 import pandas  # noqa: F401
 from sqlalchemy.orm import configure_mappers
 
-from steps import runner, tracking, workers  # noqa: F401
+from steps.flow import workers  # noqa: F401
 
 configure_mappers()  # MLflow's table mappings, configured on first use otherwise (~0.3 s)

@@ -13,10 +13,10 @@ Who does what:
   nested under the workflow's run, just before handing it to a free worker, so it
   always knows which run a worker holds;
 * the worker (:func:`serve`) resumes that run and trains it with the same
-  :func:`steps.runner.train_run` as the training entry points, so a child logs exactly
+  :func:`steps.run.runner.train_run` as the training entry points, so a child logs exactly
   what `mlflow run -e <technique>` logs, and ends it FINISHED, FAILED or KILLED; a sweep's
   trial (``Task.trial``) also reports each logged epoch to its Optuna study, which the
-  worker opens itself (:mod:`steps.study`), and ends FINISHED tagged ``pruned`` when the
+  worker opens itself (:mod:`steps.flow.study`), and ends FINISHED tagged ``pruned`` when the
   study's pruner stops it;
 * a worker that dies (SIGKILL, out of memory) is noticed through its process sentinel:
   its run ends FAILED with a ``failure_reason`` and a new worker takes the next child;
@@ -39,7 +39,7 @@ from multiprocessing.connection import wait
 from core.config import TrainConfig
 
 # Imported once by the forkserver, before it forks any worker.
-PRELOAD = ["steps._warm"]
+PRELOAD = ["steps.flow._warm"]
 # How long stopped workers get to close their runs before they are killed.
 GRACE_S = 30.0
 
@@ -55,7 +55,7 @@ class Task:
     tracking_uri: str
     env: dict
     cwd: str
-    trial: object | None = None  # a sweep's Optuna trial (steps.study.TrialRef): report, maybe prune
+    trial: object | None = None  # a sweep's Optuna trial (steps.flow.study.TrialRef): report, maybe prune
     log_model: bool = True  # False: no LoggedModel (a benchmark's tuning trials)
 
 
@@ -75,7 +75,7 @@ class Done:
 
 def serve(conn) -> None:
     """A worker's life: take a task, train it, send back how it ended; until told to stop."""
-    from .signals import SIGNALS, Terminated
+    from steps.run.signals import SIGNALS, Terminated
 
     _die_with_parent()
     try:
@@ -114,8 +114,8 @@ _data_cache: dict = {}
 def _train(task: Task) -> Done:
     import mlflow
 
-    from .lifecycle import RunFailed, RunStopped, tracked_run
-    from .runner import train_run
+    from steps.run.lifecycle import RunFailed, RunStopped, tracked_run
+    from steps.run.runner import train_run
 
     os.environ.clear()
     os.environ.update(task.env)
@@ -129,7 +129,7 @@ def _train(task: Task) -> Done:
             data = _load(task.config)
             what = "open its trial in the Optuna study"
             if task.trial is not None:
-                from .study import Reporter
+                from steps.flow.study import Reporter
 
                 reporter = Reporter(task.trial)
         except Exception as exc:  # checked by the parent already; the file (or study) may have changed since
@@ -224,7 +224,7 @@ class Workers:
 
         ``tasks`` is read lazily, one item when a worker is free: a sweep's search asks its study
         for the next trial only then, and stops at its trial count or timeout."""
-        from .signals import SIGNALS
+        from steps.run.signals import SIGNALS
 
         self._ready()
         source, more = iter(tasks), True

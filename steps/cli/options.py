@@ -809,7 +809,7 @@ class Command(click.Command):
 
 def _store_timeout(ctx, param, value):
     if value is not None:
-        os.environ["GDLAB_STORE_TIMEOUT_S"] = repr(value)  # read by steps.tracking, inherited by workers
+        os.environ["GDLAB_STORE_TIMEOUT_S"] = repr(value)  # read by steps.run.tracking, inherited by workers
     return value
 
 

@@ -5,14 +5,14 @@ The space (:class:`Space`) is the learning rate, the penalty strength (l1, l2) a
 or, for random and tpe, a log-uniform range ``LOW:HIGH``.
 
 A search runs Optuna's ask-and-tell loop in the workflow's process, over its worker
-processes (:mod:`steps.workers`): when a worker is free, the study is asked for a trial, the
+processes (:mod:`steps.flow.workers`): when a worker is free, the study is asked for a trial, the
 trial's child run is created (nested under the sweep's run, named for its values, tagged
 ``optuna.study`` and ``optuna.trial``; the study keeps its run id as the trial's user
 attribute ``gdlab.run_id``) and handed to the worker; when the child ends, the study is told
 its value (the child's ``final_val_loss`` with a validation split, else ``final_objective``),
 that it was pruned, or that it failed. With ``--prune true`` the worker reports each logged
 epoch (``val_loss``, else ``objective``) to the study itself and a median pruner may stop it
-(:class:`steps.study.Reporter`). No trial is left RUNNING in the study: a stopped sweep
+(:class:`steps.flow.study.Reporter`). No trial is left RUNNING in the study: a stopped sweep
 tells its unfinished trials FAIL.
 """
 
@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 
 import click
 
-from .launch import Child, Outcome, Ran, close_run, make_child, progress, source_tags
-from .report_files import EXTRA_FILES
-from .signals import SIGNALS
+from steps.flow.launch import Child, Outcome, Ran, close_run, make_child, progress, source_tags
+from steps.report.report_files import EXTRA_FILES
+from steps.run.signals import SIGNALS
 
 PENALIZED = ("l1", "l2")
 METHODS = ("grid", "random", "tpe")
 # The median pruner: the first trials run in full, and none is pruned in its first tenth of the epochs.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_SHARE = 0.1
-FIGURES = EXTRA_FILES  # optimization_history.png, param_importances.png (steps.report_files)
+FIGURES = EXTRA_FILES  # optimization_history.png, param_importances.png (steps.report.report_files)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class _Trials:
 
     parent: object
     study: object
-    spec: object  # steps.study.StorageSpec
+    spec: object  # steps.flow.study.StorageSpec
     space: Space
     search: Search
     shared: dict
@@ -199,8 +199,8 @@ class _Trials:
 
     def make_task(self, _slot, base: dict, where: tuple):
         """Ask the study for a trial, create its child run (called with signals held)."""
-        from .study import TrialRef
-        from .workers import Task
+        from steps.flow.study import TrialRef
+        from steps.flow.workers import Task
 
         trial, run_id = self.study.ask(), None
         try:
@@ -227,7 +227,7 @@ class _Trials:
         """Tell the study how ``trial`` ended; a store error is a warning (the sweep goes on)."""
         from optuna.trial import TrialState
 
-        from .study import quiet_urls
+        from steps.flow.study import quiet_urls
 
         try:
             with SIGNALS.held(), quiet_urls():
@@ -272,7 +272,7 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
 
     import mlflow
 
-    from .launch import best_metric
+    from steps.flow.launch import best_metric
 
     study.sampler = search.sampler(parent.id)
     epoch_metric = "val_loss" if data.X_val is not None else "objective"
@@ -354,7 +354,7 @@ def study_figures(trials: list) -> dict[str, bytes]:
     import optuna
     from optuna.visualization import matplotlib as vis
 
-    from .tracking import first_line
+    from steps.run.tracking import first_line
 
     snapshot = optuna.create_study(direction="minimize")
     snapshot.add_trials(sorted(trials, key=lambda t: (t.number, t.datetime_start)))

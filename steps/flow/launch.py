@@ -3,7 +3,7 @@
 Shared by `main` (the lesson's four techniques) and `sweep` (a grid of one). Two launchers:
 
 * ``local`` (the default): children train in the workflow's own worker processes
-  (:mod:`steps.workers`), at most ``max_parallel`` at a time, each worker importing MLflow
+  (:mod:`steps.flow.workers`), at most ``max_parallel`` at a time, each worker importing MLflow
   once. A child gets the tags an `mlflow run` child would have (``mlflow.source.*``,
   ``mlflow.project.entryPoint``) besides its own.
 * ``mlflow``: each child through MLflow's own ``mlflow.projects.run(..., synchronous=False)``
@@ -28,12 +28,11 @@ import click
 
 from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, option_name
 from core.data import Dataset
-
-from . import fingerprint
-from .lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
-from .options import as_param
-from .runner import make_config
-from .signals import SIGNALS
+from steps.cli.options import as_param
+from steps.run import fingerprint
+from steps.run.lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
+from steps.run.runner import make_config
+from steps.run.signals import SIGNALS
 
 LAUNCHERS = ("local", "mlflow")
 # What a child copies from the workflow's run: where the code came from, as `mlflow run` tags it.
@@ -206,7 +205,7 @@ def _run_in_workers(
 ) -> None:
     import mlflow
 
-    from .workers import Task
+    from steps.flow.workers import Task
 
     client = parent.client
     parent_tags = client.get_run(parent.id).data.tags
@@ -254,7 +253,7 @@ def _run_with_mlflow(parent, todo: list[Child], launch: Launch, outcomes: dict, 
     """Each child through ``mlflow.projects.run`` (an `mlflow run` of its own; a Job on Kubernetes)."""
     from mlflow.projects import run as run_project
 
-    from .tracking import retry
+    from steps.run.tracking import retry
 
     client = parent.client
     uri = project_uri(launch.backend)
@@ -341,7 +340,7 @@ def report_dir(run, output_dir: str, root: str = REPORTS) -> str | None:
 def compare_children(parent, run_ids: list[str], output_dir: str, images: dict[str, bytes] | None = None) -> bool:
     """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``;
     ``images`` (PNGs by file name, e.g. a search's study pictures) go into its report too."""
-    from .compare import run_compare
+    from steps.compare import run_compare
 
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
     try:
@@ -428,7 +427,7 @@ def register_best(parent, best: Best | None, name: str) -> str | None:
     """
     import mlflow
 
-    from . import tracking
+    from steps.run import tracking
 
     if best is None:
         return f"no child finished, so no model was registered as {name!r}"
@@ -468,7 +467,7 @@ def workflow(
     Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the children
     and end every started run KILLED, then exit 130 / 143.
 
-    ``search(parent, pool)`` (a sweep's random or tpe search, :mod:`steps.search`) runs instead of
+    ``search(parent, pool)`` (a sweep's random or tpe search, :mod:`steps.flow.search`) runs instead of
     ``children``, at most ``slots`` at once, and returns a :class:`Ran`.
     """
     if flow.register_model and children[0].config.dataset in TEST_FUNCTIONS:
@@ -498,11 +497,11 @@ def workflow(
 
 
 def with_workers(body: Callable, launch: Launch, slots: int):
-    """``body(pool)`` under :func:`~steps.lifecycle.exit_on_end`, with a pool of at most ``slots``
+    """``body(pool)`` under :func:`~steps.run.lifecycle.exit_on_end`, with a pool of at most ``slots``
     worker processes (None with ``--launcher mlflow``); a stopped workflow's workers are stopped
     and any run they still hold is closed KILLED."""
-    from .lifecycle import exit_on_end
-    from .workers import Workers
+    from steps.flow.workers import Workers
+    from steps.run.lifecycle import exit_on_end
 
     if launch.launcher != "local":
         return exit_on_end(body, None)

@@ -17,7 +17,7 @@ import numpy as np
 from core.config import TrainConfig
 from core.data import Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: steps/run/fingerprint.py
 CODE_GLOBS = ("core/**/*.py", "steps/**/*.py", "MLproject", "python_env.yaml")  # subfolders too
 
 TAG_CONFIG, TAG_CODE, TAG_DATA = "gdlab.config_sha", "gdlab.code_sha", "gdlab.data_sha"

@@ -33,11 +33,10 @@ from core.config import (
 from core.data import DataError, Dataset, printable
 from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
-
-from . import fingerprint
-from .errors import Pruned
-from .lifecycle import RunFailed, exit_on_end, tracked_run
-from .options import OPTIONS, as_param
+from steps.cli.options import OPTIONS, as_param
+from steps.run import fingerprint
+from steps.run.errors import Pruned
+from steps.run.lifecycle import RunFailed, exit_on_end, tracked_run
 
 # Trajectories (the weight path) are recorded for models this small.
 MAX_TRAJECTORY_PARAMS = 10
@@ -182,12 +181,12 @@ def train_run(
     """Train on ``data`` and log it all to one run (``run_id``, MLFLOW_RUN_ID or a new one).
 
     ``on_epoch(epoch, metrics)`` is called at each logged epoch, after its metrics are logged; a
-    sweep's trial reports to Optuna there, and raises :class:`~steps.errors.Pruned` to stop: the
+    sweep's trial reports to Optuna there, and raises :class:`~steps.run.errors.Pruned` to stop: the
     run then ends FINISHED, tagged ``pruned`` = ``epoch N``, with its history (metrics,
     trajectory.csv, internals.csv) but no final metrics or model, and None is returned.
     ``log_model=False`` logs everything but the LoggedModel (a benchmark's tuning trials: hundreds
-    of runs whose models nobody loads). Raises :class:`~steps.lifecycle.RunFailed` (diverged) or
-    :class:`~steps.lifecycle.RunStopped` (interrupted) once the run has been closed.
+    of runs whose models nobody loads). Raises :class:`~steps.run.lifecycle.RunFailed` (diverged) or
+    :class:`~steps.run.lifecycle.RunStopped` (interrupted) once the run has been closed.
     """
     import mlflow
 
@@ -261,7 +260,7 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
     predict with)."""
     import mlflow
 
-    from . import tracking
+    from steps.run import tracking
 
     weights = {"weights": result.weights, "bias": result.bias}
     scaler = {"mean": None, "scale": None}

@@ -190,7 +190,7 @@ def gather(client, runs, workers: int = WORKERS) -> list[Gathered]:
 
 def _quiet_downloads():
     """No progress bar per artifact (1,000 runs would print 2,000 of them)."""
-    from .env import setenv
+    from steps.run.env import setenv
 
     return setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -230,7 +230,7 @@ def _download(run, name: str, dst: Path) -> Path | None:
 def _gather_one(client, run, dst: Path) -> Gathered:
     import numpy as np
 
-    from .runner import MAX_TRAJECTORY_PARAMS
+    from steps.run.runner import MAX_TRAJECTORY_PARAMS
 
     g = Gathered(run=run, technique=technique_of(run))
     if g.status == "RUNNING":

@@ -44,7 +44,7 @@ DRAWN = (
         "term the count of weights at exactly 0.",
     ),
 )
-# Pictures a workflow adds (a sweep's search: steps.search.study_figures), written and embedded as they are.
+# Pictures a workflow adds (a sweep's search: steps.flow.search.study_figures), written and embedded as they are.
 ADDED = (
     ReportFile(
         "optimization_history.png",

@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from .errors import RunFailed, RunStopped, StoreGone
-from .signals import SIGNALS, Terminated
+from steps.run.errors import RunFailed, RunStopped, StoreGone
+from steps.run.signals import SIGNALS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
 # The name MLflow gives a run nobody named (mlflow.utils.name_utils: predicate-noun-number).
@@ -50,7 +50,7 @@ class Run:
     """The run inside :func:`tracked_run`: its ids and guarded, retried writes."""
 
     def __init__(self, client, info):
-        from .tracking import MetricBuffer
+        from steps.run.tracking import MetricBuffer
 
         self.client, self.info = client, info
         self.id, self.experiment_id = info.run_id, info.experiment_id
@@ -60,13 +60,13 @@ class Run:
         self.on_close: list[Callable[[], None]] = []  # called when the run ends without finishing
 
     def log_params(self, params: dict) -> None:
-        from . import tracking
+        from steps.run import tracking
 
         with self.held():
             tracking.log_params(self.client, self.id, params)
 
     def set_tags(self, tags: dict) -> None:
-        from . import tracking
+        from steps.run import tracking
 
         with self.held():
             if tags:
@@ -85,7 +85,7 @@ class Run:
 def end_if_open(client, run_id: str, status: str, reason: str | None) -> bool:
     """End ``run_id`` ``status`` with its ``failure_reason``, unless it has ended already (a finished
     run is never written into). For runs whose own process could not end them."""
-    from . import tracking
+    from steps.run import tracking
 
     if client.get_run(run_id).info.status not in NOT_DONE:
         return False
@@ -109,7 +109,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
     made and could not make active is ended FAILED before the error goes on."""
     import mlflow
 
-    from . import tracking
+    from steps.run import tracking
 
     client = mlflow.MlflowClient()
     active = mlflow.active_run()
@@ -164,7 +164,7 @@ def tracked_run(
     A new run is nested under ``parent_run_id`` when given, else under the active run, if any
     (tag ``mlflow.parentRunId``).
     """
-    from .tracking import check_reachable
+    from steps.run.tracking import check_reachable
 
     check_reachable()
     with SIGNALS:
@@ -211,7 +211,7 @@ def tracked_run(
 
 def _abandoned(run: Run, status: str, exc: BaseException) -> RunStopped:
     """The close was cut short by a second signal: keep what is left, say what state the run is in."""
-    from . import tracking
+    from steps.run import tracking
 
     end = {"status": "KILLED" if status == "FINISHED" else status, "failure_reason": run.failure or "interrupted"}
     with contextlib.suppress(Exception):
@@ -229,7 +229,7 @@ def _end(run: Run, status: str) -> None:
     """``mlflow.end_run``; if the store refuses, try again, else say how to end the run by hand."""
     import mlflow
 
-    from . import tracking
+    from steps.run import tracking
 
     if tracking.gone():  # do not wait on it again: take the run off MLflow's stack, quickly
         with tracking.http_waits(max_retries=0, timeout_s=2), contextlib.suppress(Exception):
@@ -255,7 +255,7 @@ def _end(run: Run, status: str) -> None:
 def _close(run: Run, status: str) -> None:
     """Flush what the run has; say why it did not finish. Errors are reported, not raised; if the
     store has gone away, what could not be written (and how the run should end) is spilled."""
-    from . import tracking
+    from steps.run import tracking
 
     try:
         run.buffer.flush()
@@ -300,7 +300,7 @@ def exit_on_end(fn: Callable, *args, **kwargs):
 
 def store_gone_message(exc: BaseException) -> str:
     """What to do when the tracking store went away: where the unwritten metrics are, how to replay them."""
-    from . import tracking
+    from steps.run import tracking
 
     own = getattr(exc, "run_id", None)
     where = tracking.spill_dir()

@@ -16,8 +16,7 @@ from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, unused_o
 from core.data import DataError
 from core.functions import Objective
 from core.training import components, load_data, loss_surface
-
-from .compare_table import NUMERIC, SHORT, Table, fmt_value, missing
+from steps.report.compare_table import NUMERIC, SHORT, Table, fmt_value, missing
 
 MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
 MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label

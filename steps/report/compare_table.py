@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from core.data import printable
-
-from .compare_runs import Gathered
-from .options import OPTIMIZER, PENALTY
-from .report_files import ALL, ReportFile
+from steps.cli.options import OPTIMIZER, PENALTY
+from steps.report.compare_runs import Gathered
+from steps.report.report_files import ALL, ReportFile
 
 # Hyperparameters of the optimizers and penalties, in the order the table shows them.
 # The hyperparameters a table shows: the learning rate, the penalty's, then the optimizers'.

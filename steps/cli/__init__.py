@@ -1,0 +1,1 @@
+"""Declaring the command line: the option table (Click options, MLproject parameters)."""

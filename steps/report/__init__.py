@@ -1,0 +1,1 @@
+"""The report: reading runs, the table, the figures, the files (compare's and the benchmark's)."""
