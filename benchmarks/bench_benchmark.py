@@ -60,7 +60,7 @@ def main() -> None:
         import mlflow
 
         from steps.benchmark import benchmark
-        from steps.main import cores
+        from steps.cli.workflow import cores
 
         client = mlflow.MlflowClient(uri)
         client.search_experiments()  # the store's migrations, outside the timing

@@ -23,9 +23,9 @@ import click
 
 from core import optimizers
 from steps.cli.options import COMMON, NON_NEGATIVE, POSITIVE, FiniteFloat, NameList, apply, as_param, command
+from steps.cli.workflow import Workflow, workflow_options
 from steps.flow.launch import workflow
 from steps.flow.search import METHODS, PENALIZED, PRUNER_STARTUP_TRIALS, Range, Search, Space, child_of, label_of, shown
-from steps.main import Workflow, workflow_options
 from steps.run.runner import load_checked
 
 TECHNIQUES = ("sgd", "adam", "l1", "l2")

@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from steps.benchmark import Contender, Contenders, benchmark, tuning_points
+from steps.benchmark import benchmark
+from steps.cli.benchmark_options import Contenders
+from steps.flow.benchmark_plan import Contender, tuning_points
 
 TIME_COLUMNS = ["time_to_target_s"]
 
@@ -188,7 +190,7 @@ def test_a_contender_with_fixed_hyperparameters_keeps_them_and_tunes_the_rest_in
 
 
 def test_the_lab_suite_has_six_problems_with_their_epochs_in_the_help():
-    from steps.benchmark import LAB
+    from steps.flow.benchmark_plan import LAB
 
     assert [p.name for p in LAB] == [
         "lesson",
@@ -215,7 +217,7 @@ def test_ranks_share_ties_and_put_infinity_last():
 def _plan(scores: dict, histories: dict):
     """A benchmark's plan with made-up results: one problem, the contenders of ``scores``
     (label -> tuning scores at lr 1e-3, 1e-2, 1e-1), each winner's seeds with ``histories``."""
-    from steps.benchmark import Plan, Problem, Trial
+    from steps.flow.benchmark_plan import Plan, Problem, Trial
 
     contenders = [Contender(label) for label in scores]
     plan = Plan([Problem("p", {"epochs": 3}, "made up")], contenders, "lr", 3, (1e-3, 1e-1), 0.01, 2, {})
@@ -273,7 +275,7 @@ def test_the_pictures_survive_losses_of_1e_minus_274_and_1e308(tmp_path):
 
 
 def test_tuning_trials_log_twenty_points_and_seed_reruns_every_logged_epoch_with_the_same_training():
-    from steps.benchmark import LAB, Plan, _child, plan_benchmark
+    from steps.flow.benchmark_plan import LAB, Plan, plan_benchmark, plan_child
     from steps.flow.launch import make_child
 
     lesson = LAB[0]
@@ -281,7 +283,7 @@ def test_tuning_trials_log_twenty_points_and_seed_reruns_every_logged_epoch_with
     plan = Plan([lesson], (Contender("adam"),), "lr", 3, (1e-3, 1e-1), 0.01, 2, {"lesson": base})
     plan_benchmark(plan, seed=0)
     assert {t.child.config.log_every for t in plan.trials} == {5}  # 100 epochs / 20
-    rerun = _child(plan, lesson, Contender("adam"), "seed", 0, {"learning_rate": 0.01}, 0)
+    rerun = plan_child(plan, lesson, Contender("adam"), "seed", 0, {"learning_rate": 0.01}, 0)
     assert rerun.child.config.log_every == 1
     tuned = next(t for t in plan.trials if t.values == {"learning_rate": 0.01})
     assert tuned.child.config.params() | {"log_every": 1} == rerun.child.config.params() | {"log_every": 1}
@@ -365,7 +367,7 @@ def test_reaching_the_target_means_staying_there_and_each_seed_has_its_own_targe
 
 
 def test_the_run_at_the_shared_learning_rate_is_a_candidate_and_says_so_when_it_wins():
-    from steps.benchmark import Trial, winners
+    from steps.flow.benchmark_plan import Trial, winners
     from steps.report.benchmark_report import verdict_rows
 
     plan = _plan({"sgd": [1.0, math.inf, 2.0]}, {"sgd": [(1.0, 0.5, 0.3, 0.2)] * 2})

@@ -270,8 +270,8 @@ def test_with_launcher_mlflow_each_child_becomes_a_job_that_trains_the_planned_c
 ):
     """`main`/`sweep --launcher mlflow --backend kubernetes`: every child is a Job of its own,
     launched from kubernetes/, whose container gets the options that rebuild the child's config."""
+    from steps.cli.workflow import launch_of
     from steps.flow.launch import project_uri
-    from steps.main import launch_of
     from steps.main import main as main_command
     from steps.run.runner import make_config
     from steps.sweep import sweep as sweep_command

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from conftest import interactive_sigint
 
 from steps.adam import adam
-from steps.main import cores, main
+from steps.cli.workflow import cores
+from steps.main import main
 from steps.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -340,7 +340,7 @@ def report_dir(run, output_dir: str, root: str = REPORTS) -> str | None:
 def compare_children(parent, run_ids: list[str], output_dir: str, images: dict[str, bytes] | None = None) -> bool:
     """`compare` over exactly ``run_ids``, in this process, as a run nested under ``parent``;
     ``images`` (PNGs by file name, e.g. a search's study pictures) go into its report too."""
-    from steps.compare import run_compare
+    from steps.report.compare_report import run_compare
 
     ids = ", ".join(f"'{rid}'" for rid in run_ids)
     try:
@@ -461,7 +461,7 @@ def workflow(
     """Start (or resume) the parent run, run the children, tag the best, compare them, close the parent.
 
     ``failure_of(outcomes, compare_ok)`` returns a failure reason (the parent then ends
-    FAILED) or None. ``flow`` (a :class:`steps.main.Workflow`) says how to launch the children,
+    FAILED) or None. ``flow`` (a :class:`steps.cli.workflow.Workflow`) says how to launch the children,
     whether to reuse runs, where the report goes and, with ``flow.register_model``, the name
     under which the best child's model is registered (alias ``champion``) before the compare.
     Returns the outcomes and that reason. Ctrl-C / SIGTERM stop the children

@@ -61,7 +61,7 @@ def _ranks(scores: list[float]) -> list[int]:
 
 def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_seed: int = 0):
     """The table's rows (dicts), the targets by problem, and the profile's score matrix."""
-    from steps.benchmark import diverged, is_default, winners
+    from steps.flow.benchmark_plan import diverged, is_default, winners
 
     best = winners(plan)
     rows, targets = [], {}
@@ -136,7 +136,7 @@ def verdict_rows(plan, target_tol: float, target_loss: float | None, bootstrap_s
 
 
 def _no_winner(trials: list) -> str:
-    from steps.benchmark import diverged
+    from steps.flow.benchmark_plan import diverged
 
     if all(diverged(t) for t in trials):
         return "every trial diverged"
@@ -147,7 +147,7 @@ def _edge(plan, contender, tune: list, winner) -> str:
     """Why the winner may not be the optimum: it is the run at the shared learning rate (no tuning
     trial beat it), or a value at an end of the range: the grid's end (--space lr), or within
     1/budget of the range's end on its log scale (--space full, whose points are scattered)."""
-    from steps.benchmark import FULL_SPACE
+    from steps.flow.benchmark_plan import FULL_SPACE
 
     if winner.phase == "default":
         return "the shared learning rate beat every tuning trial: widen --lr-range or raise --budget"
@@ -449,7 +449,7 @@ def _floor(values) -> float:
 
 
 def _sensitivity(plan, color):
-    from steps.benchmark import winners
+    from steps.flow.benchmark_plan import winners
 
     best = winners(plan)
     fig, axes = _panels(len(plan.problems))
