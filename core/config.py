@@ -8,6 +8,7 @@ their CLI names for logging.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -54,6 +55,20 @@ SCHEDULE_OPTIONS = {
 MONITORS = ("loss", "val_loss")
 # The penalty options each penalty reads.
 PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
+
+
+# core.schedules.make's keywords (its options), each read from the TrainConfig field schedule_field names.
+SCHEDULE_KEYWORDS = tuple(
+    p.name
+    for p in inspect.signature(schedules.make).parameters.values()
+    if p.kind is p.KEYWORD_ONLY and p.name != "epochs"
+)
+
+
+def schedule_field(keyword: str) -> str:
+    """The TrainConfig field of a keyword of :func:`core.schedules.make`: ``gamma`` is ``lr_gamma``,
+    the warmup's keep their names."""
+    return keyword if keyword.startswith("warmup_") else f"lr_{keyword}"
 
 
 def option_name(field: str) -> str:
@@ -285,35 +300,12 @@ class TrainConfig:
             raise ValueError("lbfgs cannot apply the L1 prox: use l1_method subgradient (or another optimizer)")
 
     def schedule(self):
-        """The learning rate as a function of the epoch (:func:`core.schedules.make`)."""
-        return schedules.make(
-            self.lr_schedule,
-            self.learning_rate,
-            epochs=self.epochs,
-            step_size=self.lr_step_size,
-            gamma=self.lr_gamma,
-            power=self.lr_power,
-            milestones=self.lr_milestones,
-            start_factor=self.lr_start_factor,
-            end_factor=self.lr_end_factor,
-            total_iters=self.lr_total_iters,
-            t0=self.lr_t0,
-            t_mult=self.lr_t_mult,
-            eta_min=self.lr_eta_min,
-            poly_power=self.lr_poly_power,
-            pct_start=self.lr_pct_start,
-            anneal_strategy=self.lr_anneal_strategy,
-            div_factor=self.lr_div_factor,
-            final_div_factor=self.lr_final_div_factor,
-            three_phase=self.lr_three_phase,
-            max_lr=self.lr_max_lr,
-            step_size_up=self.lr_step_size_up,
-            step_size_down=self.lr_step_size_down,
-            mode=self.lr_mode,
-            cyclic_gamma=self.lr_cyclic_gamma,
-            warmup_epochs=self.warmup_epochs,
-            warmup_start_factor=self.warmup_start_factor,
-        )
+        """The learning rate as a function of the epoch (:func:`core.schedules.make`), each of
+        ``make``'s keywords taken from the field of the same name with ``lr_`` in front (the
+        warmup's as they are): a schedule option is a keyword of ``make`` and a field here, and
+        nothing maps one onto the other by hand."""
+        kwargs = {name: getattr(self, schedule_field(name)) for name in SCHEDULE_KEYWORDS}
+        return schedules.make(self.lr_schedule, self.learning_rate, epochs=self.epochs, **kwargs)
 
     def plateau(self) -> schedules.Plateau | None:
         """The 'plateau' schedule's feedback piece (:func:`core.schedules.plateau`), None for any other

@@ -285,3 +285,19 @@ def test_from_params_is_the_inverse_of_params(kwargs):
 def test_from_params_refuses_what_does_not_parse(params, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_params(params)
+
+
+def test_every_schedule_keyword_is_a_field_and_every_schedule_field_a_keyword_or_plateaus():
+    # Adding a schedule option: a keyword of schedules.make and a TrainConfig field of the same name
+    # (lr_ in front); TrainConfig.schedule() passes it on with no mapping written by hand.
+    from dataclasses import fields
+
+    from core.config import OPTIMIZER_OPTIONS, SCHEDULE_KEYWORDS, SCHEDULE_OPTIONS, TrainConfig, schedule_field
+
+    names = {f.name for f in fields(TrainConfig)}
+    assert {schedule_field(k) for k in SCHEDULE_KEYWORDS} <= names
+    optimizer = {o for opts in OPTIMIZER_OPTIONS.values() for o in opts}  # (Adagrad's lr_decay)
+    schedule_fields = {n for n in names if n.startswith("lr_") and n != "lr_schedule"} - optimizer
+    schedule_fields |= {"warmup_epochs", "warmup_start_factor"}
+    plateau = set(SCHEDULE_OPTIONS["plateau"])  # the feedback pair's options (schedules.plateau)
+    assert schedule_fields - plateau == {schedule_field(k) for k in SCHEDULE_KEYWORDS}
