@@ -236,6 +236,19 @@ def text_report(rows, targets, plan, areas) -> str:
     return "\n".join(lines)
 
 
+def winners_of(plan, rows) -> dict[str, str]:
+    """{problem: its winner}: the contenders of rank 1 with a finite median (equal medians share
+    the title, comma-separated); none for a problem where every median is infinite."""
+    winners = {}
+    for p in plan.problems:
+        best = [
+            r["contender"] for r in rows if r["problem"] == p.name and r["rank"] == 1 and math.isfinite(r["median"])
+        ]
+        if best:
+            winners[p.name] = ", ".join(best)
+    return winners
+
+
 def _by_area(plan, areas) -> list[tuple[str, float]]:
     """(contender, profile area), the largest area first (stable for equal areas)."""
     return sorted(zip([c.label for c in plan.contenders], map(float, areas), strict=True), key=lambda x: -x[1])
@@ -255,13 +268,7 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
     rat = verdict.ratios(scores)
     areas = np.atleast_1d(verdict.profile_area(rat, TAU_MAX))
     click.echo(text_report(rows, targets, plan, areas))
-    winners = {}
-    for p in plan.problems:  # the contenders of rank 1 with a finite median (equal medians share it)
-        best = [
-            r["contender"] for r in rows if r["problem"] == p.name and r["rank"] == 1 and math.isfinite(r["median"])
-        ]
-        if best:
-            winners[p.name] = ", ".join(best)
+    winners = winners_of(plan, rows)
     trials = pd.DataFrame(
         [
             {
