@@ -3,7 +3,7 @@
     python kubernetes/render.py > kubernetes/MLproject    (tests/test_kubernetes.py checks it is current)
 
 Same name, entry points, parameters and defaults as the top-level MLproject (itself
-rendered from the Click options by ``steps.mlproject``); two differences:
+rendered from the Click options by ``steps.cli.mlproject``); two differences:
 
 - ``docker_env`` instead of ``python_env`` (an MLproject may hold only one of them):
   the Kubernetes backend runs the project in a Docker image built FROM ``IMAGE``.
@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script from anywhere: import steps from the checkout
 
-from steps import mlproject  # noqa: E402
+from steps.cli import mlproject  # noqa: E402
 
 FILE = HERE / "MLproject"
 
@@ -44,7 +44,7 @@ entry_points:
 def render() -> str:
     text = mlproject.render()
     if not text.startswith(mlproject.HEADER):
-        raise SystemExit("steps.mlproject.HEADER changed: update kubernetes/render.py")
+        raise SystemExit("steps.cli.mlproject.HEADER changed: update kubernetes/render.py")
     body = text[len(mlproject.HEADER) :]
     old, new = "command: >-\n      python -m steps.", f"command: >-\n      {LAUNCHER} python -m steps."
     if body.count(old) != body.count("command:"):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from steps import mlproject
 from steps.adam import adam
+from steps.cli import mlproject
 from steps.l1 import l1
 from steps.l2 import l2
 from steps.main import main

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from mlflow.entities import Metric, Param
 
-from steps import mlproject
 from steps.adam import adam
+from steps.cli import mlproject
 from steps.compare import compare
 from steps.l1 import l1
 from steps.l2 import l2

@@ -44,6 +44,6 @@ def test_every_link_of_a_page_resolves_to_a_file_and_a_heading(page):
 
 
 def test_the_options_reference_is_current_with_the_click_options():
-    from steps import reference
+    from steps.cli import reference
 
-    assert reference.FILE.read_text() == reference.render(), "run: python -m steps.reference > docs/reference.md"
+    assert reference.FILE.read_text() == reference.render(), "run: python -m steps.cli.reference > docs/reference.md"
