@@ -62,3 +62,10 @@ def test_a_built_wheel_holds_every_module_of_core_and_steps_subfolders_included(
     packed = set(zipfile.ZipFile(wheel).namelist())
     sources = {str(p.relative_to(ROOT)) for p in SOURCES}
     assert sources <= packed, sorted(sources - packed)
+
+
+def test_steps_top_level_holds_the_commands_only():
+    from steps.cli.mlproject import ENTRY_POINTS
+
+    top = {p.stem for p in (ROOT / "steps").glob("*.py")}
+    assert top == {"__init__", *ENTRY_POINTS}
