@@ -33,7 +33,7 @@ import click
 
 from core.config import TEST_FUNCTIONS, option_name
 from steps.cli.benchmark_options import Contenders, LogRange, OptionalLoss
-from steps.cli.options import COMMON, FiniteFloat, apply, as_param, command
+from steps.cli.options import COMMON, FiniteFloat, apply, as_param, command, command_defaults
 from steps.cli.workflow import Workflow, workflow_options
 from steps.flow.benchmark_plan import (
     DEFAULT_CONTENDERS,
@@ -281,12 +281,12 @@ def _problems(suite: str, shared: dict) -> list[Problem]:
         about = f"--dataset {dataset}, {shared['epochs']} epochs"
         return [Problem(name or "problem", {"dataset": dataset, "epochs": shared["epochs"]}, about)]
     ctx = click.get_current_context()
-    given = []
-    for p in ctx.command.params:
-        if p.name in shared and p.name not in SUITE_TAKES:
-            default = p.type_cast_value(ctx, p.get_default(ctx))
-            if shared[p.name] != default:
-                given.append(p.opts[0])
+    defaults = command_defaults(ctx.command)
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name in shared and p.name not in SUITE_TAKES and shared[p.name] != defaults[p.name]
+    ]
     if given:
         raise click.UsageError(
             f"--suite {suite} sets its problems' data, model and loop options: leave {', '.join(given)} at "

@@ -813,6 +813,15 @@ def _store_timeout(ctx, param, value):
     return value
 
 
+def command_defaults(command: click.Command) -> dict:
+    """Each option's default as the command itself sees it: converted by the option's type (an
+    optional number's default is the word "none", which its type turns into None)."""
+    ctx = click.Context(command)
+    defaults = {p.name: p.type_cast_value(ctx, p.get_default(ctx)) for p in command.params if p.expose_value}
+    defaults.pop("help", None)
+    return defaults
+
+
 def command():
     """``@click.command`` for a gdlab entry point (-h/--help, repeated options refused)."""
     return click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,7 @@ import click
 from core.config import option_name
 from core.verdict import log_grid
 from steps.cli.options import as_param
-from steps.flow.launch import Child, make_child
+from steps.flow.launch import Child, make_child, runs_by_id
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -254,12 +254,8 @@ def read_results(parent, trials: list[Trial], outcomes: dict, metric: dict, hist
     are one configuration)."""
     client = parent.client
     by_label = {t.child.label: t for t in trials}
-    run_ids = sorted({o.run_id for o in outcomes.values()})
-    runs, histories = {}, {}
-    for i in range(0, len(run_ids), 100):
-        chunk = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
-        for run in client.search_runs([parent.experiment_id], f"attributes.run_id IN ({chunk})", max_results=100):
-            runs[run.info.run_id] = run
+    runs = runs_by_id(client, parent.experiment_id, sorted({o.run_id for o in outcomes.values()}))
+    histories = {}
     for label, outcome in outcomes.items():
         trial, run = by_label[label], runs.get(outcome.run_id)
         trial.run_id = outcome.run_id

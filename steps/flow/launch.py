@@ -28,7 +28,7 @@ import click
 
 from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, option_name
 from core.data import Dataset
-from steps.cli.options import as_param
+from steps.cli.options import as_param, command_defaults
 from steps.run import fingerprint
 from steps.run.lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
 from steps.run.runner import make_config
@@ -93,13 +93,19 @@ def make_child(
     dataset = options.get("dataset")
     if dataset and dataset not in BUILT_IN_DATASETS and os.path.exists(dataset):  # children run in the project folder
         options["dataset"] = os.path.abspath(dataset)
-    # The defaults as the command itself would see them: converted by their option's type
-    # (an optional number's default is the word "none", which the type turns into None).
-    ctx = click.Context(command)
-    kwargs = {p.name: p.type_cast_value(ctx, p.get_default(ctx)) for p in command.params if p.expose_value}
-    kwargs.pop("help", None)
-    kwargs.update(options)
+    kwargs = {**command_defaults(command), **options}
     return Child(label, entry_point, options, make_config(entry_point, **kwargs), tuple(extra_tags), log_model)
+
+
+def runs_by_id(client, experiment_id: str, run_ids) -> dict:
+    """{run id: Run} of those of ``run_ids`` that are runs of the experiment, read in pages of 100
+    (one search a page, not one ``get_run`` a run)."""
+    ids, found = list(run_ids), {}
+    for i in range(0, len(ids), 100):
+        chunk = ", ".join(f"'{r}'" for r in ids[i : i + 100])
+        for run in client.search_runs([experiment_id], f"attributes.run_id IN ({chunk})", max_results=100):
+            found[run.info.run_id] = run
+    return found
 
 
 def find_reusable(client, experiment_id: str, child: Child, data: Dataset) -> str | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from steps.flow.launch import Child, Outcome, Ran, close_run, make_child, progress, source_tags
+from steps.flow.launch import Child, Outcome, Ran, close_run, make_child, progress, runs_by_id, source_tags
 from steps.report.report_files import EXTRA_FILES
 from steps.run.signals import SIGNALS
 
@@ -299,12 +299,7 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
 def _runs_here(parent, run_ids: list[str]) -> set[str]:
     """Which of ``run_ids`` are runs of the parent's experiment (a study may hold trials that other
     sweeps ran in another experiment, or against another tracking server)."""
-    found = set()
-    for i in range(0, len(run_ids), 100):
-        ids = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
-        runs = parent.client.search_runs([parent.experiment_id], f"attributes.run_id IN ({ids})", max_results=100)
-        found |= {r.info.run_id for r in runs}
-    return found
+    return set(runs_by_id(parent.client, parent.experiment_id, run_ids))
 
 
 def _study_so_far(parent, trials: _Trials) -> Ran:
