@@ -19,7 +19,6 @@ tells its unfinished trials FAIL.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import time
 import warnings
@@ -345,36 +344,24 @@ def study_figures(trials: list) -> dict[str, bytes]:
     importances by PED-ANOVA, which needs no scikit-learn) of the study's finished ``trials``,
     drawn from an in-memory copy of them in the order of their numbers. A picture that cannot be
     drawn (importances need two complete trials) is left out, with a note."""
-    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as vis
 
-    from steps.run.tracking import first_line
+    from steps.report.report_files import drawn
 
     snapshot = optuna.create_study(direction="minimize")
     snapshot.add_trials(sorted(trials, key=lambda t: (t.number, t.datetime_start)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+
+    def sized(plot):
+        fig = plot(snapshot).figure
+        fig.set_size_inches(8, 4.5)
+        return fig
+
     draw = {
-        FIGURES[0]: vis.plot_optimization_history,
-        FIGURES[1]: lambda study: vis.plot_param_importances(study, evaluator=evaluator),
+        FIGURES[0]: lambda: sized(vis.plot_optimization_history),
+        FIGURES[1]: lambda: sized(lambda study: vis.plot_param_importances(study, evaluator=evaluator)),
     }
-    out = {}
-    for name, plot in draw.items():
-        fig = None
-        try:
-            # rc_context: optuna's plots switch matplotlib to its ggplot style for good; compare's must not be.
-            with warnings.catch_warnings(), plt.rc_context():
-                warnings.simplefilter("ignore")  # optuna's "experimental" warnings, matplotlib's layout
-                fig = plot(snapshot).figure
-                fig.set_size_inches(8, 4.5)
-                buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-            out[name] = buf.getvalue()
-        except Exception as exc:
-            click.echo(f"note: {name} not drawn ({first_line(exc)})", err=True)
-        finally:
-            if fig is not None:
-                plt.close(fig)
-    return out
+    return drawn(draw, dpi=100)

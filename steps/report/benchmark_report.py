@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import re
 import tempfile
 import textwrap
-import warnings
 from pathlib import Path
 
 import click
@@ -28,6 +26,7 @@ import numpy as np
 
 from core import verdict
 from steps.report.compare_table import CSS, md_escape
+from steps.report.report_files import drawn
 
 FIGURES = ("sensitivity.png", "curves.png", "profile.png")
 FILES = ("benchmark.csv", "trials.csv", "benchmark.md", "benchmark.html", *FIGURES)
@@ -395,15 +394,6 @@ def _panels(n: int):
     return fig, list(axes.flat[:n])
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 # Log axes are kept inside what matplotlib can place ticks on (a quadratic's loss reaches 1e-274,
 # a diverging one overflows; matplotlib 3.11.2 fails on an axis from 1e-250 to 1e250): values are drawn
 # clamped to [LOW, HIGH].
@@ -425,21 +415,7 @@ def figures(plan, rows, targets, scores, areas) -> dict[str, bytes]:
         "curves.png": lambda: _curves(plan, targets, color),
         "profile.png": lambda: _profile(plan, scores, areas, color),
     }
-    out = {}
-    for name, make in draw.items():
-        fig = None
-        try:
-            with plt.rc_context({"font.size": 9}), np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # nan medians where every seed diverged
-                warnings.simplefilter("ignore", UserWarning)  # one learning rate (--budget 1): a zero-width axis
-                fig = make()
-                out[name] = _png(fig)
-        except Exception as exc:
-            click.echo(f"note: {name} not drawn ({type(exc).__name__}: {exc})", err=True)
-        finally:
-            if fig is not None:
-                plt.close(fig)
-    return out
+    return drawn(draw, dpi=90, rc={"font.size": 9})
 
 
 def _clamped(values, floor: float = LOW):

@@ -7,6 +7,7 @@ a report file reads it here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -62,3 +63,35 @@ ADDED = (
 ALL = {f.name: f for f in (*TABLES, *DRAWN, *ADDED)}
 OUTPUT_FILES = tuple(f.name for f in (*TABLES, *DRAWN))
 EXTRA_FILES = tuple(f.name for f in ADDED)
+
+
+def drawn(draw: dict[str, Callable], *, dpi: int, rc: dict | None = None) -> dict[str, bytes]:
+    """The PNG bytes of each picture ``draw[name]()`` makes (a matplotlib Figure), in ``rc``'s
+    style and with warnings quiet; one that cannot be drawn is left out with a note (the report
+    goes on without it), and every figure is closed."""
+    import io
+    import warnings
+
+    import click
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from steps.run.tracking import first_line
+
+    out = {}
+    for name, make in draw.items():
+        fig = None
+        try:
+            # (rc_context: a plot that switches matplotlib's style for good, as Optuna's do, switches it here only)
+            with plt.rc_context(rc or {}), np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nan medians, zero-width axes, Optuna's "experimental"
+                fig = make()
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+            out[name] = buf.getvalue()
+        except Exception as exc:
+            click.echo(f"note: {name} not drawn ({first_line(exc)})", err=True)
+        finally:
+            if fig is not None:
+                plt.close(fig)
+    return out
