@@ -47,13 +47,17 @@ from .penalties import Penalty
 Callback = Callable[[int, dict, np.ndarray], None]
 
 
+DIVERGED = "training diverged"  # how a diverged run's failure reason begins
+
+
 class DivergenceError(ArithmeticError):
-    """The loss or the parameters became non-finite; ``epoch`` says when."""
+    """The loss or the parameters became non-finite; ``epoch`` says when. Its message (a diverged
+    run's ``failure_reason``) starts with :data:`DIVERGED`."""
 
     def __init__(self, epoch: int, what: str):
         self.epoch = epoch
         super().__init__(
-            f"training diverged at epoch {epoch}: {what} is not finite; "
+            f"{DIVERGED} at epoch {epoch}: {what} is not finite; "
             "try a smaller learning rate (or a different optimizer / schedule)"
         )
 

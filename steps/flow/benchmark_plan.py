@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from core.config import option_name
+from core.training import DIVERGED
 from core.verdict import log_grid
 from steps.cli.options import as_param
 from steps.flow.launch import Child, make_child, runs_by_id
@@ -280,7 +281,8 @@ def read_results(parent, trials: list[Trial], outcomes: dict, metric: dict, hist
 
 
 def diverged(trial: Trial) -> bool:
-    return trial.reason.startswith("training diverged")
+    """Whether the trial's run failed by diverging (its failure reason is the loop's DivergenceError)."""
+    return trial.reason.startswith(DIVERGED)
 
 
 def winners(plan: Plan) -> dict:
