@@ -1,80 +1,46 @@
-"""The frozen configuration of one training run: every option, resolved.
+"""The frozen configuration of one training run: every option, resolved, and declared here once.
 
-Click builds it at the edge (``steps``); ``core`` only reads it. Field names are
-the CLI option names with ``_`` for ``-`` (``lambda`` is ``lam`` here, since
-``lambda`` is a Python keyword); :meth:`TrainConfig.params` gives them back under
-their CLI names for logging.
+Each field of :class:`TrainConfig` is an option (:func:`core.schema.option`): its group, codec,
+default, help and who reads it. Click builds the config at the edge (``steps``); ``core`` only
+reads it. Field names are the CLI option names with ``_`` for ``-`` (``lambda`` is ``lam``
+here, since ``lambda`` is a Python keyword); :meth:`TrainConfig.params` gives them back under
+their CLI names for logging, :meth:`TrainConfig.from_params` reads them back.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import asdict, dataclass, fields
 
-from . import functions, models, optimizers, schedules
+from . import functions, models, optimizers, penalties, schedules, schema
 from .mlp import check_hidden
 from .penalties import Penalty
-
-# The options each optimizer reads (everything else is data, model or loop).
-DTYPES = ("float64", "float32")
-OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
-SYNTHETIC_OPTIONS = ("n_samples", "n_features", "n_informative", "noise", "data_seed")
-TEST_FUNCTIONS = functions.NAMES
-BUILT_IN_DATASETS = ("seed", "synthetic", *TEST_FUNCTIONS)
-# The options each test function reads besides the point (ill_conditioned's kappa).
-FUNCTION_OPTIONS = {"ill_conditioned": ("condition_number",)}
-# The options a test function never reads: it has no data, no model, no batches, no split. The
-# data and model ones are refused when set (steps.runner), the loop ones by TrainConfig.
-FUNCTION_IGNORES = (*SYNTHETIC_OPTIONS, "target", "model", "hidden")
-FUNCTION_REFUSES = ("fit_intercept", "standardize", "batch_size", "validation_fraction", "patience")
-# How a run without hidden layers logs --hidden (steps.options.as_param), or an empty list.
-NO_LAYERS = ("", "none")
-# The schedule options each schedule reads.
-SCHEDULE_OPTIONS = {
-    "step": ("lr_step_size", "lr_gamma"),
-    "multistep": ("lr_milestones", "lr_gamma"),
-    "exponential": ("lr_gamma",),
-    "linear": ("lr_start_factor", "lr_end_factor", "lr_total_iters"),
-    "polynomial": ("lr_total_iters", "lr_poly_power"),
-    "cosine_restarts": ("lr_t0", "lr_t_mult", "lr_eta_min"),
-    "onecycle": ("lr_pct_start", "lr_anneal_strategy", "lr_div_factor", "lr_final_div_factor", "lr_three_phase"),
-    "cyclic": ("lr_max_lr", "lr_step_size_up", "lr_step_size_down", "lr_mode", "lr_cyclic_gamma"),
-    "plateau": (
-        "lr_factor",
-        "lr_patience",
-        "lr_threshold",
-        "lr_threshold_mode",
-        "lr_cooldown",
-        "lr_min_lr",
-        "lr_monitor",
-    ),
-    "invscaling": ("lr_power",),
-}
-# The losses the plateau schedule can monitor (the metrics the loop logs each epoch).
-MONITORS = ("loss", "val_loss")
-# The penalty options each penalty reads.
-PENALTY_OPTIONS = {"l1": ("lambda", "l1_method"), "l2": ("lambda",), "elasticnet": ("lambda", "l1_ratio", "l1_method")}
-
-
-# core.schedules.make's keywords (its options), each read from the TrainConfig field schedule_field names.
-SCHEDULE_KEYWORDS = tuple(
-    p.name
-    for p in inspect.signature(schedules.make).parameters.values()
-    if p.kind is p.KEYWORD_ONLY and p.name != "epochs"
+from .schema import (  # the codecs
+    CSV,
+    DATA,
+    LOOP,
+    MODEL,
+    NONE_WORDS,
+    OPTIMIZER,
+    PENALTY,
+    Choice,
+    Flag,
+    Init,
+    Number,
+    OrNone,
+    Text,
+    Whole,
+    option,
+    spec_of,
+    spell,
 )
 
-
-def schedule_field(keyword: str) -> str:
-    """The TrainConfig field of a keyword of :func:`core.schedules.make`: ``gamma`` is ``lr_gamma``,
-    the warmup's keep their names."""
-    return keyword if keyword.startswith("warmup_") else f"lr_{keyword}"
-
-
-def option_name(field: str) -> str:
-    """The CLI name (``_`` form) of a :class:`TrainConfig` field: ``lam`` is ``lambda``, which is
-    a Python keyword; every other field has its option's name."""
-    return "lambda" if field == "lam" else field
+DTYPES = ("float64", "float32")
+TEST_FUNCTIONS = functions.NAMES
+BUILT_IN_DATASETS = ("seed", "synthetic", *TEST_FUNCTIONS)
+MONITORS = schedules.MONITORS
+# The warmup's defaults: core.schedules.make's.
+_WARMUP = {p.name: p.default for p in inspect.signature(schedules.make).parameters.values() if "warmup" in p.name}
 
 
 def unused_options(settings: dict) -> set[str]:
@@ -96,17 +62,14 @@ def unused_options(settings: dict) -> set[str]:
     unused: set[str] = set()
     dataset = settings.get("dataset")
     if dataset is not None:
-        unused.update(o for o in SYNTHETIC_OPTIONS if dataset != "synthetic")
-        if dataset in BUILT_IN_DATASETS:
-            unused.add("target")
-        own = FUNCTION_OPTIONS.get(dataset, ())
-        unused.update(o for opts in FUNCTION_OPTIONS.values() for o in opts if o not in own)
+        kind = dataset if dataset in BUILT_IN_DATASETS else CSV
+        unused.update(o for o, readers in DATASET_OPTIONS.items() if kind not in readers)
         if dataset in TEST_FUNCTIONS:
             unused.update(FUNCTION_IGNORES + FUNCTION_REFUSES)
             if settings.get("init") not in (None, "normal"):
                 unused.add("seed")  # nothing is drawn
     layers = settings.get("hidden")  # a tuple of widths, as logged ("16,8", "none"), or parsed (16)
-    if layers is not None and _spelled(layers).strip().lower() in NO_LAYERS:
+    if layers is not None and spell(layers).strip().lower() in NONE_WORDS:
         unused.add("hidden")  # no hidden layers: the neuron
     network = layers is not None and "hidden" not in unused  # torch's init draws from --seed
     if settings.get("model") == "logistic":
@@ -133,143 +96,615 @@ def unused_options(settings: dict) -> set[str]:
     return unused
 
 
-def _spelled(value) -> str:
-    """A list option's value as logged: "16,8" for (16, 8), "16" for 16, the string itself."""
-    if isinstance(value, str):
-        return value
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     # data
-    dataset: str = "seed"
-    target: str = "y"
-    n_samples: int = 200
-    n_features: int = 10
-    n_informative: int = 3
-    noise: float = 0.1
-    data_seed: int = 0
-    condition_number: float = functions.DEFAULT_CONDITION_NUMBER
-    validation_fraction: float = 0.0
-    dtype: str = "float64"
-    standardize: bool = False
+    dataset: str = option(
+        DATA,
+        "seed",
+        Text(),
+        "'seed' (the lesson's 2x2 set), 'synthetic', a CSV path/URI, or a 2-D test function: rosenbrock, "
+        "beale, himmelblau, rastrigin, booth, ill_conditioned. synthetic draws X ~ N(0, 1) and y = f(X "
+        "w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
+        "activation (a ReLU teacher for relu); for logistic, labels y ~ Bernoulli(sigmoid(X w)). A test "
+        "function has no data and no model: the two parameters are the point (x, y), the loss is f(x, y) "
+        "(docs/tutorials.md: Test functions).",
+    )
+    target: str = option(
+        DATA,
+        "y",
+        Text(),
+        "CSV column to predict; every other column is a feature. For --model logistic: two labels, "
+        "numbers or text, taken as 0 and 1 in sorted order.",
+        datasets=(CSV,),
+    )
+    n_samples: int = option(
+        DATA,
+        200,
+        Number(whole=True, low=1),
+        "Synthetic data: number of rows.",
+        datasets=("synthetic",),
+    )
+    n_features: int = option(
+        DATA,
+        10,
+        Number(whole=True, low=1),
+        "Synthetic data: number of features.",
+        datasets=("synthetic",),
+    )
+    n_informative: int = option(
+        DATA,
+        3,
+        Number(whole=True, low=0),
+        "Synthetic data: how many true weights are non-zero.",
+        datasets=("synthetic",),
+    )
+    noise: float = option(
+        DATA,
+        0.1,
+        Number(low=0.0),
+        "Synthetic data: standard deviation of the target noise (a logistic teacher has none).",
+        datasets=("synthetic",),
+    )
+    data_seed: int = option(
+        DATA,
+        0,
+        Number(whole=True, low=0),
+        "Synthetic data: random seed of the generator.",
+        datasets=("synthetic",),
+    )
+    condition_number: float = option(
+        DATA,
+        functions.DEFAULT_CONDITION_NUMBER,
+        Number(low=1.0),
+        "--dataset ill_conditioned: kappa (>= 1) of f = (x^2 + kappa*y^2)/2, the ratio of its curvatures.",
+        datasets=("ill_conditioned",),
+    )
+    validation_fraction: float = option(
+        DATA,
+        0.0,
+        Number(low=0.0, high=1.0, high_open=True),
+        "Share of rows held out (seeded split) for val_loss and early stopping.",
+        test_function="refuses",
+    )
+    dtype: str = option(
+        DATA,
+        "float64",
+        Choice(DTYPES),
+        "Precision of data and weights; float32 halves the memory traffic of every step.",
+    )
+    standardize: bool = option(
+        DATA,
+        False,
+        Flag(),
+        "z-score the features with the training split's mean and population std (scikit-learn's "
+        "StandardScaler; a constant column is only centred); validation rows use the same statistics. "
+        "The logged model standardizes raw inputs itself; for the neuron, weights.json also gives the "
+        "weights in the data's units ('original').",
+        test_function="refuses",
+    )
     # model
-    model: str = "relu"
-    hidden: tuple[int, ...] = ()  # ReLU hidden layers' widths in front of the model's unit: () none
-    fit_intercept: bool = False
-    init: str = "seed"
+    model: str = option(
+        MODEL,
+        "relu",
+        Choice(models.MODELS),
+        "The lesson's ReLU neuron, a linear model (both on the MSE), or logistic: a sigmoid neuron on "
+        "the log loss (binary cross-entropy) for a target of two labels; it logs accuracy too.",
+        test_function="ignores",
+    )
+    hidden: tuple[int, ...] = option(
+        MODEL,
+        (),
+        Whole(1),
+        "ReLU hidden layers in front of the --model's unit, their widths: 16, or 16,8 (empty: none, the "
+        "single neuron). --model linear --hidden 16 is a network for regression (MSE), --model logistic "
+        "--hidden 16 a classifier (log loss). torch's nn.Linear layers and default init (drawn with "
+        "--seed for --init seed; docs/tutorials.md: A small network).",
+        test_function="ignores",
+    )
+    fit_intercept: bool = option(
+        MODEL,
+        False,
+        Flag(),
+        "Learn a bias (never penalized or decayed); starts at 0.",
+        test_function="refuses",
+    )
+    init: str = option(
+        MODEL,
+        "seed",
+        Init(models.INITS),
+        "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1) (a test function's classic start); "
+        "'zeros'; 'normal' draws N(0, 1/d) with --seed; or comma-separated numbers, one per parameter "
+        "(the weights, then the bias with --fit-intercept true; a test function's x,y). With --hidden: "
+        "'seed' is torch's default nn.Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) drawn with --seed; "
+        "'normal' N(0, 1/fan_in) weights, biases 0; numbers: every weight (W1 row-major, W2, ...), then "
+        "every bias; 'zeros' is refused.",
+    )
     # loop
-    epochs: int = 100
-    batch_size: int = 0
-    learning_rate: float = 0.01
-    lr_schedule: str = "constant"
-    lr_step_size: int = 30
-    lr_gamma: float = 0.1
-    lr_power: float = 0.25
-    lr_milestones: tuple[int, ...] = (30, 60, 90)
-    lr_start_factor: float = 1 / 3
-    lr_end_factor: float = 1.0
-    lr_total_iters: int = 5
-    lr_t0: int = 10
-    lr_t_mult: int = 1
-    lr_eta_min: float = 0.0
-    lr_poly_power: float = 1.0
-    lr_pct_start: float = 0.3
-    lr_anneal_strategy: str = "cos"
-    lr_div_factor: float = 25.0
-    lr_final_div_factor: float = 1e4
-    lr_three_phase: bool = False
-    lr_max_lr: float = 0.1
-    lr_step_size_up: int = 10
-    lr_step_size_down: int = 0
-    lr_mode: str = "triangular"
-    lr_cyclic_gamma: float = 1.0
-    lr_factor: float = 0.1
-    lr_patience: int = 10
-    lr_threshold: float = 1e-4
-    lr_threshold_mode: str = "rel"
-    lr_cooldown: int = 0
-    lr_min_lr: float = 0.0
-    lr_monitor: str = "loss"
-    warmup_epochs: int = 0
-    warmup_start_factor: float = 1 / 3
-    patience: int = 0
-    clip_norm: float = 0.0
-    clip_value: float = 0.0
-    log_every: int = 1
-    seed: int = 0
-    # optimizer (None: torch.optim's default for the chosen optimizer)
-    optimizer: str = "sgd"
-    momentum: float | None = None
-    dampening: float | None = None
-    nesterov: bool | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    epsilon: float | None = None
-    amsgrad: bool | None = None
-    weight_decay: float | None = None
-    alpha: float | None = None
-    centered: bool | None = None
-    lr_decay: float | None = None
-    momentum_decay: float | None = None
-    decoupled_weight_decay: bool | None = None
-    rho: float | None = None
-    lambd: float | None = None
-    t0: float | None = None
-    eta_minus: float | None = None
-    eta_plus: float | None = None
-    step_size_min: float | None = None
-    step_size_max: float | None = None
-    beta2_decay: float | None = None
-    eps1: float | None = None  # None here and in torch: the dtype's machine epsilon
-    eps2: float | None = None
-    d: float | None = None
-    max_iter: int | None = None
-    max_eval: int | None = None  # None here and in torch: max_iter * 5 // 4
-    tolerance_grad: float | None = None
-    tolerance_change: float | None = None
-    history_size: int | None = None
-    line_search_fn: str | None = None  # None here and in torch: a fixed step
+    epochs: int = option(
+        LOOP,
+        100,
+        Number(whole=True, low=1),
+        "Passes over the training data.",
+    )
+    batch_size: int = option(
+        LOOP,
+        0,
+        Number(whole=True, low=0),
+        "Mini-batch size; 0 means full batch (the lesson).",
+        test_function="refuses",
+    )
+    learning_rate: float = option(
+        LOOP,
+        0.01,
+        Number(low=0.0, low_open=True),
+        "Step size (the base rate of the schedule).",
+    )
+    lr_schedule: str = option(
+        LOOP,
+        "constant",
+        Choice(schedules.SCHEDULES),
+        "Learning rate per epoch, as torch's lr_scheduler steps it: constant, step (x gamma every "
+        "step-size epochs), multistep (x gamma at each milestone), exponential (x gamma each epoch), "
+        "linear (start-factor to end-factor over total-iters epochs), polynomial (to 0 over total-iters "
+        "epochs, power poly-power), cosine (to 0 over the epochs), cosine_restarts (to eta-min over T_0 "
+        "epochs, then again over T_0*T_mult, ...), onecycle (OneCycleLR: up to the learning rate, the "
+        "peak, then far below it), cyclic (CyclicLR: between the learning rate and max-lr), plateau "
+        "(ReduceLROnPlateau: x factor when the monitored loss stops falling), invscaling (lr / "
+        "(e+1)^power). onecycle and cyclic change the rate only, as torch's do with "
+        "cycle_momentum=False: the optimizer's momentum/beta1 stays as set.",
+    )
+    lr_step_size: int = option(
+        LOOP,
+        schedules.default("step_size"),
+        Number(whole=True, low=1),
+        "Epochs between decays of the 'step' schedule.",
+    )
+    lr_gamma: float = option(
+        LOOP,
+        schedules.default("gamma"),
+        Number(low=0.0, high=1.0, low_open=True),
+        "Decay factor of the 'step', 'multistep' and 'exponential' schedules.",
+    )
+    lr_power: float = option(
+        LOOP,
+        schedules.default("power"),
+        Number(low=0.0),
+        "Exponent of the 'invscaling' schedule.",
+    )
+    lr_milestones: tuple[int, ...] = option(
+        LOOP,
+        schedules.default("milestones"),
+        Whole(0, increasing=True),
+        "Epochs (comma-separated) of the 'multistep' decays.",
+    )
+    lr_start_factor: float = option(
+        LOOP,
+        schedules.default("start_factor"),
+        Number(low=0.0, high=1.0, low_open=True),
+        "'linear': the first epoch's factor.",
+    )
+    lr_end_factor: float = option(
+        LOOP,
+        schedules.default("end_factor"),
+        Number(low=0.0, high=1.0, low_open=True),
+        "'linear': the factor from total-iters on.",
+    )
+    lr_total_iters: int = option(
+        LOOP,
+        schedules.default("total_iters"),
+        Number(whole=True, low=1),
+        "'linear': epochs from start to end factor; 'polynomial': epochs to 0.",
+    )
+    lr_t0: int = option(
+        LOOP,
+        schedules.default("t0"),
+        Number(whole=True, low=1),
+        "'cosine_restarts': epochs of the first cycle (T_0).",
+    )
+    lr_t_mult: int = option(
+        LOOP,
+        schedules.default("t_mult"),
+        Number(whole=True, low=1),
+        "'cosine_restarts': growth of each next cycle (T_mult).",
+    )
+    lr_eta_min: float = option(
+        LOOP,
+        schedules.default("eta_min"),
+        Number(low=0.0),
+        "'cosine_restarts': the lowest rate (eta_min).",
+    )
+    lr_poly_power: float = option(
+        LOOP,
+        schedules.default("poly_power"),
+        Number(low=0.0),
+        "'polynomial': the power of (1 - e/total-iters) (PolynomialLR's power; --lr-power is invscaling's).",
+    )
+    lr_pct_start: float = option(
+        LOOP,
+        schedules.default("pct_start"),
+        Number(low=0.0, high=1.0),
+        "'onecycle': share of the epochs spent rising to the peak (--learning-rate is OneCycleLR's max_lr).",
+    )
+    lr_anneal_strategy: str = option(
+        LOOP,
+        schedules.default("anneal_strategy"),
+        Choice(schedules.ANNEAL_STRATEGIES),
+        "'onecycle': the shape of each phase, cosine or straight.",
+    )
+    lr_div_factor: float = option(
+        LOOP,
+        schedules.default("div_factor"),
+        Number(low=1.0),
+        "'onecycle': the first epoch's rate is learning-rate / div-factor.",
+    )
+    lr_final_div_factor: float = option(
+        LOOP,
+        schedules.default("final_div_factor"),
+        Number(low=1.0),
+        "'onecycle': the last rate is the first one / final-div-factor.",
+    )
+    lr_three_phase: bool = option(
+        LOOP,
+        schedules.default("three_phase"),
+        Flag(),
+        "'onecycle': come back down to the first rate symmetrically, then anneal to the last (the "
+        "paper's three phases).",
+    )
+    lr_max_lr: float = option(
+        LOOP,
+        schedules.default("max_lr"),
+        Number(low=0.0, low_open=True),
+        "'cyclic': the peak rate (CyclicLR's max_lr), >= --learning-rate, the base rate.",
+    )
+    lr_step_size_up: int = option(
+        LOOP,
+        schedules.default("step_size_up"),
+        Number(whole=True, low=1),
+        "'cyclic': epochs from the base rate up to max-lr (torch's 2000 counts batches; gdlab steps by epoch).",
+    )
+    lr_step_size_down: int = option(
+        LOOP,
+        schedules.default("step_size_down"),
+        Number(whole=True, low=0),
+        "'cyclic': epochs from max-lr back down; 0 = step-size-up (torch's None).",
+    )
+    lr_mode: str = option(
+        LOOP,
+        schedules.default("mode"),
+        Choice(schedules.CYCLIC_MODES),
+        "'cyclic': triangular (every cycle the same), triangular2 (each cycle half as high), exp_range "
+        "(the height x cyclic-gamma^epoch).",
+    )
+    lr_cyclic_gamma: float = option(
+        LOOP,
+        schedules.default("cyclic_gamma"),
+        Number(low=0.0, high=1.0, low_open=True),
+        "'cyclic' with --lr-mode exp_range: the height's factor per epoch (CyclicLR's gamma; 1 = triangular).",
+        needs="it acts in --lr-mode exp_range only",
+    )
+    lr_factor: float = option(
+        LOOP,
+        schedules.default("factor"),
+        Number(low=0.0, high=1.0, low_open=True, high_open=True),
+        "'plateau': the rate's factor at each reduction.",
+    )
+    lr_patience: int = option(
+        LOOP,
+        schedules.default("patience"),
+        Number(whole=True, low=0),
+        "'plateau': epochs without improvement tolerated before a reduction (not --patience, early stopping's).",
+    )
+    lr_threshold: float = option(
+        LOOP,
+        schedules.default("threshold"),
+        Number(low=0.0),
+        "'plateau': how much lower than the best the loss must be to count as an improvement.",
+    )
+    lr_threshold_mode: str = option(
+        LOOP,
+        schedules.default("threshold_mode"),
+        Choice(schedules.THRESHOLD_MODES),
+        "'plateau': rel (below best*(1-threshold)) or abs (below best-threshold).",
+    )
+    lr_cooldown: int = option(
+        LOOP,
+        schedules.default("cooldown"),
+        Number(whole=True, low=0),
+        "'plateau': epochs ignored after each reduction.",
+    )
+    lr_min_lr: float = option(
+        LOOP,
+        schedules.default("min_lr"),
+        Number(low=0.0),
+        "'plateau': the lowest rate, below --learning-rate (a cut smaller than 1e-8, torch's eps, is skipped).",
+    )
+    lr_monitor: str = option(
+        LOOP,
+        schedules.default("monitor"),
+        Choice(schedules.MONITORS),
+        "'plateau': the loss it watches, each epoch's as logged; val_loss needs --validation-fraction > 0.",
+    )
+    warmup_epochs: int = option(
+        LOOP,
+        _WARMUP["warmup_epochs"],
+        Number(whole=True, low=0),
+        "Linear warmup before the schedule (torch's SequentialLR of LinearLR then the schedule): from "
+        "warmup-start-factor x lr to lr over this many epochs; 0 = none. Not with onecycle (its own "
+        "warmup: --lr-pct-start) or plateau (SequentialLR cannot hold ReduceLROnPlateau).",
+    )
+    warmup_start_factor: float = option(
+        LOOP,
+        _WARMUP["warmup_start_factor"],
+        Number(low=0.0, high=1.0, low_open=True),
+        "The warmup's first factor (torch's LinearLR default 1/3).",
+        needs="it is the warmup's first factor: give --warmup-epochs > 0",
+    )
+    patience: int = option(
+        LOOP,
+        0,
+        Number(whole=True, low=0),
+        "Early stopping: stop after this many epochs without a lower val_loss; 0 turns it off.",
+        test_function="refuses",
+    )
+    clip_norm: float = option(
+        LOOP,
+        0.0,
+        Number(low=0.0),
+        "Clip the gradient's L2 norm (bias and penalty included) to this before each step, as torch's "
+        "clip_grad_norm_; 0 = off.",
+    )
+    clip_value: float = option(
+        LOOP,
+        0.0,
+        Number(low=0.0),
+        "Clip each gradient entry into [-v, v] before each step (after --clip-norm), as torch's "
+        "clip_grad_value_; 0 = off.",
+    )
+    log_every: int = option(
+        LOOP,
+        1,
+        Number(whole=True, low=1),
+        "Log metrics every N epochs (the last epoch always).",
+    )
+    seed: int = option(
+        LOOP,
+        0,
+        Number(whole=True, low=0),
+        "Seed for shuffling, 'normal' initialization and the split.",
+    )
+    # optimizer
+    optimizer: str = option(
+        OPTIMIZER,
+        "sgd",
+        Choice(optimizers.OPTIMIZERS),
+        "The update rule (torch.optim's).",
+    )
+    momentum: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "momentum factor.",
+    )
+    dampening: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "dampening of the momentum buffer.",
+    )
+    nesterov: bool | None = option(
+        OPTIMIZER,
+        None,
+        Flag(),
+        "Nesterov momentum (needs momentum > 0, dampening 0).",
+    )
+    beta1: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, high=1.0, high_open=True),
+        "decay rate of the first moment, in [0, 1).",
+    )
+    beta2: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, high=1.0, high_open=True),
+        "decay rate of the second moment (Adamax: of the infinity norm), in [0, 1).",
+    )
+    epsilon: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "term added to the denominator.",
+    )
+    amsgrad: bool | None = option(
+        OPTIMIZER,
+        None,
+        Flag(),
+        "AMSGrad (running max of the raw second moment).",
+    )
+    weight_decay: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "weight decay (AdamW: decoupled, default 0.01; NAdam/RAdam: in the gradient unless "
+        "--decoupled-weight-decay, default 0; Lion, Adafactor: decoupled, default 0).",
+    )
+    alpha: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, high=1.0),
+        "RMSprop: smoothing constant of the squared-gradient average; ASGD: power of the step-size decay.",
+    )
+    centered: bool | None = option(
+        OPTIMIZER,
+        None,
+        Flag(),
+        "normalize by the gradient's estimated variance.",
+    )
+    lr_decay: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "learning-rate decay, lr / (1 + (t-1) * lr_decay).",
+    )
+    momentum_decay: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "psi of the momentum schedule.",
+    )
+    decoupled_weight_decay: bool | None = option(
+        OPTIMIZER,
+        None,
+        Flag(),
+        "apply --weight-decay as AdamW does (decoupled) instead of in the gradient.",
+    )
+    rho: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, high=1.0),
+        "decay rate of the squared-gradient and squared-step averages.",
+    )
+    lambd: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "decay term of the step size.",
+    )
+    t0: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "the step at which averaging starts.",
+    )
+    eta_minus: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, high=1.0, low_open=True, high_open=True),
+        "step-size factor on a sign flip.",
+    )
+    eta_plus: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=1.0, low_open=True),
+        "step-size factor while the sign holds.",
+    )
+    step_size_min: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "smallest step size.",
+    )
+    step_size_max: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0, low_open=True),
+        "largest step size (they start at the learning rate).",
+    )
+    beta2_decay: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(high=0.0),
+        "the second moment's decay rate at step t is 1 - t^beta2_decay (<= 0).",
+    )
+    eps1: float | None = option(
+        OPTIMIZER,
+        None,
+        OrNone(Number(low=0.0)),
+        "the floor of the RMS denominator (>= 0); none = the dtype's machine epsilon.",
+    )
+    eps2: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "the floor of the parameter RMS in the step size.",
+    )
+    d: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=1.0),
+        "clipping threshold (>= 1) of the update's RMS.",
+    )
+    max_iter: int | None = option(
+        OPTIMIZER,
+        None,
+        Number(whole=True, low=1),
+        "iterations per step (epoch).",
+    )
+    max_eval: int | None = option(
+        OPTIMIZER,
+        None,
+        OrNone(Number(whole=True, low=1)),
+        "objective evaluations per step (>= 1); none = max-iter * 5 // 4.",
+    )
+    tolerance_grad: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "a step stops once the gradient's largest entry is <= this.",
+    )
+    tolerance_change: float | None = option(
+        OPTIMIZER,
+        None,
+        Number(low=0.0),
+        "a step stops once the move or the objective's change is below this.",
+    )
+    history_size: int | None = option(
+        OPTIMIZER,
+        None,
+        Number(whole=True, low=1),
+        "how many (step, gradient change) pairs the inverse Hessian is built from.",
+    )
+    line_search_fn: str | None = option(
+        OPTIMIZER,
+        None,
+        OrNone(Choice(("strong_wolfe",))),
+        "none (a fixed step: the learning rate) or strong_wolfe (a line search from it).",
+    )
     # penalty
-    penalty: str = "none"
-    lam: float = 0.0
-    l1_ratio: float = 0.5
-    l1_method: str = "prox"
+    penalty: str = option(
+        PENALTY,
+        "none",
+        Choice(penalties.PENALTIES),
+        "Regularizer R(w): l1 = sum|w|, l2 = sum w^2, elasticnet = l1_ratio*sum|w| + (1-l1_ratio)*sum w^2.",
+    )
+    lam: float = option(
+        PENALTY,
+        0.0,
+        Number(low=0.0),
+        "Penalty strength: the objective is the loss (MSE; log loss for logistic) + lambda * R(w).",
+        penalties=("l1", "l2", "elasticnet"),
+        name="lambda",
+    )
+    l1_ratio: float = option(
+        PENALTY,
+        0.5,
+        Number(low=0.0, high=1.0),
+        "Elastic net: share of the L1 term.",
+        penalties=("elasticnet",),
+    )
+    l1_method: str = option(
+        PENALTY,
+        "prox",
+        Choice(penalties.L1_METHODS),
+        "How the L1 term acts: 'prox' soft-thresholds after each step (exact zeros); 'subgradient' adds "
+        "lambda*sign(w) to the gradient (for teaching).",
+        penalties=("l1", "elasticnet"),
+    )
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"{f.name} must be a finite number, got {v}")
-        if self.optimizer not in optimizers.OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
-        if self.epochs < 1:
-            raise ValueError("epochs must be >= 1")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be > 0")
-        if self.batch_size < 0:
-            raise ValueError("batch_size must be >= 0 (0 = full batch)")
-        if self.clip_norm < 0 or self.clip_value < 0:
-            raise ValueError("clip_norm and clip_value must be >= 0 (0 = no clipping)")
-        if self.patience < 0:
-            raise ValueError("patience must be >= 0 (0 = no early stopping)")
-        self.schedule()  # the schedule's own checks: its name, step size and gamma
+        for f in fields(self):  # every option's codec: its choices, its range, finite numbers
+            value = getattr(self, f.name)
+            if value is not None or f.default is not None:  # None: the optimizer's own default (torch's)
+                spec_of(f).codec.check(value, option_name(f.name))
+        self.schedule()  # the schedule's own checks: its options together, the warmup
         self._check_plateau()
-        if self.log_every < 1:
-            raise ValueError("log_every must be >= 1")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError("validation_fraction must be in [0, 1)")
         if self.patience and self.validation_fraction == 0 and self.dataset not in TEST_FUNCTIONS:
             raise ValueError("patience (early stopping) needs a validation split: set validation_fraction > 0")
         models.explicit_init(self.init)  # a named init, or finite numbers (counted once the data is known)
         check_hidden(self.hidden)
         if self.hidden and self.init == "zeros":
             raise ValueError("init zeros cannot train a network (every hidden unit stays the same); use seed or normal")
-        if self.condition_number < 1:
-            raise ValueError(f"condition_number must be >= 1, got {self.condition_number}")
         if self.dataset in TEST_FUNCTIONS:
             self._check_test_function()
         if self.optimizer == "lbfgs":
@@ -299,13 +734,21 @@ class TrainConfig:
         if Penalty(self.penalty, self.lam, self.l1_ratio, self.l1_method).uses_prox:
             raise ValueError("lbfgs cannot apply the L1 prox: use l1_method subgradient (or another optimizer)")
 
+    def schedule_options(self) -> dict:
+        """The chosen schedule's own options, as its builder's keywords (``lr_gamma`` is ``gamma``):
+        each --lr-<keyword> option is a keyword of one or more of :data:`core.schedules.BUILDERS`."""
+        return {k: getattr(self, f"lr_{k}") for k in schedules.DEFAULTS[self.lr_schedule]}
+
     def schedule(self):
-        """The learning rate as a function of the epoch (:func:`core.schedules.make`), each of
-        ``make``'s keywords taken from the field of the same name with ``lr_`` in front (the
-        warmup's as they are): a schedule option is a keyword of ``make`` and a field here, and
-        nothing maps one onto the other by hand."""
-        kwargs = {name: getattr(self, schedule_field(name)) for name in SCHEDULE_KEYWORDS}
-        return schedules.make(self.lr_schedule, self.learning_rate, epochs=self.epochs, **kwargs)
+        """The learning rate as a function of the epoch (:func:`core.schedules.make`)."""
+        return schedules.make(
+            self.lr_schedule,
+            self.learning_rate,
+            epochs=self.epochs,
+            warmup_epochs=self.warmup_epochs,
+            warmup_start_factor=self.warmup_start_factor,
+            **self.schedule_options(),
+        )
 
     def plateau(self) -> schedules.Plateau | None:
         """The 'plateau' schedule's feedback piece (:func:`core.schedules.plateau`), None for any other
@@ -313,24 +756,14 @@ class TrainConfig:
         :mod:`core.schedules`); :meth:`schedule` gives the base rate, epoch 0's."""
         if self.lr_schedule != "plateau":
             return None
-        return schedules.plateau(
-            self.learning_rate,
-            factor=self.lr_factor,
-            patience=self.lr_patience,
-            threshold=self.lr_threshold,
-            threshold_mode=self.lr_threshold_mode,
-            cooldown=self.lr_cooldown,
-            min_lr=self.lr_min_lr,
-        )
+        return schedules.plateau(self.learning_rate, **self.schedule_options())
 
     def _check_plateau(self) -> None:
-        if self.plateau() is None:  # (building it checks its hyperparameters)
+        if self.lr_schedule != "plateau" or self.lr_monitor != "val_loss":
             return
-        if self.lr_monitor not in MONITORS:
-            raise ValueError(f"lr_monitor must be one of {', '.join(MONITORS)}, got {self.lr_monitor!r}")
-        if self.lr_monitor == "val_loss" and self.dataset in TEST_FUNCTIONS:
+        if self.dataset in TEST_FUNCTIONS:
             raise ValueError(f"lr_monitor val_loss needs a validation split; {self.dataset} has no data to split")
-        if self.lr_monitor == "val_loss" and self.validation_fraction == 0:
+        if self.validation_fraction == 0:
             raise ValueError("lr_monitor val_loss needs a validation split: set validation_fraction > 0")
 
     # What core.training.load_data reads: configs with equal data keys load the same arrays (the
@@ -350,10 +783,26 @@ class TrainConfig:
         "seed",
         "standardize",
     )
+    # The data fields that set how the arrays are stored (precision, layout), not which rows they hold.
+    LAYOUT_FIELDS = ("dtype", "batch_size")
 
-    def data_key(self) -> tuple:
-        """The identity of the data this config trains on (:data:`DATA_FIELDS`' values)."""
-        return tuple(getattr(self, f) for f in self.DATA_FIELDS)
+    def data_key(self, layout: bool = True) -> tuple:
+        """The identity of the data this config loads, the one the worker's cache, the report's
+        surfaces and the reuse check go by: :data:`DATA_FIELDS`' values, None for those the run
+        does not read (another dataset's options; the seed when there is no split to draw).
+        Without ``layout`` the same rows in another dtype or layout have the same key."""
+        unused = unused_options({option_name(f.name): getattr(self, f.name) for f in fields(self)})
+        if self.validation_fraction == 0:
+            unused.add("seed")  # load_data draws nothing else with it
+        return tuple(
+            None if f in unused else getattr(self, f) for f in self.DATA_FIELDS if layout or f not in self.LAYOUT_FIELDS
+        )
+
+    def surface_key(self) -> tuple:
+        """The identity of the loss surface a run moves on: the rows it trains on (:meth:`data_key`
+        without the layout) and what else its objective reads (a bias, a test function's kappa)."""
+        kappa = self.condition_number if self.dataset in FUNCTION_OPTIONS else None
+        return (*self.data_key(layout=False), self.fit_intercept, kappa)
 
     def optimizer_hyper(self) -> dict:
         """The chosen optimizer's hyperparameters, torch's defaults filled in."""
@@ -371,11 +820,10 @@ class TrainConfig:
         kwargs = {}
         for f in fields(cls):
             raw = params.get(option_name(f.name))
-            optional = str(f.type).endswith("| None")  # "float | None": a float, or absent
+            optional = f.default is None  # an optimizer's option: a number, or absent (torch's default)
             if raw is None or raw == "None" or (optional and str(raw).lower() == "none"):
                 continue
-            kind = str(f.type).split(" | ")[0]
-            kwargs[f.name] = _parse(str(raw), kind, f.name)
+            kwargs[f.name] = spec_of(f).codec.parse(str(raw), f.name)
         return cls(**kwargs)
 
     def params(self) -> dict:
@@ -390,20 +838,46 @@ class TrainConfig:
         return {k: v for k, v in out.items() if k not in unused}
 
 
-def _parse(raw: str, kind: str, name: str):
-    """A logged param's string as the field's type (``kind``: "str", "int", "float", "bool" or a
-    tuple of ints, logged comma-separated)."""
-    if kind.startswith("tuple"):
-        if raw.strip().lower() in NO_LAYERS:  # an empty list
-            return ()
-        return tuple(_parse(part.strip(), "int", name) for part in raw.split(",") if part.strip())
-    if kind == "bool":
-        if raw.lower() not in ("true", "false"):
-            raise ValueError(f"{name} must be true or false, got {raw!r}")
-        return raw.lower() == "true"
-    if kind == "int":
-        number = float(raw)
-        if not number.is_integer():
-            raise ValueError(f"{name} must be a whole number, got {raw!r}")
-        return int(number)
-    return float(raw) if kind == "float" else raw
+# ----------------------------------------------------------------------- derived from the fields
+
+# Every option under its CLI name ("_" form): its field (default, type) and spec (core.schema.Spec).
+OPTIONS = {spec_of(f).name or f.name: f for f in fields(TrainConfig)}
+SPECS = {name: spec_of(f) for name, f in OPTIONS.items()}
+_OPTION_NAMES = {f.name: name for name, f in OPTIONS.items()}
+GROUPS = {group: tuple(o for o, spec in SPECS.items() if spec.group == group) for group in schema.GROUPS}
+# Who reads an option that not every run reads, by what reads it (the optimizers' and the
+# schedules' read off their builders' signatures; the datasets' and penalties' from the specs).
+OPTIMIZER_OPTIONS = {name: tuple(d) for name, d in optimizers.DEFAULTS.items()}
+SCHEDULE_OPTIONS = {name: tuple(f"lr_{k}" for k in d) for name, d in schedules.DEFAULTS.items() if d}
+PENALTY_OPTIONS = {
+    p: own for p in penalties.PENALTIES if (own := tuple(o for o, spec in SPECS.items() if p in spec.penalties))
+}
+DATASET_OPTIONS = {o: spec.datasets for o, spec in SPECS.items() if spec.datasets}
+SYNTHETIC_OPTIONS = tuple(o for o, readers in DATASET_OPTIONS.items() if "synthetic" in readers)
+# The options each test function reads besides the point (ill_conditioned's kappa).
+FUNCTION_OPTIONS = {
+    fn: own for fn in TEST_FUNCTIONS if (own := tuple(o for o, r in DATASET_OPTIONS.items() if fn in r))
+}
+# The options a test function never reads (it has no data, no model, no batches, no split): the
+# data and model ones are refused when set (steps.run.runner), the loop ones by TrainConfig.
+FUNCTION_IGNORES = tuple(
+    o
+    for o, spec in SPECS.items()
+    if spec.test_function == "ignores" or (spec.datasets and not set(spec.datasets) & set(TEST_FUNCTIONS))
+)
+FUNCTION_REFUSES = tuple(o for o, spec in SPECS.items() if spec.test_function == "refuses")
+# Options that act only when another option has a value of its own, and what to say otherwise.
+NEEDS = {o: spec.needs for o, spec in SPECS.items() if spec.needs}
+# Which choice owns an option, for the message that refuses it (steps.run.runner).
+OWNERS = (
+    ("optimizer", OPTIMIZER_OPTIONS),
+    ("penalty", PENALTY_OPTIONS),
+    ("lr_schedule", SCHEDULE_OPTIONS),
+    ("dataset", FUNCTION_OPTIONS),
+)
+
+
+def option_name(field: str) -> str:
+    """The CLI name (``_`` form) of a :class:`TrainConfig` field: ``lam`` is ``lambda``, which is
+    a Python keyword; every other field has its option's name."""
+    return _OPTION_NAMES.get(field, field)

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .lbfgs import Closure, Lbfgs, LbfgsState, lbfgs  # noqa: F401  (torch keeps L-BFGS in a module of its own)
+from .schema import keyword_defaults
 
 
 class Optimizer(NamedTuple):
@@ -638,10 +639,7 @@ OPTIMIZERS = tuple(BUILDERS)
 # The builders' arguments that describe the parameters' layout, not hyperparameters.
 LAYOUT = ("mask", "tensors")
 # torch.optim's defaults, per optimizer: read off the builders' own signatures (their one statement).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    name: {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in LAYOUT}
-    for name, fn in BUILDERS.items()
-}
+DEFAULTS: dict[str, dict[str, Any]] = keyword_defaults(BUILDERS, leave_out=LAYOUT)
 
 
 def default(option: str) -> Any:

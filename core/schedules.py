@@ -48,127 +48,87 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-SCHEDULES = (
-    "constant",
-    "step",
-    "multistep",
-    "exponential",
-    "linear",
-    "polynomial",
-    "cosine",
-    "cosine_restarts",
-    "onecycle",
-    "cyclic",
-    "plateau",
-    "invscaling",
-)
+from .schema import keyword_defaults
+
 ANNEAL_STRATEGIES = ("cos", "linear")
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 THRESHOLD_MODES = ("rel", "abs")
+# The losses the plateau schedule can monitor (the metrics the loop logs each epoch).
+MONITORS = ("loss", "val_loss")
 # Schedules with a warmup of their own (onecycle), or that torch's SequentialLR cannot hold (plateau).
 NO_WARMUP = ("onecycle", "plateau")
 
-
-def make(
-    name: str,
-    lr: float,
-    *,
-    epochs: int,
-    step_size: int = 30,
-    gamma: float = 0.1,
-    power: float = 0.25,
-    milestones: tuple[int, ...] = (),
-    start_factor: float = 1 / 3,
-    end_factor: float = 1.0,
-    total_iters: int = 5,
-    t0: int = 10,
-    t_mult: int = 1,
-    eta_min: float = 0.0,
-    poly_power: float = 1.0,
-    pct_start: float = 0.3,
-    anneal_strategy: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    three_phase: bool = False,
-    max_lr: float | None = None,
-    step_size_up: int = 10,
-    step_size_down: int = 0,
-    mode: str = "triangular",
-    cyclic_gamma: float = 1.0,
-    warmup_epochs: int = 0,
-    warmup_start_factor: float = 1 / 3,
-) -> Callable[[int], float]:
-    """The schedule ``name`` as a function of the epoch; refuses what no schedule could use.
-
-    ``poly_power`` is :func:`polynomial`'s power (``power`` is invscaling's); ``pct_start`` to
-    ``three_phase`` are :func:`onecycle`'s, ``max_lr`` to ``cyclic_gamma`` :func:`cyclic`'s
-    (its gamma), each checked there when that schedule is chosen.
-    """
-    _check(step_size, gamma, milestones, start_factor, end_factor, total_iters, t0, t_mult, warmup_epochs,
-           warmup_start_factor)  # fmt: skip
-    if warmup_epochs and name in NO_WARMUP:
-        why = "has a warmup of its own (pct_start)" if name == "onecycle" else "cannot follow a warmup"
-        raise ValueError(f"the {name} schedule {why}: leave warmup_epochs at 0")
-    if warmup_epochs >= epochs > 0:
-        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({epochs}), else the "
-                         f"{name} schedule never starts and the rate never reaches {lr}")  # fmt: skip
-    if name == "cosine_restarts" and not 0.0 <= eta_min <= lr:
-        raise ValueError(f"eta_min must be >= 0 and at most the learning rate ({lr}): it is each cycle's lowest rate")
-    if name == "polynomial":
-        main = polynomial(lr, total_iters=total_iters, power=poly_power)
-    elif name == "onecycle":
-        main = onecycle(lr, total_steps=epochs, pct_start=pct_start, anneal_strategy=anneal_strategy,
-                        div_factor=div_factor, final_div_factor=final_div_factor, three_phase=three_phase)  # fmt: skip
-    elif name == "cyclic":
-        if max_lr is None:
-            raise ValueError("the cyclic schedule needs max_lr")
-        main = cyclic(lr, max_lr=max_lr, step_size_up=step_size_up, step_size_down=step_size_down, mode=mode,
-                      gamma=cyclic_gamma)  # fmt: skip
-    else:
-        main = _schedule(name, lr, epochs - warmup_epochs, step_size, gamma, power, sorted(milestones),
-                         start_factor, end_factor, total_iters, t0, t_mult, eta_min)  # fmt: skip
-    if not warmup_epochs:
-        return main
-    rise = (1.0 - warmup_start_factor) / warmup_epochs
-    return lambda e: lr * (warmup_start_factor + rise * e) if e < warmup_epochs else main(e - warmup_epochs)
+Schedule = Callable[[int], float]
 
 
-def _check(step_size, gamma, milestones, start_factor, end_factor, total_iters, t0, t_mult, warmup, warmup_start):
-    """The checks of the older schedules' options and the warmup's, whichever schedule is chosen
-    (polynomial, onecycle, cyclic and plateau check their own when they are chosen)."""
-    if step_size < 1:
-        raise ValueError(f"step_size must be >= 1, got {step_size}")
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-    for factor, what in ((start_factor, "start_factor"), (end_factor, "end_factor"), (warmup_start, "warmup")):
-        if not 0.0 < factor <= 1.0:
-            raise ValueError(f"{what} must be in (0, 1], got {factor}")
-    if total_iters < 1 or t0 < 1 or t_mult < 1 or warmup < 0:
-        raise ValueError("total_iters, T_0 and T_mult must be >= 1, warmup_epochs >= 0")
+def _at_least(value, low, name: str) -> None:
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _factor(value: float, name: str) -> None:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+
+
+def constant(lr: float, *, epochs: int) -> Schedule:
+    """The rate never changes."""
+    return lambda e: lr
+
+
+def step(lr: float, *, epochs: int, step_size: int = 30, gamma: float = 0.1) -> Schedule:
+    """torch's ``StepLR``: times ``gamma`` every ``step_size`` epochs."""
+    _at_least(step_size, 1, "step_size")
+    _factor(gamma, "gamma")
+    return lambda e: lr * gamma ** (e // step_size)
+
+
+def multistep(lr: float, *, epochs: int, milestones: tuple[int, ...] = (30, 60, 90), gamma: float = 0.1) -> Schedule:
+    """torch's ``MultiStepLR``: times ``gamma`` at each milestone (an epoch)."""
     if any(m < 0 for m in milestones):
         raise ValueError(f"milestones must be epochs >= 0, got {list(milestones)}")
+    _factor(gamma, "gamma")
+    marks = sorted(milestones)
+    return lambda e: lr * gamma ** bisect.bisect_right(marks, e)
 
 
-def _schedule(name, lr, epochs, step_size, gamma, power, milestones, start, end, total, t0, t_mult, eta_min):
-    if name in ("constant", "plateau"):  # plateau: the rate before any feedback (see plateau())
-        return lambda e: lr
-    if name == "step":
-        return lambda e: lr * gamma ** (e // step_size)
-    if name == "multistep":
-        return lambda e: lr * gamma ** bisect.bisect_right(milestones, e)
-    if name == "exponential":
-        return lambda e: lr * gamma**e
-    if name == "linear":
-        return lambda e: lr * (start + (end - start) * min(e, total) / total)
-    if name == "cosine":
-        return lambda e: lr * (1.0 + math.cos(math.pi * e / epochs)) / 2.0
-    if name == "cosine_restarts":
-        return lambda e: eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * _restart(e, t0, t_mult))) / 2.0
-    if name == "invscaling":
-        return lambda e: lr / (e + 1) ** power
-    raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+def exponential(lr: float, *, epochs: int, gamma: float = 0.1) -> Schedule:
+    """torch's ``ExponentialLR``: times ``gamma`` each epoch."""
+    _factor(gamma, "gamma")
+    return lambda e: lr * gamma**e
+
+
+def linear(
+    lr: float, *, epochs: int, start_factor: float = 1 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
+    """torch's ``LinearLR``: the factor goes from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs."""
+    _factor(start_factor, "start_factor")
+    _factor(end_factor, "end_factor")
+    _at_least(total_iters, 1, "total_iters")
+    return lambda e: lr * (start_factor + (end_factor - start_factor) * min(e, total_iters) / total_iters)
+
+
+def cosine(lr: float, *, epochs: int) -> Schedule:
+    """torch's ``CosineAnnealingLR`` with T_max = the epochs and eta_min = 0."""
+    return lambda e: lr * (1.0 + math.cos(math.pi * e / epochs)) / 2.0
+
+
+def cosine_restarts(lr: float, *, epochs: int, t0: int = 10, t_mult: int = 1, eta_min: float = 0.0) -> Schedule:
+    """torch's ``CosineAnnealingWarmRestarts``: to ``eta_min`` over ``t0`` epochs, then over
+    ``t0 * t_mult``, and so on."""
+    _at_least(t0, 1, "T_0")
+    _at_least(t_mult, 1, "T_mult")
+    if not 0.0 <= eta_min <= lr:
+        raise ValueError(f"eta_min must be >= 0 and at most the learning rate ({lr}): it is each cycle's lowest rate")
+    return lambda e: eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * _restart(e, t0, t_mult))) / 2.0
+
+
+def invscaling(lr: float, *, epochs: int, power: float = 0.25) -> Schedule:
+    """scikit-learn's ``invscaling``: lr / (e + 1) ** power."""
+    _at_least(power, 0.0, "power")
+    return lambda e: lr / (e + 1) ** power
 
 
 def _restart(e: int, t0: int, t_mult: int) -> float:
@@ -183,31 +143,32 @@ def _restart(e: int, t0: int, t_mult: int) -> float:
 # --------------------------------------------------------------------------- polynomial, onecycle, cyclic
 
 
-def polynomial(lr: float, *, total_iters: int = 5, power: float = 1.0) -> Callable[[int], float]:
+def polynomial(lr: float, *, epochs: int, total_iters: int = 5, poly_power: float = 1.0) -> Schedule:
     r"""torch's ``PolynomialLR``: the rate falls from ``lr`` to 0 over ``total_iters`` epochs,
 
-    .. math:: \eta_e = \eta \, (1 - \min(e, T) / T)^{p}, \qquad T = \text{total\_iters},\ p = \text{power}
+    .. math:: \eta_e = \eta \, (1 - \min(e, T) / T)^{p}, \qquad T = \text{total\_iters},\ p = \text{poly\_power}
 
-    and stays 0 from epoch T on (power 1, torch's default, is a straight line).
+    and stays 0 from epoch T on (power 1, torch's default, is a straight line). ``poly_power`` is
+    torch's ``power`` (gdlab's ``power`` is :func:`invscaling`'s).
     """
-    if total_iters < 1:
-        raise ValueError(f"total_iters must be >= 1, got {total_iters}")
-    if not power >= 0.0:
-        raise ValueError(f"power must be >= 0, got {power}")
-    return lambda e: lr * (1.0 - min(e, total_iters) / total_iters) ** power
+    _at_least(total_iters, 1, "total_iters")
+    if not poly_power >= 0.0:
+        raise ValueError(f"power must be >= 0, got {poly_power}")
+    return lambda e: lr * (1.0 - min(e, total_iters) / total_iters) ** poly_power
 
 
 def onecycle(
-    max_lr: float,
+    lr: float,
     *,
-    total_steps: int,
+    epochs: int,
     pct_start: float = 0.3,
     anneal_strategy: str = "cos",
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
     three_phase: bool = False,
-) -> Callable[[int], float]:
-    r"""torch's ``OneCycleLR`` with ``cycle_momentum=False`` (the rate only; momentum stays as set).
+) -> Schedule:
+    r"""torch's ``OneCycleLR`` with ``cycle_momentum=False`` (the rate only; momentum stays as set);
+    ``lr`` is its ``max_lr`` and ``epochs`` its ``total_steps``.
 
     From :math:`\eta_0 = \eta_{max} / \text{div\_factor}` the rate anneals (``cos``:
     :math:`b + (a - b)(1 + \cos \pi t) / 2`, or ``linear``: :math:`a + (b - a) t`, t in [0, 1]
@@ -217,6 +178,7 @@ def onecycle(
     comes back to :math:`\eta_0` at step 2 s, symmetrically, and only then anneals to
     :math:`\eta_{min}`. A step is an epoch here, so T (``total_steps``) is the number of epochs.
     """
+    max_lr, total_steps = lr, epochs
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     if not 0.0 <= pct_start <= 1.0:
@@ -263,15 +225,17 @@ def _anneal_linear(start: float, end: float, pct: float) -> float:
 
 
 def cyclic(
-    base_lr: float,
+    lr: float,
     *,
-    max_lr: float,
+    epochs: int,
+    max_lr: float = 0.1,
     step_size_up: int = 10,
     step_size_down: int = 0,
     mode: str = "triangular",
-    gamma: float = 1.0,
-) -> Callable[[int], float]:
-    r"""torch's ``CyclicLR`` with ``cycle_momentum=False`` (the rate only; momentum stays as set).
+    cyclic_gamma: float = 1.0,
+) -> Schedule:
+    r"""torch's ``CyclicLR`` with ``cycle_momentum=False`` (the rate only; momentum stays as set);
+    ``lr`` is its ``base_lr`` and ``cyclic_gamma`` its ``gamma`` (gdlab's ``gamma`` is :func:`step`'s).
 
     With :math:`u` = ``step_size_up``, :math:`d` = ``step_size_down`` (0: the same as u) and the
     cycle :math:`c = \lfloor 1 + e / (u + d) \rfloor`, :math:`x = 1 + e / (u + d) - c`:
@@ -284,6 +248,7 @@ def cyclic(
     :math:`\gamma^e` (``exp_range``). torch's default step_size_up is 2000 *batches*; gdlab steps
     once an epoch, and its default is 10 epochs.
     """
+    base_lr, gamma = lr, cyclic_gamma
     if max_lr < base_lr:
         raise ValueError(f"max_lr ({max_lr}) must be >= the base learning rate ({base_lr})")
     if step_size_up < 1 or step_size_down < 0:
@@ -335,6 +300,7 @@ def plateau(
     threshold_mode: str = "rel",
     cooldown: int = 0,
     min_lr: float = 0.0,
+    monitor: str = "loss",
     eps: float = 1e-8,
 ) -> Plateau:
     r"""torch's ``ReduceLROnPlateau`` in mode 'min', as a pure pair: the rate falls when the metric
@@ -349,7 +315,8 @@ def plateau(
               \quad \text{if the rate falls by more than eps}
 
     and the cooldown starts. ``init()`` starts at ``lr`` with best = inf. The caller feeds each
-    epoch's monitored loss after that epoch's step; the rate returned is the next epoch's.
+    epoch's ``monitor`` loss (one of :data:`MONITORS`, as the loop logs it; Keras's
+    ReduceLROnPlateau names it so) after that epoch's step; the rate returned is the next epoch's.
     """
     if not 0.0 < factor < 1.0:
         raise ValueError(f"factor must be in (0, 1), got {factor}")
@@ -363,6 +330,8 @@ def plateau(
         raise ValueError(f"min_lr must be >= 0 and below the learning rate ({lr}), else the rate never falls")
     if not eps >= 0.0:
         raise ValueError(f"eps must be >= 0, got {eps}")
+    if monitor not in MONITORS:
+        raise ValueError(f"lr_monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
     rel = threshold_mode == "rel"
 
     def init() -> PlateauState:
@@ -385,3 +354,63 @@ def plateau(
         return rate, PlateauState(rate, best, bad, cool)
 
     return Plateau(init, update)
+
+
+# --------------------------------------------------------------------------- the schedules by name
+
+
+def _plateau_rate(lr: float, *, epochs: int, **options) -> Schedule:
+    """plateau's rate before any feedback, the constant base rate (its feedback piece is
+    :func:`plateau`, which checks ``options``)."""
+    plateau(lr, **options)
+    return lambda e: lr
+
+
+# Each schedule's builder: ``builder(lr, *, epochs, **its options)``. Its keyword-only arguments
+# after ``epochs`` are the options the schedule reads (gdlab's --lr-<name> options), with their
+# defaults: the one statement of both, as core.optimizers' builders are for the optimizers.
+BUILDERS: dict[str, Callable[..., Schedule]] = {
+    "constant": constant,
+    "step": step,
+    "multistep": multistep,
+    "exponential": exponential,
+    "linear": linear,
+    "polynomial": polynomial,
+    "cosine": cosine,
+    "cosine_restarts": cosine_restarts,
+    "onecycle": onecycle,
+    "cyclic": cyclic,
+    "plateau": plateau,
+    "invscaling": invscaling,
+}
+SCHEDULES = tuple(BUILDERS)
+# The options each schedule reads and their defaults; not options: the run's length, plateau's eps (torch's).
+DEFAULTS: dict[str, dict[str, Any]] = keyword_defaults(BUILDERS, leave_out=("epochs", "eps"))
+
+
+def default(option: str) -> Any:
+    """A schedule option's default, the same in every builder that reads it (tests check they agree)."""
+    return next(d[option] for d in DEFAULTS.values() if option in d)
+
+
+def make(
+    name: str, lr: float, *, epochs: int, warmup_epochs: int = 0, warmup_start_factor: float = 1 / 3, **options
+) -> Schedule:
+    """The schedule ``name`` as a function of the epoch, with its own ``options`` (its builder's
+    keywords; an option of another schedule is a TypeError) and an optional linear warmup."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    _at_least(warmup_epochs, 0, "warmup_epochs")
+    _factor(warmup_start_factor, "warmup")
+    if warmup_epochs and name in NO_WARMUP:
+        why = "has a warmup of its own (pct_start)" if name == "onecycle" else "cannot follow a warmup"
+        raise ValueError(f"the {name} schedule {why}: leave warmup_epochs at 0")
+    if warmup_epochs >= epochs > 0:
+        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({epochs}), else the "
+                         f"{name} schedule never starts and the rate never reaches {lr}")  # fmt: skip
+    builder = _plateau_rate if name == "plateau" else BUILDERS[name]
+    main = builder(lr, epochs=epochs - warmup_epochs, **options)
+    if not warmup_epochs:
+        return main
+    rise = (1.0 - warmup_start_factor) / warmup_epochs
+    return lambda e: lr * (warmup_start_factor + rise * e) if e < warmup_epochs else main(e - warmup_epochs)

@@ -156,7 +156,7 @@ def test_a_schedule_sets_each_epochs_rate_and_logs_only_its_own_options(tracking
     assert (params["lr_max_lr"], params["lr_step_size_up"], params["lr_mode"]) == ("0.05", "3", "triangular")
     assert not {"lr_cyclic_gamma", "lr_pct_start", "lr_factor", "lr_poly_power", "lr_monitor"} & set(params)
     history = sorted(tracking.client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)
-    rate = schedules.cyclic(0.01, max_lr=0.05, step_size_up=3)
+    rate = schedules.cyclic(0.01, epochs=12, max_lr=0.05, step_size_up=3)
     assert [m.value for m in history] == [rate(e) for e in range(12)]
 
 

@@ -819,3 +819,16 @@ def test_logistic_runs_show_their_accuracy_and_are_drawn_on_the_log_loss():
         -np.mean(y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z))))
     )
     assert Z[0, 0] == pytest.approx(log_loss(z, y), rel=1e-14)
+
+
+def test_a_logged_param_is_read_by_its_options_codec_and_a_foreign_one_is_guessed():
+    from steps.report.compare_table import parse_param
+
+    assert parse_param("1", "learning_rate") == 1.0
+    assert isinstance(parse_param("1", "learning_rate"), float)
+    assert parse_param("100", "epochs") == 100
+    assert isinstance(parse_param("100", "epochs"), int)
+    assert parse_param("2.5", "epochs") == "2.5"  # not a whole number: shown as logged
+    assert parse_param("none", "eps1") == "none"
+    assert parse_param("1e-3", "eps1") == 0.001
+    assert (parse_param("7", "contender"), parse_param("abc", "x"), parse_param("inf", "x")) == (7, "abc", "inf")

@@ -434,9 +434,14 @@ def test_invalid_hyperparameters_are_refused_with_torchs_messages(make, message)
         make()
 
 
-def test_invalid_hyperparameters_are_refused_when_training_starts():
-    cfg = TrainConfig(optimizer="adam", beta1=1.0)
-    with pytest.raises(ValueError, match="Invalid beta parameter at index 0"):
+def test_a_hyperparameter_out_of_its_options_range_is_refused_by_the_config():
+    with pytest.raises(ValueError, match=re.escape("beta1 must be in [0, 1), got 1.0")):
+        TrainConfig(optimizer="adam", beta1=1.0)
+
+
+def test_invalid_hyperparameters_together_are_refused_when_training_starts():
+    cfg = TrainConfig(optimizer="rprop", step_size_min=10.0, step_size_max=1.0)  # each in range, not together
+    with pytest.raises(ValueError, match=re.escape("Invalid step sizes: 10.0, 1.0")):
         training.fit(cfg, training.load_data(cfg))
 
 

@@ -201,7 +201,6 @@ def test_the_new_schedules_defaults_are_torchs():
         ("onecycle", {"warmup_epochs": 3}, "onecycle schedule has a warmup of its own"),
         ("plateau", {"warmup_epochs": 1}, "plateau schedule cannot follow a warmup"),
         ("cyclic", {"max_lr": 0.05}, r"max_lr \(0.05\) must be >= the base learning rate \(0.1\)"),
-        ("cyclic", {}, "needs max_lr"),
         ("cyclic", {"max_lr": 0.5, "mode": "sine"}, "mode must be one of triangular, triangular2, exp_range"),
         ("cyclic", {"max_lr": 0.5, "step_size_up": 0}, "step_size_up must be >= 1"),
         ("cyclic", {"max_lr": 0.5, "cyclic_gamma": 1.5}, r"gamma must be in \(0, 1\]"),

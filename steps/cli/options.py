@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from core import functions, models, optimizers, penalties, schedules
-from core.config import DTYPES, MONITORS, TrainConfig
+from core import config, models, optimizers, schema
 
-
-def as_param(value) -> str:
-    """A value as MLflow params and MLproject defaults spell it (booleans and None as the CLI takes them)."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value)) or "none"  # an empty list (no hidden layers) is "none"
-    return str(value)
+as_param = schema.spell  # a value as MLflow params and MLproject defaults spell it
 
 
 class FiniteFloat(click.FloatRange):
@@ -164,6 +154,26 @@ class Opt:
         return click.option(*names, type=self.type, default=self.default, show_default=True, help=self.help)
 
 
+def click_type(codec: schema.Codec) -> Any:
+    """The Click type of a codec of :mod:`core.schema` (its checks, as Click words them)."""
+    if isinstance(codec, schema.OrNone):
+        return NoneOr(click_type(codec.inner))
+    if isinstance(codec, schema.Choice):
+        return click.Choice(codec.choices)
+    if isinstance(codec, schema.Flag):
+        return click.BOOL
+    if isinstance(codec, schema.Whole):
+        return IntList() if codec.increasing else Widths()
+    if isinstance(codec, schema.Init):
+        return Init()
+    if isinstance(codec, schema.Number):
+        bounds = {"min": codec.low, "max": codec.high}
+        if codec.whole:
+            return click.IntRange(**bounds)
+        return FiniteFloat(**bounds, min_open=codec.low_open, max_open=codec.high_open)
+    return str
+
+
 NAMES = {
     "sgd": "SGD",
     "adam": "Adam",
@@ -198,534 +208,27 @@ PER_OPTIMIZER = sorted(
     }
 )
 
-# Every option's default is the config's (core.config.TrainConfig); the optimizer options',
-# torch.optim's, as core.optimizers states them (the config leaves them to the optimizer).
-CONFIG = {f.name: f.default for f in fields(TrainConfig)}
-TORCH = {name: optimizers.default(name) for opts in optimizers.DEFAULTS.values() for name in opts}
 
-_opts = [
-    # data
-    Opt(
-        "dataset",
-        str,
-        CONFIG["dataset"],
-        "'seed' (the lesson's 2x2 set), 'synthetic', a CSV path/URI, or a 2-D test function: "
-        f"{', '.join(functions.NAMES)}. synthetic draws X ~ N(0, 1) and "
-        "y = f(X w) + noise, with --n-informative weights from U(0.5, 2), the rest 0, and f the --model's "
-        "activation (a ReLU teacher for relu); for logistic, labels y ~ Bernoulli(sigmoid(X w)). A test "
-        "function has no data and no model: the two parameters are the point (x, y), the loss is f(x, y) "
-        "(docs/tutorials.md: Test functions).",
-    ),
-    Opt(
-        "target",
-        str,
-        CONFIG["target"],
-        "CSV column to predict; every other column is a feature. For --model logistic: two labels, numbers "
-        "or text, taken as 0 and 1 in sorted order.",
-    ),
-    Opt("n-samples", click.IntRange(1), CONFIG["n_samples"], "Synthetic data: number of rows."),
-    Opt("n-features", click.IntRange(1), CONFIG["n_features"], "Synthetic data: number of features."),
-    Opt(
-        "n-informative",
-        click.IntRange(0),
-        CONFIG["n_informative"],
-        "Synthetic data: how many true weights are non-zero.",
-    ),
-    Opt(
-        "noise",
-        NON_NEGATIVE,
-        CONFIG["noise"],
-        "Synthetic data: standard deviation of the target noise (a logistic teacher has none).",
-    ),
-    Opt("data-seed", click.IntRange(0), CONFIG["data_seed"], "Synthetic data: random seed of the generator."),
-    Opt(
-        "condition-number",
-        FiniteFloat(1.0),
-        CONFIG["condition_number"],
-        "--dataset ill_conditioned: kappa (>= 1) of f = (x^2 + kappa*y^2)/2, the ratio of its curvatures.",
-    ),
-    Opt(
-        "validation-fraction",
-        fraction(max_open=True),
-        CONFIG["validation_fraction"],
-        "Share of rows held out (seeded split) for val_loss and early stopping.",
-    ),
-    Opt(
-        "dtype",
-        click.Choice(DTYPES),
-        CONFIG["dtype"],
-        "Precision of data and weights; float32 halves the memory traffic of every step.",
-    ),
-    Opt(
-        "standardize",
-        click.BOOL,
-        CONFIG["standardize"],
-        "z-score the features with the training split's mean and population std (scikit-learn's "
-        "StandardScaler; a constant column is only centred); validation rows use the same statistics. "
-        "The logged model standardizes raw inputs itself; for the neuron, weights.json also gives the weights in the "
-        "data's units ('original').",
-    ),
-    # model
-    Opt(
-        "model",
-        click.Choice(models.MODELS),
-        CONFIG["model"],
-        "The lesson's ReLU neuron, a linear model (both on the MSE), or logistic: a sigmoid neuron on the "
-        "log loss (binary cross-entropy) for a target of two labels; it logs accuracy too.",
-    ),
-    Opt(
-        "hidden",
-        Widths(),
-        CONFIG["hidden"],
-        "ReLU hidden layers in front of the --model's unit, their widths: 16, or 16,8 (empty: none, the "
-        "single neuron). --model linear --hidden 16 is a network for regression (MSE), --model logistic "
-        "--hidden 16 a classifier (log loss). torch's nn.Linear layers and default init (drawn with --seed "
-        "for --init seed; docs/tutorials.md: A small network).",
-    ),
-    Opt(
-        "fit-intercept",
-        click.BOOL,
-        CONFIG["fit_intercept"],
-        "Learn a bias (never penalized or decayed); starts at 0.",
-    ),
-    Opt(
-        "init",
-        Init(),
-        CONFIG["init"],
-        "Initial weights: 'seed' is the lesson's w_i = 0.1*(i+1) (a test function's classic start); "
-        "'zeros'; 'normal' draws N(0, 1/d) with --seed; or comma-separated numbers, one per parameter "
-        "(the weights, then the bias with --fit-intercept true; a test function's x,y). With --hidden: "
-        "'seed' is torch's default nn.Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) drawn with --seed; "
-        "'normal' N(0, 1/fan_in) weights, biases 0; numbers: every weight (W1 row-major, W2, ...), then "
-        "every bias; 'zeros' is refused.",
-    ),
-    # loop
-    Opt("epochs", click.IntRange(1), CONFIG["epochs"], "Passes over the training data."),
-    Opt("batch-size", click.IntRange(0), CONFIG["batch_size"], "Mini-batch size; 0 means full batch (the lesson)."),
-    Opt("learning-rate", POSITIVE, CONFIG["learning_rate"], "Step size (the base rate of the schedule)."),
-    Opt(
-        "lr-schedule",
-        click.Choice(schedules.SCHEDULES),
-        CONFIG["lr_schedule"],
-        "Learning rate per epoch, as torch's lr_scheduler steps it: constant, step (x gamma every "
-        "step-size epochs), multistep (x gamma at each milestone), exponential (x gamma each epoch), "
-        "linear (start-factor to end-factor over total-iters epochs), polynomial (to 0 over total-iters "
-        "epochs, power poly-power), cosine (to 0 over the epochs), "
-        "cosine_restarts (to eta-min over T_0 epochs, then again over T_0*T_mult, ...), "
-        "onecycle (OneCycleLR: up to the learning rate, the peak, then far below it), "
-        "cyclic (CyclicLR: between the learning rate and max-lr), "
-        "plateau (ReduceLROnPlateau: x factor when the monitored loss stops falling), "
-        "invscaling (lr / (e+1)^power). onecycle and cyclic change the rate only, as torch's do with "
-        "cycle_momentum=False: the optimizer's momentum/beta1 stays as set.",
-    ),
-    Opt("lr-step-size", click.IntRange(1), CONFIG["lr_step_size"], "Epochs between decays of the 'step' schedule."),
-    Opt(
-        "lr-gamma",
-        fraction(min_open=True),
-        CONFIG["lr_gamma"],
-        "Decay factor of the 'step', 'multistep' and 'exponential' schedules.",
-    ),
-    Opt("lr-power", NON_NEGATIVE, CONFIG["lr_power"], "Exponent of the 'invscaling' schedule."),
-    Opt("lr-milestones", IntList(), CONFIG["lr_milestones"], "Epochs (comma-separated) of the 'multistep' decays."),
-    Opt("lr-start-factor", fraction(min_open=True), CONFIG["lr_start_factor"], "'linear': the first epoch's factor."),
-    Opt("lr-end-factor", fraction(min_open=True), CONFIG["lr_end_factor"], "'linear': the factor from total-iters on."),
-    Opt(
-        "lr-total-iters",
-        click.IntRange(1),
-        CONFIG["lr_total_iters"],
-        "'linear': epochs from start to end factor; 'polynomial': epochs to 0.",
-    ),
-    Opt(
-        "lr-poly-power",
-        NON_NEGATIVE,
-        CONFIG["lr_poly_power"],
-        "'polynomial': the power of (1 - e/total-iters) (PolynomialLR's power; --lr-power is invscaling's).",
-    ),
-    Opt("lr-t0", click.IntRange(1), CONFIG["lr_t0"], "'cosine_restarts': epochs of the first cycle (T_0)."),
-    Opt("lr-t-mult", click.IntRange(1), CONFIG["lr_t_mult"], "'cosine_restarts': growth of each next cycle (T_mult)."),
-    Opt("lr-eta-min", NON_NEGATIVE, CONFIG["lr_eta_min"], "'cosine_restarts': the lowest rate (eta_min)."),
-    Opt(
-        "lr-pct-start",
-        fraction(),
-        CONFIG["lr_pct_start"],
-        "'onecycle': share of the epochs spent rising to the peak (--learning-rate is OneCycleLR's max_lr).",
-    ),
-    Opt(
-        "lr-anneal-strategy",
-        click.Choice(schedules.ANNEAL_STRATEGIES),
-        CONFIG["lr_anneal_strategy"],
-        "'onecycle': the shape of each phase, cosine or straight.",
-    ),
-    Opt(
-        "lr-div-factor",
-        FiniteFloat(1.0),
-        CONFIG["lr_div_factor"],
-        "'onecycle': the first epoch's rate is learning-rate / div-factor.",
-    ),
-    Opt(
-        "lr-final-div-factor",
-        FiniteFloat(1.0),
-        CONFIG["lr_final_div_factor"],
-        "'onecycle': the last rate is the first one / final-div-factor.",
-    ),
-    Opt(
-        "lr-three-phase",
-        click.BOOL,
-        CONFIG["lr_three_phase"],
-        "'onecycle': come back down to the first rate symmetrically, then anneal to the last (the paper's "
-        "three phases).",
-    ),
-    Opt(
-        "lr-max-lr",
-        POSITIVE,
-        CONFIG["lr_max_lr"],
-        "'cyclic': the peak rate (CyclicLR's max_lr), >= --learning-rate, the base rate.",
-    ),
-    Opt(
-        "lr-step-size-up",
-        click.IntRange(1),
-        CONFIG["lr_step_size_up"],
-        "'cyclic': epochs from the base rate up to max-lr (torch's 2000 counts batches; gdlab steps by epoch).",
-    ),
-    Opt(
-        "lr-step-size-down",
-        click.IntRange(0),
-        CONFIG["lr_step_size_down"],
-        "'cyclic': epochs from max-lr back down; 0 = step-size-up (torch's None).",
-    ),
-    Opt(
-        "lr-mode",
-        click.Choice(schedules.CYCLIC_MODES),
-        CONFIG["lr_mode"],
-        "'cyclic': triangular (every cycle the same), triangular2 (each cycle half as high), "
-        "exp_range (the height x cyclic-gamma^epoch).",
-    ),
-    Opt(
-        "lr-cyclic-gamma",
-        fraction(min_open=True),
-        CONFIG["lr_cyclic_gamma"],
-        "'cyclic' with --lr-mode exp_range: the height's factor per epoch (CyclicLR's gamma; 1 = triangular).",
-    ),
-    Opt(
-        "lr-factor",
-        fraction(min_open=True, max_open=True),
-        CONFIG["lr_factor"],
-        "'plateau': the rate's factor at each reduction.",
-    ),
-    Opt(
-        "lr-patience",
-        click.IntRange(0),
-        CONFIG["lr_patience"],
-        "'plateau': epochs without improvement tolerated before a reduction (not --patience, early stopping's).",
-    ),
-    Opt(
-        "lr-threshold",
-        NON_NEGATIVE,
-        CONFIG["lr_threshold"],
-        "'plateau': how much lower than the best the loss must be to count as an improvement.",
-    ),
-    Opt(
-        "lr-threshold-mode",
-        click.Choice(schedules.THRESHOLD_MODES),
-        CONFIG["lr_threshold_mode"],
-        "'plateau': rel (below best*(1-threshold)) or abs (below best-threshold).",
-    ),
-    Opt("lr-cooldown", click.IntRange(0), CONFIG["lr_cooldown"], "'plateau': epochs ignored after each reduction."),
-    Opt(
-        "lr-min-lr",
-        NON_NEGATIVE,
-        CONFIG["lr_min_lr"],
-        "'plateau': the lowest rate, below --learning-rate (a cut smaller than 1e-8, torch's eps, is skipped).",
-    ),
-    Opt(
-        "lr-monitor",
-        click.Choice(MONITORS),
-        CONFIG["lr_monitor"],
-        "'plateau': the loss it watches, each epoch's as logged; val_loss needs --validation-fraction > 0.",
-    ),
-    Opt(
-        "warmup-epochs",
-        click.IntRange(0),
-        CONFIG["warmup_epochs"],
-        "Linear warmup before the schedule (torch's SequentialLR of LinearLR then the schedule): "
-        "from warmup-start-factor x lr to lr over this many epochs; 0 = none. Not with onecycle (its own "
-        "warmup: --lr-pct-start) or plateau (SequentialLR cannot hold ReduceLROnPlateau).",
-    ),
-    Opt(
-        "warmup-start-factor",
-        fraction(min_open=True),
-        CONFIG["warmup_start_factor"],
-        "The warmup's first factor (torch's LinearLR default 1/3).",
-    ),
-    Opt(
-        "patience",
-        click.IntRange(0),
-        CONFIG["patience"],
-        "Early stopping: stop after this many epochs without a lower val_loss; 0 turns it off.",
-    ),
-    Opt(
-        "clip-norm",
-        NON_NEGATIVE,
-        CONFIG["clip_norm"],
-        "Clip the gradient's L2 norm (bias and penalty included) to this before each step, as torch's "
-        "clip_grad_norm_; 0 = off.",
-    ),
-    Opt(
-        "clip-value",
-        NON_NEGATIVE,
-        CONFIG["clip_value"],
-        "Clip each gradient entry into [-v, v] before each step (after --clip-norm), as torch's "
-        "clip_grad_value_; 0 = off.",
-    ),
-    Opt("log-every", click.IntRange(1), CONFIG["log_every"], "Log metrics every N epochs (the last epoch always)."),
-    Opt("seed", click.IntRange(0), CONFIG["seed"], "Seed for shuffling, 'normal' initialization and the split."),
-    # optimizer
-    Opt("optimizer", click.Choice(optimizers.OPTIMIZERS), CONFIG["optimizer"], "The update rule (torch.optim's)."),
-    Opt("momentum", NON_NEGATIVE, TORCH["momentum"], readers("momentum", "momentum factor.")),
-    Opt("dampening", NON_NEGATIVE, TORCH["dampening"], readers("dampening", "dampening of the momentum buffer.")),
-    Opt(
-        "nesterov",
-        click.BOOL,
-        TORCH["nesterov"],
-        readers("nesterov", "Nesterov momentum (needs momentum > 0, dampening 0)."),
-    ),
-    Opt(
-        "beta1", fraction(max_open=True), TORCH["beta1"], readers("beta1", "decay rate of the first moment, in [0, 1).")
-    ),
-    Opt(
-        "beta2",
-        fraction(max_open=True),
-        TORCH["beta2"],
-        readers("beta2", "decay rate of the second moment (Adamax: of the infinity norm), in [0, 1)."),
-    ),
-    Opt("epsilon", NON_NEGATIVE, TORCH["epsilon"], readers("epsilon", "term added to the denominator.")),
-    Opt("amsgrad", click.BOOL, TORCH["amsgrad"], readers("amsgrad", "AMSGrad (running max of the raw second moment).")),
-    Opt(
-        "weight-decay",
-        NON_NEGATIVE,
-        TORCH["weight_decay"],
-        readers(
-            "weight_decay",
-            "weight decay (AdamW: decoupled, default 0.01; NAdam/RAdam: in the gradient unless "
-            "--decoupled-weight-decay, default 0; Lion, Adafactor: decoupled, default 0).",
-        ),
-    ),
-    Opt(
-        "alpha",
-        fraction(),
-        TORCH["alpha"],
-        readers(
-            "alpha", "RMSprop: smoothing constant of the squared-gradient average; ASGD: power of the step-size decay."
-        ),
-    ),
-    Opt(
-        "centered",
-        click.BOOL,
-        TORCH["centered"],
-        readers("centered", "normalize by the gradient's estimated variance."),
-    ),
-    Opt(
-        "lr-decay",
-        NON_NEGATIVE,
-        TORCH["lr_decay"],
-        readers("lr_decay", "learning-rate decay, lr / (1 + (t-1) * lr_decay)."),
-    ),
-    Opt(
-        "momentum-decay",
-        NON_NEGATIVE,
-        TORCH["momentum_decay"],
-        readers("momentum_decay", "psi of the momentum schedule."),
-    ),
-    Opt(
-        "decoupled-weight-decay",
-        click.BOOL,
-        TORCH["decoupled_weight_decay"],
-        readers("decoupled_weight_decay", "apply --weight-decay as AdamW does (decoupled) instead of in the gradient."),
-    ),
-    Opt(
-        "rho", fraction(), TORCH["rho"], readers("rho", "decay rate of the squared-gradient and squared-step averages.")
-    ),
-    Opt("lambd", NON_NEGATIVE, TORCH["lambd"], readers("lambd", "decay term of the step size.")),
-    Opt("t0", NON_NEGATIVE, TORCH["t0"], readers("t0", "the step at which averaging starts.")),
-    Opt(
-        "eta-minus",
-        fraction(min_open=True, max_open=True),
-        TORCH["eta_minus"],
-        readers("eta_minus", "step-size factor on a sign flip."),
-    ),
-    Opt(
-        "eta-plus",
-        FiniteFloat(1.0, min_open=True),
-        TORCH["eta_plus"],
-        readers("eta_plus", "step-size factor while the sign holds."),
-    ),
-    Opt("step-size-min", NON_NEGATIVE, TORCH["step_size_min"], readers("step_size_min", "smallest step size.")),
-    Opt(
-        "step-size-max",
-        POSITIVE,
-        TORCH["step_size_max"],
-        readers("step_size_max", "largest step size (they start at the learning rate)."),
-    ),
-    Opt(
-        "beta2-decay",
-        FiniteFloat(max=0.0),
-        TORCH["beta2_decay"],
-        readers("beta2_decay", "the second moment's decay rate at step t is 1 - t^beta2_decay (<= 0)."),
-    ),
-    Opt(
-        "eps1",
-        NoneOr(NON_NEGATIVE),
-        as_param(TORCH["eps1"]),
-        readers("eps1", "the floor of the RMS denominator (>= 0); none = the dtype's machine epsilon."),
-    ),
-    Opt("eps2", NON_NEGATIVE, TORCH["eps2"], readers("eps2", "the floor of the parameter RMS in the step size.")),
-    Opt("d", FiniteFloat(1.0), TORCH["d"], readers("d", "clipping threshold (>= 1) of the update's RMS.")),
-    Opt("max-iter", click.IntRange(1), TORCH["max_iter"], readers("max_iter", "iterations per step (epoch).")),
-    Opt(
-        "max-eval",
-        NoneOr(click.IntRange(1)),
-        as_param(TORCH["max_eval"]),
-        readers("max_eval", "objective evaluations per step (>= 1); none = max-iter * 5 // 4."),
-    ),
-    Opt(
-        "tolerance-grad",
-        NON_NEGATIVE,
-        TORCH["tolerance_grad"],
-        readers("tolerance_grad", "a step stops once the gradient's largest entry is <= this."),
-    ),
-    Opt(
-        "tolerance-change",
-        NON_NEGATIVE,
-        TORCH["tolerance_change"],
-        readers("tolerance_change", "a step stops once the move or the objective's change is below this."),
-    ),
-    Opt(
-        "history-size",
-        click.IntRange(1),
-        TORCH["history_size"],
-        readers("history_size", "how many (step, gradient change) pairs the inverse Hessian is built from."),
-    ),
-    Opt(
-        "line-search-fn",
-        NoneOr(click.Choice(["strong_wolfe"])),
-        as_param(TORCH["line_search_fn"]),
-        readers("line_search_fn", "none (a fixed step: the learning rate) or strong_wolfe (a line search from it)."),
-    ),
-    # penalty
-    Opt(
-        "penalty",
-        click.Choice(penalties.PENALTIES),
-        CONFIG["penalty"],
-        "Regularizer R(w): l1 = sum|w|, l2 = sum w^2, elasticnet = l1_ratio*sum|w| + (1-l1_ratio)*sum w^2.",
-    ),
-    Opt(
-        "lambda",
-        NON_NEGATIVE,
-        CONFIG["lam"],
-        "Penalty strength: the objective is the loss (MSE; log loss for logistic) + lambda * R(w).",
-        dest="lam",
-    ),
-    Opt("l1-ratio", fraction(), CONFIG["l1_ratio"], "Elastic net: share of the L1 term."),
-    Opt(
-        "l1-method",
-        click.Choice(penalties.L1_METHODS),
-        CONFIG["l1_method"],
-        "How the L1 term acts: 'prox' soft-thresholds after each step (exact zeros); "
-        "'subgradient' adds lambda*sign(w) to the gradient (for teaching).",
-    ),
-]
-OPTIONS: dict[str, Opt] = {o.flag: o for o in _opts}
+def _opt(name: str, field) -> Opt:
+    """The Click option of a config option (``name``: its CLI name with ``_``): the config's
+    default, or for an optimizer's option torch.optim's (core.optimizers states them; the config
+    leaves them to the optimizer), which the help also names."""
+    spec = schema.spec_of(field)
+    default, text = field.default, spec.help
+    if spec.group == schema.OPTIMIZER and name != "optimizer":
+        default, text = optimizers.default(name), readers(name, spec.help)
+    kind = click_type(spec.codec)
+    if isinstance(kind, NoneOr):
+        default = as_param(default)  # the word "none", which the MLproject declares as a string
+    return Opt(name.replace("_", "-"), kind, default, text, dest=field.name if field.name != name else None)
 
-DATA = [
-    "dataset",
-    "target",
-    "n-samples",
-    "n-features",
-    "n-informative",
-    "noise",
-    "data-seed",
-    "condition-number",
-    "validation-fraction",
-    "dtype",
-    "standardize",
-]
-MODEL = ["model", "hidden", "fit-intercept", "init"]
-LOOP = [
-    "epochs",
-    "batch-size",
-    "learning-rate",
-    "lr-schedule",
-    "lr-step-size",
-    "lr-gamma",
-    "lr-power",
-    "lr-milestones",
-    "lr-start-factor",
-    "lr-end-factor",
-    "lr-total-iters",
-    "lr-t0",
-    "lr-t-mult",
-    "lr-eta-min",
-    "lr-poly-power",
-    "lr-pct-start",
-    "lr-anneal-strategy",
-    "lr-div-factor",
-    "lr-final-div-factor",
-    "lr-three-phase",
-    "lr-max-lr",
-    "lr-step-size-up",
-    "lr-step-size-down",
-    "lr-mode",
-    "lr-cyclic-gamma",
-    "lr-factor",
-    "lr-patience",
-    "lr-threshold",
-    "lr-threshold-mode",
-    "lr-cooldown",
-    "lr-min-lr",
-    "lr-monitor",
-    "warmup-epochs",
-    "warmup-start-factor",
-    "patience",
-    "clip-norm",
-    "clip-value",
-    "log-every",
-    "seed",
-]
+
+# Every option of a training run, from its one statement in core.config.TrainConfig.
+OPTIONS: dict[str, Opt] = {(o := _opt(name, f)).flag: o for name, f in config.OPTIONS.items()}
+DATA, MODEL, LOOP, OPTIMIZER, PENALTY = (
+    [name.replace("_", "-") for name in config.GROUPS[group]] for group in schema.GROUPS
+)
 COMMON = DATA + MODEL + LOOP
-OPTIMIZER = [
-    "optimizer",
-    "momentum",
-    "dampening",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "epsilon",
-    "amsgrad",
-    "weight-decay",
-    "alpha",
-    "centered",
-    "lr-decay",
-    "momentum-decay",
-    "decoupled-weight-decay",
-    "rho",
-    "lambd",
-    "t0",
-    "eta-minus",
-    "eta-plus",
-    "step-size-min",
-    "step-size-max",
-    "beta2-decay",
-    "eps1",
-    "eps2",
-    "d",
-    "max-iter",
-    "max-eval",
-    "tolerance-grad",
-    "tolerance-change",
-    "history-size",
-    "line-search-fn",
-]
-PENALTY = ["penalty", "lambda", "l1-ratio", "l1-method"]
 
 
 def option(flag: str, **overrides):

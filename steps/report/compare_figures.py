@@ -387,18 +387,10 @@ def _outline():
 
 
 def _surface_key(p: dict) -> tuple:
-    """Runs with equal keys share one loss surface (same data, split and model)."""
-    ds = p.get("dataset", "seed")
-    data = (ds,)
-    if ds in TEST_FUNCTIONS:
-        data += (p.get("condition_number"),) if ds == "ill_conditioned" else ()
-    elif ds == "synthetic":
-        data += tuple(p.get(k) for k in ("n_samples", "n_features", "n_informative", "noise", "data_seed"))
-    elif ds != "seed":
-        data += (p.get("target", "y"),)
-    vf = p.get("validation_fraction", "0.0")
-    split = (vf, p.get("seed", "0")) if _float(vf) > 0 else (vf,)
-    return (*data, *split, p.get("standardize", "false"), p.get("model", "relu"), p.get("fit_intercept", "false"))
+    """Runs with equal keys share one loss surface (:meth:`core.config.TrainConfig.surface_key`);
+    a run whose params do not describe a config has one of its own."""
+    cfg = surface_config(p)
+    return cfg.surface_key() if cfg is not None else ("unreadable", *sorted(p.items()))
 
 
 def _float(v, default: float = 0.0) -> float:

@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from core.config import GROUPS, SPECS, unused_options
 from core.data import printable
-from steps.cli.options import OPTIMIZER, PENALTY
+from core.schema import Number, OrNone
 from steps.report.compare_runs import Gathered
 from steps.report.report_files import ALL, ReportFile
 
 # Hyperparameters of the optimizers and penalties, in the order the table shows them.
 # The hyperparameters a table shows: the learning rate, the penalty's, then the optimizers'.
-KEY_PARAMS = tuple(o.replace("-", "_") for o in ["learning-rate", *PENALTY[1:], *OPTIMIZER[1:]])
+KEY_PARAMS = ("learning_rate", *GROUPS["penalty"][1:], *GROUPS["optimizer"][1:])
 ALWAYS_SHOWN = ("learning_rate", "lambda")
 # Setup params reported on the "common to all runs" line when they do not vary.
 SETUP_PARAMS = (
@@ -40,8 +41,20 @@ METRICS = ("final_loss", "final_objective", "final_val_loss", "final_accuracy", 
 # --------------------------------------------------------------------------- the table
 
 
-def parse_param(value: str):
-    """A logged param as a number when it is one ("100" -> 100, "1e-2" -> 0.01), else the string."""
+def parse_param(value: str, name: str = ""):
+    """A logged param as a number when it is one: read by the option's own codec when ``name`` is
+    a numeric option of :mod:`core.config` ("1" for --learning-rate is 1.0), else guessed ("100"
+    -> 100, "1e-2" -> 0.01, a foreign "abc" stays a string); anything that does not read stays
+    the string it was."""
+    codec = SPECS[name].codec if name in SPECS else None
+    if isinstance(codec, OrNone) and value.strip().lower() != "none":
+        codec = codec.inner
+    if isinstance(codec, Number):
+        try:
+            number = codec.parse(value, name)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
     try:
         return int(value)
     except ValueError:
@@ -56,8 +69,6 @@ def parse_param(value: str):
 def relevant(p: dict) -> dict:
     """A run's params without the ones its setup ignores (gdlab logs only those that act, but
     `mlflow run` logs every parameter the MLproject declares): :func:`core.config.unused_options`."""
-    from core.config import unused_options
-
     unused = unused_options(p)
     return {k: v for k, v in p.items() if k not in unused}
 
@@ -97,7 +108,7 @@ def _kind(g: Gathered) -> str:
 def build_table(gathered: list[Gathered]) -> Table:
     """One row a run: its technique, optimizer, penalty, the key hyperparameters and the params
     that vary, its final metrics, weights and status; sorted best first, failed runs last."""
-    params = [relevant({_column(k): parse_param(v) for k, v in g.params.items()}) for g in gathered]
+    params = [relevant({_column(k): parse_param(v, k) for k, v in g.params.items()}) for g in gathered]
     if any("hidden" in p for p in params):  # a run without hidden layers logs none: it is the neuron
         for p in params:
             p.setdefault("hidden", "none")

@@ -19,17 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from core.config import (
-    FUNCTION_IGNORES,
-    FUNCTION_OPTIONS,
-    OPTIMIZER_OPTIONS,
-    PENALTY_OPTIONS,
-    SCHEDULE_OPTIONS,
-    TEST_FUNCTIONS,
-    TrainConfig,
-    option_name,
-    unused_options,
-)
+from core.config import FUNCTION_IGNORES, NEEDS, OWNERS, TEST_FUNCTIONS, TrainConfig, option_name, unused_options
 from core.data import DataError, Dataset, printable
 from core.neuron import original_units
 from core.training import DivergenceError, TrainResult, components, fit, load_data
@@ -83,24 +73,10 @@ def make_config(technique: str, defaults: dict | None = None, **kwargs) -> Train
     return cfg
 
 
-# Which choice owns an option, for the message that refuses it.
-OWNERS = (
-    ("optimizer", OPTIMIZER_OPTIONS),
-    ("penalty", PENALTY_OPTIONS),
-    ("lr_schedule", SCHEDULE_OPTIONS),
-    ("dataset", FUNCTION_OPTIONS),
-)
-# Options that act only when another option has a value of its own, and what to say otherwise.
-NEEDS = {
-    "warmup_start_factor": "it is the warmup's first factor: give --warmup-epochs > 0",
-    "lr_cyclic_gamma": "it acts in --lr-mode exp_range only",
-}
-
-
 def _refuse_options_that_would_not_act(kwargs: dict, defaults: dict, optimizer_and_penalty: bool) -> None:
     """An option set to something other than its default that would not act is a usage error
     (:func:`core.config.unused_options` says which): another test function's and another
-    schedule's (every entry point; and :data:`NEEDS`), a data or model option with a test
+    schedule's (every entry point; and :data:`core.config.NEEDS`), a data or model option with a test
     function, and with ``optimizer_and_penalty`` (`train`) another optimizer's or penalty's."""
     chosen = {"dataset": kwargs.get("dataset", "seed"), "lr_schedule": kwargs.get("lr_schedule", "constant")}
     if optimizer_and_penalty:
