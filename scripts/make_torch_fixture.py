@@ -11,7 +11,7 @@ Run it from the repository root with torch==2.13.0 installed::
     python scripts/make_torch_fixture.py
 
 It refuses to run with any other torch release, so the committed JSON always says
-which torch produced it. ``tests/test_torch_parity.py`` replays every case with
+which torch produced it. ``tests/test_core_optimizers_torch.py`` replays every case with
 ``core.training.fit`` and compares every recorded step; it also imports this
 file (``build_fixture`` / ``run_case``) to recompute the trajectories live.
 

@@ -95,15 +95,15 @@ def _python_handles_sigint():
 
 # Modules whose tests start processes (`mlflow run`, servers, workflows) and take seconds each.
 HEAVY_MODULES = (
-    "test_mlflow_run",
+    "test_project_mlflow_run",
     "test_main",
-    "test_tracking_server",
-    "test_registry",
-    "test_workflow",
-    "test_reliability",
-    "test_experiments",
-    "test_hostile",
+    "test_run_tracking_server",
+    "test_run_pyfunc_model",
+    "test_flow_workers",
+    "test_run_tracking",
+    "test_run_lifecycle_experiments",
     "test_sweep",
+    "test_compare",
 )
 
 
@@ -111,3 +111,14 @@ def pytest_collection_modifyitems(config, items):
     """Heavy tests first: pytest-xdist hands out the rest as workers free up, so the run does not
     end with one worker on a long test while the other sits idle."""
     items.sort(key=lambda item: item.module.__name__.rsplit(".", 1)[-1] not in HEAVY_MODULES)
+
+
+# A small CSV, and the check that a bad input is refused: exit 2, the needles, no traceback.
+LINES = "x0,x1,y\n0.1,0.2,0.3\n0.4,0.5,0.9\n"
+
+
+def refused(result, *needles):
+    assert result.exit_code == 2, result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+    assert "Traceback" not in result.output

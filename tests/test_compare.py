@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 from mlflow.entities import Metric, Param
 
@@ -832,3 +833,57 @@ def test_a_logged_param_is_read_by_its_options_codec_and_a_foreign_one_is_guesse
     assert parse_param("none", "eps1") == "none"
     assert parse_param("1e-3", "eps1") == 0.001
     assert (parse_param("7", "contender"), parse_param("abc", "x"), parse_param("inf", "x")) == (7, "abc", "inf")
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 8, 12: compare's outputs
+
+
+def test_compare_survives_another_tools_runs_and_escapes_what_it_writes(tracking, tmp_path):
+    client = tracking.client
+    assert CliRunner().invoke(sgd, ["--epochs", "3"]).exit_code == 0
+    nested = tmp_path / "weights.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    for bias in ("7", "8"):  # two runs of another tool, whose params collide with report columns
+        other = client.create_run(tracking.experiment_id, run_name='=HYPERLINK("http://x")').info.run_id
+        client.log_batch(other, params=[Param("bias", bias), Param("status", bias), Param("note", "<b>x</b>")])
+        client.set_tag(other, "technique", "<b>other</b>|tool\nx")
+        client.log_artifact(other, str(nested))
+        client.log_metric(other, "final_loss", 0.5)
+        client.set_terminated(other)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(compare, ["--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    md = (out / "compare.md").read_text()
+    assert "<b>" not in md
+    assert "&lt;b&gt;other&lt;/b&gt;\\|tool x" in md
+    csv = (out / "compare.csv").read_text()
+    assert "'=HYPERLINK" in csv
+    assert ",=HYPERLINK" not in csv
+    assert "params.bias" in csv.splitlines()[0]
+    assert "weights.json unreadable" in csv
+
+
+def test_the_logged_model_records_no_local_paths(tracking):
+    assert CliRunner().invoke(sgd, ["--epochs", "3"]).exit_code == 0
+    (run,) = tracking.client.search_runs([tracking.experiment_id])
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="model", dst_path=str(tracking.root / "m")
+    )
+    text = (Path(local) / "MLmodel").read_text()
+    (logged,) = mlflow.search_logged_models(experiment_ids=[tracking.experiment_id], output_format="list")
+    # Where the model lives in the store is MLflow's to record; the temporary folder it was
+    # saved in and the checkout its code came from are not.
+    assert yaml.safe_load(text)["artifact_path"] == logged.artifact_location
+    text = text.replace(logged.artifact_location, "<store>")
+    assert "/tmp" not in text
+    assert str(Path(__file__).resolve().parents[1]) not in text
+    flavor = yaml.safe_load(text)["flavors"]["python_function"]
+    assert flavor["model_code_path"] == "pyfunc_model.py"
+    model = mlflow.pyfunc.load_model(local)  # and it still loads and predicts
+    import pandas as pd
+
+    assert len(model.predict(pd.DataFrame({"x0": [0.1], "x1": [0.2]}))) == 1
+    assert json.loads((Path(local) / "artifacts" / "model_spec.json").read_text())["model"] == "relu"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from conftest import LINES, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
@@ -13,6 +20,7 @@ from numpy.testing import assert_array_equal
 from core import data, training
 from core.config import TrainConfig
 from core.data import DataError
+from steps.sgd import sgd
 
 # --- the lesson's data and synthetic data ----------------------------------------------------
 
@@ -399,3 +407,127 @@ def test_weights_in_original_units_give_the_same_output_on_raw_inputs(activation
     w_raw, b_raw = original_units(w, bias, mean, scale)
     np.testing.assert_allclose(forward(X, w_raw, b_raw, activation), on_z, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(forward(X, w, bias, activation, mean=mean, scale=scale), on_z, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 7, 9, 10, 11: data
+
+
+@pytest.mark.parametrize("suffix", [".zst", ".zip", ".tar", ".xz", ".gz", ".bz2"])
+def test_a_text_file_with_a_compression_suffix_is_a_one_line_error(tracking, suffix):
+    path = tracking.root / f"data.csv{suffix}"
+    path.write_text(LINES)
+    refused(CliRunner().invoke(sgd, ["--dataset", str(path)]), "'--dataset'", path.name)
+    assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_a_truncated_gzip_is_a_one_line_error_not_aborted(tracking):
+    data = gzip.compress(("x0,x1,y\n" + "0.1,0.2,0.3\n" * 5000).encode())
+    path = tracking.root / "cut.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    result = CliRunner().invoke(sgd, ["--dataset", str(path)])
+    refused(result, "cut.csv.gz: not a readable CSV file")
+    assert "Aborted" not in result.output
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/data.csv", "gs://bucket/data.csv"])
+def test_a_cloud_url_without_its_filesystem_package_is_a_one_line_error(tracking, url):
+    refused(CliRunner().invoke(sgd, ["--dataset", url]), url)
+
+
+def test_a_fifo_is_refused_at_once_not_read_forever(tracking):
+    fifo = tracking.root / "pipe.csv"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    refused(CliRunner().invoke(sgd, ["--dataset", str(fifo)]), "not a regular file")
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_dataset_url_that_never_answers_times_out(tracking, monkeypatch):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()  # accepts, never answers
+    monkeypatch.setenv("GDLAB_READ_TIMEOUT_S", "1")
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/data.csv"
+    t0 = time.monotonic()
+    try:
+        refused(CliRunner().invoke(sgd, ["--dataset", url]), url, "no answer within 1 s")
+    finally:
+        for conn, _ in held:
+            conn.close()
+        server.close()
+    assert time.monotonic() - t0 < 15
+
+
+def test_a_csv_served_over_http_is_read(tracking, tmp_path):
+    import http.server
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "data.csv.gz").write_bytes(gzip.compress(LINES.encode()))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(tmp_path / "web"), **k)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/data.csv.gz"
+        result = CliRunner().invoke(sgd, ["--dataset", url, "--epochs", "3"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.exit_code == 0, result.output
+
+
+def test_synthetic_data_too_large_for_memory_is_refused_before_allocating(tracking):
+    result = CliRunner().invoke(sgd, ["--dataset", "synthetic", "--n-samples", "100000000", "--n-features", "1000"])
+    refused(result, "100000000 x 1000 needs", "GiB")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--dataset", "synthetic", "--noise", "1e308"], "too large for float64"),
+        (["--dataset", "synthetic", "--noise", "1e30", "--dtype", "float32"], "overflow float32 when squared"),
+    ],
+)
+def test_data_that_overflows_the_dtype_is_bad_data_not_a_divergence(tracking, args, needle):
+    result = CliRunner().invoke(sgd, args)
+    refused(result, needle)
+    assert "smaller learning rate" not in result.output
+
+
+def test_finite_csv_values_beyond_float32_are_refused_with_dtype_float32(tracking):
+    path = tracking.root / "big.csv"
+    path.write_text("x0,y\n1e39,1\n2,3\n")
+    refused(CliRunner().invoke(sgd, ["--dataset", str(path), "--dtype", "float32"]), "too large for float32")
+
+
+def test_n_informative_is_blamed_on_itself_not_on_the_dataset(tracking):
+    result = CliRunner().invoke(sgd, ["--dataset", "synthetic", "--n-informative", "20"])
+    refused(result, "'--n-informative'", "more than --n-features (10)")
+    assert "'--dataset'" not in result.output
+
+
+def test_a_missing_relative_dataset_says_where_it_looked(tracking, monkeypatch):
+    result = CliRunner().invoke(sgd, ["--dataset", "x.csv"])
+    refused(result, f"looked for {tracking.root / 'x.csv'}")
+    run = tracking.client.create_run(tracking.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run)  # as under `mlflow run`
+    refused(CliRunner().invoke(sgd, ["--dataset", "x.csv"]), "give an absolute path or a URL")
+
+
+def test_escape_sequences_in_a_csv_never_reach_the_terminal(tracking):
+    path = tracking.root / "evil.csv"
+    path.write_text("\x1b[2J\x1b[31mx0,y\n1,\x1b]0;pwned\x07\n")
+    result = CliRunner().invoke(sgd, ["--dataset", str(path), "--target", "y"])
+    refused(result, "\\x1b")
+    assert "\x1b" not in result.output
+    assert "\x07" not in result.output

@@ -1,7 +1,7 @@
 """Every CLI option of the training entry points, declared once.
 
 The table :data:`OPTIONS` feeds the Click options of each command and the MLproject's
-parameters (``python -m steps.cli.mlproject`` renders the file; ``tests/test_cli.py`` checks it
+parameters (``python -m steps.cli.mlproject`` renders the file; ``tests/test_cli_options.py`` checks it
 is current). MLproject parameter names are the option names with ``_`` for ``-``; booleans
 are value options (``--nesterov true``). The optimizer options' defaults are torch's, read
 from :data:`core.optimizers.DEFAULTS`.

@@ -69,3 +69,19 @@ def test_steps_top_level_holds_the_commands_only():
 
     top = {p.stem for p in (ROOT / "steps").glob("*.py")}
     assert top == {"__init__", *ENTRY_POINTS}
+
+
+def test_test_files_are_named_by_the_code_they_test():
+    # One axis: test_core_<module>..., test_<room>_<module>... (steps/<room>/), test_<command>,
+    # test_project_<part> (the project as a whole: docs, layout, `mlflow run`, Kubernetes, ...).
+    steps = ROOT / "steps"
+    rooms = {p.name: {m.stem for m in p.glob("*.py")} for p in steps.iterdir() if (p / "__init__.py").exists()}
+    rooms["core"] = {m.stem for m in (ROOT / "core").glob("*.py")}
+    commands = {m.stem for m in steps.glob("*.py")} - {"__init__"}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        name = path.stem.removeprefix("test_")
+        room, _, rest = name.partition("_")
+        if room == "project" or name in commands:
+            continue
+        assert room in rooms, path.name
+        assert any(rest == m or rest.startswith(m + "_") for m in rooms[room]), path.name

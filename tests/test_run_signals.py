@@ -6,10 +6,15 @@ import os
 import signal
 import time
 
+import mlflow
 import pytest
+from click.testing import CliRunner
 
+from steps.compare import compare
+from steps.main import main
 from steps.run import signals
 from steps.run.signals import DeferredSignals
+from steps.sgd import sgd
 
 
 class Stop(BaseException):
@@ -170,3 +175,40 @@ def test_a_second_signal_later_abandons_a_write_that_hangs(monkeypatch):
         assert stops.abandoned
     assert log == ["still writing"]
     assert stops.abandoned is False  # reset when the outermost block ends
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 3: interrupted compare
+
+
+def _sigterm_during_compare_logging(monkeypatch):
+    real = mlflow.log_table
+
+    def log_table(*args, **kwargs):  # the signal lands while the compare run writes its outputs
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_table", log_table)
+
+
+def test_sigterm_to_a_standalone_compare_ends_its_run_killed(tracking, monkeypatch):
+    assert CliRunner().invoke(sgd, ["--epochs", "3"]).exit_code == 0
+    _sigterm_during_compare_logging(monkeypatch)
+    result = CliRunner().invoke(compare, ["--output-dir", str(tracking.root / "out")])
+    assert result.exit_code == 143, result.output
+    (run,) = [r for r in tracking.client.search_runs([tracking.experiment_id]) if r.data.tags["technique"] == "compare"]
+    assert run.info.status == "KILLED"
+    assert run.data.tags["failure_reason"] == "terminated (SIGTERM)"
+
+
+@pytest.mark.slow
+def test_sigterm_while_main_compares_ends_compare_and_main_killed(tracking, monkeypatch):
+    _sigterm_during_compare_logging(monkeypatch)
+    result = CliRunner().invoke(main, ["--epochs", "3", "--output-dir", str(tracking.root / "out")])
+    assert result.exit_code == 143, result.output
+    runs = {r.data.tags["technique"]: r for r in tracking.client.search_runs([tracking.experiment_id])}
+    assert runs["compare"].info.status == "KILLED"
+    assert runs["main"].info.status == "KILLED"
+    assert runs["main"].data.tags["failure_reason"] == "terminated (SIGTERM)"
+    assert all(runs[t].info.status == "FINISHED" for t in ("sgd", "adam", "l1", "l2"))

@@ -45,7 +45,7 @@ def weights_of(tracking, run):
 
 
 # sgd, l1 and l2 through `mlflow run` add nothing here: their commands come from the same generated
-# MLproject (test_cli checks it is current) and their weights are checked in process (test_cli);
+# MLproject (test_cli_options checks it is current) and their weights are checked in process (test_cli_options);
 # sgd goes through `mlflow run` in the slow environment-building tests below.
 @pytest.mark.slow
 def test_mlflow_run_local_env_logs_the_lessons_weights_with_another_spelling_of_a_param(tracking, project_env):
@@ -65,14 +65,14 @@ def test_mlflow_run_local_env_logs_the_lessons_weights_with_another_spelling_of_
 @pytest.mark.parametrize(
     ("entry_point", "param", "message"),
     # One option error and one data error through MLflow's -P; the other bad values are refused
-    # the same way in process (test_cli.test_bad_options_are_refused_before_a_run_starts).
+    # the same way in process (test_cli_options.test_bad_options_are_refused_before_a_run_starts).
     [
         ("adam", "beta1=1", "Invalid value for '--beta1'"),
         # These two are MLflow's quoting and argv, as the first is; -m slow keeps the default suite
         # within its time. Quoted, so never run by a shell:
         pytest.param("sgd", "dataset=seed; touch {tmp}/pwned", "no such file", marks=pytest.mark.slow),
         # A dash for the underscore: MLflow appends a second --learning-rate, and logged the first
-        # (the same argv is checked in process: test_hostile.py).
+        # (the same argv is checked in process: test_cli_options.py).
         pytest.param(
             "sgd", "learning-rate=0.5", "--learning-rate is given twice ('0.01', then '0.5')", marks=pytest.mark.slow
         ),

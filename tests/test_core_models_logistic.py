@@ -1,8 +1,8 @@
 """`--model logistic`: the sigmoid neuron on the log loss, its labels, metrics and logged model.
 
 The numbers are checked against independent formulas here (the naive cross-entropy, finite
-differences, scikit-learn's log_loss and accuracy); tests/test_torch_parity.py checks whole
-trajectories against torch's BCEWithLogitsLoss and tests/test_sklearn_parity.py converged fits
+differences, scikit-learn's log_loss and accuracy); tests/test_core_optimizers_torch.py checks whole
+trajectories against torch's BCEWithLogitsLoss and tests/test_core_penalties_sklearn.py converged fits
 against scikit-learn's LogisticRegression.
 """
 

@@ -9,7 +9,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
+from conftest import refused
 
 from steps.adam import adam
 from steps.cli import mlproject
@@ -324,7 +326,6 @@ def test_mlflow_reads_each_wrapped_command_as_the_one_line_it_stands_for(tmp_pat
 
 
 def test_mlproject_declares_every_option_with_its_default():
-    import yaml
 
     spec = yaml.safe_load(mlproject.ROOT_FILE.read_text())
     for name, command in {**COMMANDS, "main": main}.items():
@@ -412,3 +413,21 @@ def test_a_schedule_option_the_schedule_does_not_read_is_refused(tracking, comma
 def test_a_schedule_option_the_schedule_reads_is_taken(tracking, args):
     result = invoke(train, [*args, "--epochs", "3"])
     assert result.exit_code == 0, result.output
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 4: -P names MLflow passes on
+
+
+def test_help_under_mlflow_run_fails_the_run_instead_of_finishing_it_empty(tracking, monkeypatch):
+    run = tracking.client.create_run(tracking.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run)  # `mlflow run -P help=1` appends `--help 1` to the command
+    refused(CliRunner().invoke(sgd, ["--epochs", "100", "--help", "1"]), "help is not a parameter")
+
+
+def test_an_option_given_twice_is_refused(tracking):
+    # What `mlflow run -e sgd -P learning-rate=0.5` runs: the declared option, then the unknown key.
+    result = CliRunner().invoke(sgd, ["--learning-rate", "0.01", "--epochs", "5", "--learning-rate", "0.5"])
+    refused(result, "--learning-rate is given twice ('0.01', then '0.5')", "-P learning_rate=0.5")
+    assert tracking.client.search_runs([tracking.experiment_id]) == []

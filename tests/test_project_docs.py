@@ -47,3 +47,44 @@ def test_the_options_reference_is_current_with_the_click_options():
     from steps.cli import reference
 
     assert reference.FILE.read_text() == reference.render(), "run: python -m steps.cli.reference > docs/reference.md"
+
+
+def _same_value(text: str, value) -> bool:
+    """A default as docs/options.md writes it ("1e4", "1/3", "`false`", "none") against the schema's."""
+    from fractions import Fraction
+
+    from core.schema import spell
+
+    text = text.strip().strip("`").split(" ")[0]
+    if spell(value) == text:
+        return True
+    try:
+        return float(Fraction(text)) == pytest.approx(float(value), rel=1e-12)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+
+
+def test_the_defaults_docs_options_md_quotes_are_the_schemas():
+    # options.md explains the options by topic; every default it quotes is checked against core.config.
+    from core import optimizers
+    from core.config import OPTIONS
+
+    rows = [r for r in (ROOT / "docs" / "options.md").read_text().splitlines() if r.startswith("| `")]
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if cells[0].startswith("`--"):  # | options | meaning | defaults, one per option |
+            names = re.findall(r"`--([a-z0-9-]+)`", cells[0])
+            defaults = [d.strip() for d in cells[-1].split(",")]
+            assert len(names) == len(defaults), row
+            for name, text in zip(names, defaults, strict=True):
+                assert _same_value(text, OPTIONS[name.replace("-", "_")].default), (name, text)
+                checked += 1
+        else:  # | optimizers | `--option` default, ... |
+            for name in re.findall(r"`([a-z]+)`", cells[0]):
+                for option, text in re.findall(r"`--([a-z0-9-]+)` ([^ ,;(\\]+)", cells[1]):
+                    key = option.replace("-", "_")
+                    if key in optimizers.DEFAULTS[name] and not text.startswith("`"):
+                        assert _same_value(text, optimizers.DEFAULTS[name][key]), (name, option, text)
+                        checked += 1
+    assert checked > 80

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
+import mlflow
 import pytest
+from click.testing import CliRunner
 from conftest import interactive_sigint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +21,7 @@ from hypothesis import strategies as st
 from core.data import DataError
 from core.training import DivergenceError, fit, load_data
 from steps.run.runner import make_config
+from steps.sgd import sgd
 from steps.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +176,6 @@ def test_metrics_a_store_did_not_take_wait_in_a_spill_file_and_recover_writes_th
     """The spill -> recover path, fast: a run's metric writes meet a server that refuses the
     connection (a real socket on 127.0.0.1 with nothing behind it), are given up on within the
     budget and kept in the spill file; `recover` then writes them to the run's store and ends it."""
-    import socket
 
     import mlflow
     from click.testing import CliRunner
@@ -205,3 +208,28 @@ def test_metrics_a_store_did_not_take_wait_in_a_spill_file_and_recover_writes_th
     assert after.data.tags["failure_reason"] == "the tracking store went away"
     history = tracking.client.get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 9, 11: the store
+
+
+@pytest.mark.parametrize(("make", "needle"), [("text", "is not an SQLite database"), ("folder", "is a folder")])
+def test_a_tracking_store_that_cannot_work_is_a_one_line_error(tmp_path, monkeypatch, make, needle):
+    store = tmp_path / "store.db"
+    if make == "text":
+        store.write_text("not a database\n")
+    else:
+        store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(sgd, [])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert result.exit_code == 1, result.output
+    assert f"the tracking store sqlite:///{store} {needle}" in result.output
+    assert "Traceback" not in result.output
+    assert "MLFLOW_EXPERIMENT_ID" not in result.output

@@ -1,6 +1,6 @@
 """--hidden: a small network (core.mlp.MLP). Layout, torch's default init drawn with numpy, loss and
 gradient against torch autograd, a logged model that predicts with the network, refusals.
-(Trajectories of every optimizer against torch: tests/test_torch_parity.py's network cases.)"""
+(Trajectories of every optimizer against torch: tests/test_core_optimizers_torch.py's network cases.)"""
 
 from __future__ import annotations
 

@@ -12,12 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+import mlflow
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,6 @@ def _stop(proc: subprocess.Popen) -> None:
 def server(tmp_path, empty_store):
     """A tracking server on 127.0.0.1: sqlite store and artifacts (served through the server,
     as a cluster's pods need) under tmp_path. Stopped whatever happens."""
-    import mlflow
 
     root = tmp_path / "server"
     root.mkdir()
@@ -297,7 +298,6 @@ def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_serve
     experiment = client.get_experiment_by_name("gdlab-server.optuna.shared")
     (container,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'shared'")
     assert container.info.status == "FINISHED"
-    import mlflow
 
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(server.url)  # MlflowStorage talks to the current tracking server
@@ -333,3 +333,67 @@ def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_serve
     assert {"optimization_history.png", "param_importances.png"} <= {
         a.path for a in client.list_artifacts(last.info.run_id)
     }
+
+
+# --------------------------------------------------------------------------- hostile input (was test_hostile.py)
+
+# --------------------------------------------------------------------------- 2: a store that hangs
+
+
+def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
+    """A server that answers /health but never answers an API call: the first SIGTERM asks for a
+    clean stop (which would wait on the store), a second one abandons the wait at once."""
+    import http.server
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    waiting = threading.Event()  # set once the run is waiting on an API call
+
+    class Hangs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/health"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+                return
+            waiting.set()
+            time.sleep(600)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hangs)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {**project_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{httpd.server_address[1]}"}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "steps.train", "--epochs", "10"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert waiting.wait(timeout=120), "the run never called the store"
+        time.sleep(0.5)  # in the call, with its signal handlers in place
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        httpd.shutdown()
+        httpd.server_close()
+    assert took < 5, err
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert "(SIGTERM)" in err
