@@ -312,7 +312,7 @@ class TrainConfig:
         LOOP,
         schedules.default("eta_min"),
         Number(low=0.0),
-        "'cosine_restarts': the lowest rate (eta_min).",
+        "'cosine' and 'cosine_restarts': the lowest rate (eta_min), at most --learning-rate.",
     )
     lr_poly_power: float = option(
         LOOP,

@@ -10,8 +10,8 @@ checks whole sequences against torch):
     exponential      lr * gamma ** e                                  (ExponentialLR)
     linear           lr * (start + (end - start) * min(e, T) / T)     (LinearLR, T = total_iters)
     polynomial       lr * (1 - min(e, T) / T) ** power                (PolynomialLR, T = total_iters)
-    cosine           lr (1 + cos(pi e / E)) / 2                       (CosineAnnealingLR, T_max = E
-                                                                       epochs, eta_min = 0)
+    cosine           eta_min + (lr - eta_min) (1 + cos(pi e / E)) / 2 (CosineAnnealingLR, T_max = E
+                                                                       epochs)
     cosine_restarts  eta_min + (lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2, restarting after
                      T_0, T_0 T_mult, T_0 T_mult^2, ... epochs       (CosineAnnealingWarmRestarts)
     onecycle         lr / div_factor up to lr (the peak) over pct_start E epochs, then down to
@@ -73,6 +73,11 @@ def _factor(value: float, name: str) -> None:
         raise ValueError(f"{name} must be in (0, 1], got {value}")
 
 
+def _lowest(eta_min: float, lr: float) -> None:
+    if not 0.0 <= eta_min <= lr:
+        raise ValueError(f"eta_min must be >= 0 and at most the learning rate ({lr}): it is the lowest rate")
+
+
 def constant(lr: float, *, epochs: int) -> Schedule:
     """The rate never changes."""
     return lambda e: lr
@@ -110,9 +115,10 @@ def linear(
     return lambda e: lr * (start_factor + (end_factor - start_factor) * min(e, total_iters) / total_iters)
 
 
-def cosine(lr: float, *, epochs: int) -> Schedule:
-    """torch's ``CosineAnnealingLR`` with T_max = the epochs and eta_min = 0."""
-    return lambda e: lr * (1.0 + math.cos(math.pi * e / epochs)) / 2.0
+def cosine(lr: float, *, epochs: int, eta_min: float = 0.0) -> Schedule:
+    """torch's ``CosineAnnealingLR`` with T_max = the epochs: from ``lr`` down to ``eta_min``."""
+    _lowest(eta_min, lr)
+    return lambda e: eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * e / epochs)) / 2.0
 
 
 def cosine_restarts(lr: float, *, epochs: int, t0: int = 10, t_mult: int = 1, eta_min: float = 0.0) -> Schedule:
@@ -120,8 +126,7 @@ def cosine_restarts(lr: float, *, epochs: int, t0: int = 10, t_mult: int = 1, et
     ``t0 * t_mult``, and so on."""
     _at_least(t0, 1, "T_0")
     _at_least(t_mult, 1, "T_mult")
-    if not 0.0 <= eta_min <= lr:
-        raise ValueError(f"eta_min must be >= 0 and at most the learning rate ({lr}): it is each cycle's lowest rate")
+    _lowest(eta_min, lr)
     return lambda e: eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * _restart(e, t0, t_mult))) / 2.0
 
 

@@ -179,7 +179,7 @@ def test_params_are_the_options_that_act_on_the_run_under_their_cli_names():
         ({"lr_schedule": "step"}, {"lr_step_size", "lr_gamma"}),
         ({"lr_schedule": "exponential"}, {"lr_gamma"}),
         ({"lr_schedule": "invscaling"}, {"lr_power"}),
-        ({"lr_schedule": "cosine"}, set()),
+        ({"lr_schedule": "cosine"}, {"lr_eta_min"}),
         ({"lr_schedule": "multistep"}, {"lr_milestones", "lr_gamma"}),
         (
             {"lr_schedule": "cosine_restarts", "warmup_epochs": 3},

@@ -90,6 +90,7 @@ TORCH_SCHEDULES = [
     ("linear", {"start_factor": 0.1, "end_factor": 0.6, "total_iters": 17},
      lambda S, o: S.LinearLR(o, start_factor=0.1, end_factor=0.6, total_iters=17)),
     ("cosine", {}, lambda S, o: S.CosineAnnealingLR(o, T_max=40)),
+    ("cosine", {"eta_min": 0.02}, lambda S, o: S.CosineAnnealingLR(o, T_max=40, eta_min=0.02)),
     ("cosine_restarts", {"t0": 6}, lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=6)),
     ("cosine_restarts", {"t0": 3, "t_mult": 2, "eta_min": 0.01},
      lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.01)),
@@ -210,6 +211,7 @@ def test_the_new_schedules_defaults_are_torchs():
         ("polynomial", {"poly_power": -1.0}, "power must be >= 0"),
         # (each of these ran: a "lowest" rate 50x the base, a warmup the schedule never followed)
         ("cosine_restarts", {"eta_min": 5.0}, r"eta_min must be >= 0 and at most the learning rate \(0.1\)"),
+        ("cosine", {"eta_min": 0.2}, r"eta_min must be >= 0 and at most the learning rate \(0.1\)"),
         ("cosine", {"warmup_epochs": 40}, r"warmup_epochs \(40\) must be fewer than the epochs \(40\)"),
         ("constant", {"warmup_epochs": 100}, "the constant schedule never starts"),
     ],
