@@ -794,15 +794,21 @@ class TrainConfig:
         unused = unused_options({option_name(f.name): getattr(self, f.name) for f in fields(self)})
         if self.validation_fraction == 0:
             unused.add("seed")  # load_data draws nothing else with it
-        return tuple(
-            None if f in unused else getattr(self, f) for f in self.DATA_FIELDS if layout or f not in self.LAYOUT_FIELDS
-        )
+        values = {f: None if f in unused else getattr(self, f) for f in self.DATA_FIELDS}
+        if self.dataset != "synthetic" and values["model"] is not None:  # (synthetic: the teacher's kind)
+            values["model"] = "labels" if self.model == "logistic" else "targets"  # what load_data reads of it
+        return tuple(v for f, v in values.items() if layout or f not in self.LAYOUT_FIELDS)
+
+    def problem_key(self) -> tuple:
+        """What makes two runs' losses comparable: the rows they train on (:meth:`data_key` without
+        the layout: a classifier's labels, so its log loss, are part of it) and a test function's
+        kappa. Not what a comparison compares: optimizer, rate, penalty, relu or linear, width, bias."""
+        kappa = self.condition_number if self.dataset in FUNCTION_OPTIONS else None
+        return (*self.data_key(layout=False), kappa)
 
     def surface_key(self) -> tuple:
-        """The identity of the loss surface a run moves on: the rows it trains on (:meth:`data_key`
-        without the layout) and what else its objective reads (a bias, a test function's kappa)."""
-        kappa = self.condition_number if self.dataset in FUNCTION_OPTIONS else None
-        return (*self.data_key(layout=False), self.fit_intercept, kappa)
+        """The identity of the loss surface a run moves on: its problem and its parameters (a bias)."""
+        return (*self.problem_key(), self.fit_intercept)
 
     def optimizer_hyper(self) -> dict:
         """The chosen optimizer's hyperparameters, torch's defaults filled in."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 from steps.cli.options import command
-from steps.report.compare_report import run_compare
+from steps.report.compare_report import PROBLEMS, run_compare
 
 # --------------------------------------------------------------------------- the compare run
 
@@ -73,16 +73,27 @@ from steps.report.compare_report import run_compare
     show_default=True,
     help="Compare at most this many runs (the newest).",
 )
-def compare(experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs):
+@click.option(
+    "--problem",
+    type=click.Choice(PROBLEMS),
+    default="newest",
+    show_default=True,
+    help="Runs are ranked only against runs on the same problem (the same rows and the same loss): "
+    "'newest' compares the runs on the newest run's problem and says what it left out; 'all' gives each "
+    "problem its own table and pictures, in a folder of its own.",
+)
+def compare(experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs, problem):
     """Compare training runs: a table (terminal, CSV, Markdown, HTML) and loss-curve and
-    weight-path pictures, all logged to a compare run of their own.
+    weight-path pictures, all logged to a compare run of their own. Runs are ranked only
+    against runs on the same problem (see --problem).
     """
     from mlflow.exceptions import MlflowException
 
     from steps.run.lifecycle import exit_on_end
 
     try:
-        exit_on_end(run_compare, experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs)
+        options = (experiment_name, experiment_id, parent_run_id, filter_string, output_dir, max_runs)
+        exit_on_end(run_compare, *options, problem=problem)
     except MlflowException as exc:  # e.g. the tracking server is unreachable
         raise click.ClickException(f"MLflow: {exc.message}") from None
 

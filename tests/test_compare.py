@@ -111,7 +111,7 @@ def test_compare_prints_the_table_and_writes_every_output(lesson):
     assert {p.name for p in lesson.out.iterdir()} == OUTPUTS | {".gdlab-compare"}
     for name in ("adam", "sgd", "l1", "l2", "FAILED", "no final metrics logged", "diverged"):
         assert name in result.output
-    assert "best final_loss first" in result.output
+    assert "best final_objective first" in result.output
     assert "Unchanged hyperparameters" in result.output
 
 
@@ -174,8 +174,10 @@ def test_internals_equal_the_logged_metrics_and_each_panel_draws_them(lesson):
         for name in ("lr", "grad_norm", "update_norm", "zero_weights"):
             history = {m.step: m.value for m in lesson.client.get_metric_history(g.run_id, name)}
             logged = {int(e): v for e, v in zip(g.internals["epoch"], g.internals[name], strict=True) if v == v}
-            if name == "zero_weights":  # the per-epoch count (L1 only); the final count is at epochs_run
-                history.pop(int(g.metrics.get("epochs_run", -1)), None)
+            if name == "zero_weights":  # the per-epoch count (L1 only); the final count ends that curve at
+                history.pop(int(g.metrics.get("epochs_run", -1)), None)  # epochs_run, or without L1 is a summary
+                if g.technique != "l1" and "zero_weights" in g.metrics:  # at step 0: MLflow's bar chart
+                    assert history.pop(0) == g.metrics["zero_weights"]
                 assert bool(logged) == (g.technique == "l1")
             assert logged == history, (g.technique, name)
     from steps.report.compare_table import build_table
@@ -550,6 +552,7 @@ def test_options_have_help_defaults_and_fit_the_mlproject():
         "--filter",
         "--output-dir",
         "--max-runs",
+        "--problem",
     }
     for o in options:
         assert o.help, o.name
@@ -563,6 +566,7 @@ def test_options_have_help_defaults_and_fit_the_mlproject():
         "filter": "",
         "output_dir": "compare_output",
         "max_runs": "1000",
+        "problem": "newest",
     }
 
 
@@ -640,9 +644,9 @@ def test_the_table_sorts_best_first_failed_last_and_shows_what_varies():
     ]  # fmt: skip
     table = build_table(gathered)
     df = table.frame
-    assert df["technique"].tolist() == ["adam", "sgd", "l1"]  # best final_loss first, the failed run last
+    assert df["technique"].tolist() == ["adam", "sgd", "l1"]  # best final_objective first, the failed run last
     assert [g.technique for g in table.gathered] == ["adam", "sgd", "l1"]  # the same order
-    assert table.sort_metric == "final_loss"
+    assert table.sort_metric == "final_objective"  # what main and sweep name their best by
     assert table.shown[:6] == ["run_id", "technique", "optimizer", "penalty", "learning_rate", "lambda"]
     assert "final_objective" not in table.shown  # no run's objective differs from its loss
     assert table.common == {"dataset": "seed", "model": "relu"}
@@ -683,7 +687,7 @@ def test_loss_curves_draw_each_runs_logged_losses_and_its_final_loss():
         # The logged epochs' losses, then the final loss at epoch 3 (after the last step).
         np.testing.assert_array_equal(lines[label].get_xdata(), [0.0, 1.0, 2.0, 3.0])
         np.testing.assert_array_equal(lines[label].get_ydata(), [*g.loss, g.metrics["final_loss"]])
-    assert fig.legends[0].get_title().get_text() == "runs in order of final_loss, lowest first"
+    assert fig.legends[0].get_title().get_text() == "runs in order of final_objective, lowest first"
 
 
 def test_trajectories_draw_each_path_to_its_final_weights_on_the_models_own_surface():

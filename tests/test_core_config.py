@@ -294,7 +294,10 @@ def test_one_data_identity_ignores_what_the_data_does_not_read_and_the_surface_i
     assert TrainConfig(n_samples=50).data_key() == base.data_key()  # not synthetic: not read
     split = TrainConfig(validation_fraction=0.2)
     assert TrainConfig(validation_fraction=0.2, seed=3).data_key() != split.data_key()
-    assert TrainConfig(model="linear").data_key() != base.data_key()
+    assert TrainConfig(model="linear").data_key() == base.data_key()  # the same targets: relu or linear
+    assert TrainConfig(model="logistic").data_key() != base.data_key()  # labels as 0/1
+    synthetic = TrainConfig(dataset="synthetic")
+    assert TrainConfig(dataset="synthetic", model="linear").data_key() != synthetic.data_key()  # another teacher
     assert TrainConfig(dtype="float32").data_key() != base.data_key()  # another array for the cache ...
     assert TrainConfig(dtype="float32", batch_size=1).surface_key() == base.surface_key()  # ... the same surface
     assert TrainConfig(fit_intercept=True).surface_key() != base.surface_key()  # another parameter

@@ -29,6 +29,7 @@ import click
 from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, option_name
 from core.data import Dataset
 from steps.cli.options import as_param, command_defaults
+from steps.report.compare_table import ranking_metric
 from steps.run import fingerprint
 from steps.run.lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
 from steps.run.runner import make_config
@@ -398,7 +399,7 @@ class Best:
 
 
 def best_metric(data: Dataset) -> str:
-    return "final_val_loss" if data.X_val is not None else "final_objective"
+    return ranking_metric(data.X_val is not None)
 
 
 def tag_best(parent, outcomes: dict[str, Outcome], metric: str) -> Best | None:

@@ -3,9 +3,11 @@ compare run (`steps/compare.py` is the command; workflows call :func:`run_compar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -22,6 +24,7 @@ from steps.report.compare_table import (
     settings_text,
     text_table,
 )
+from steps.report.problems import Problem, group
 from steps.report.report_files import EXTRA_FILES, OUTPUT_FILES
 
 # --------------------------------------------------------------------------- the compare run
@@ -31,19 +34,27 @@ from steps.report.report_files import EXTRA_FILES, OUTPUT_FILES
 
 
 MANIFEST = ".gdlab-compare"  # in --output-dir: the files the last compare wrote there
+INDEX = "index.md"  # with several problems: their list, each with its folder
 
 
 def _forget_stale(output_dir: Path, written: set[str]) -> None:
     """Remove outputs of an earlier compare that this one did not produce (a trajectories.png
-    of two-weight runs, say), but only files compare itself wrote there: a user's own file of
-    the same name is never touched."""
+    of two-weight runs, say, or a problem's folder), but only files compare itself wrote there:
+    a user's own file of the same name is never touched. ``written``: paths relative to
+    ``output_dir``."""
     manifest = output_dir / MANIFEST
     try:
         before = set(manifest.read_text().split()) if manifest.exists() else set()
     except OSError:
         before = set()
-    for stale in (before & {*OUTPUT_FILES, *EXTRA_FILES}) - written:
-        (output_dir / stale).unlink(missing_ok=True)
+    ours = {*OUTPUT_FILES, *EXTRA_FILES, INDEX}
+    for stale in sorted(before - written):
+        parts = Path(stale).parts
+        if parts and parts[-1] in ours and ".." not in parts and len(parts) <= 2:
+            (output_dir / stale).unlink(missing_ok=True)
+            if len(parts) == 2:
+                with contextlib.suppress(OSError):
+                    (output_dir / parts[0]).rmdir()  # the folder of a problem no longer there, once empty
     manifest.write_text("\n".join(sorted(written)) + "\n")
 
 
@@ -72,6 +83,21 @@ def _choose_runs(client, experiment_name, experiment_id, parent_run_id, filter_s
     return exp, where, runs, more
 
 
+PROBLEMS = ("newest", "all")
+
+
+@dataclass
+class Section:
+    """One problem's report: its runs, table and title, and its folder under --output-dir ('' for
+    the folder itself)."""
+
+    problem: Problem
+    runs: list
+    table: Table
+    title: str
+    folder: str = ""
+
+
 def run_compare(
     experiment_name,
     experiment_id,
@@ -82,8 +108,14 @@ def run_compare(
     subject: str | None = None,
     params: dict | None = None,
     images: dict[str, bytes] | None = None,
+    problem: str = "newest",
 ):
     """The command's work (``compare`` turns MLflow errors into a message).
+
+    Runs are ranked only against runs on the same problem (:mod:`steps.report.problems`): with
+    ``problem`` "newest" the report is on the newest run's problem and says what it left out;
+    with "all" every problem gets its own table and pictures, in a folder of its own when there
+    are several.
 
     With ``output_dir`` None the report goes to the compare run's artifacts only (a workflow
     run from a Git URL, whose working folder is MLflow's temporary checkout), and the command
@@ -102,15 +134,30 @@ def run_compare(
     client = MlflowClient()
     options = (experiment_name, experiment_id, parent_run_id, filter_string, max_runs)
     exp, where, runs, more = _choose_runs(client, *options, subject)
-
-    gathered = gather(client, runs)
-    table = build_table(gathered)
-    click.echo(f"{len(runs)} runs of {where}, best {table.sort_metric} first:\n")
-    click.echo(text_table(table))
-    click.echo(settings_text(table))
+    found = group(runs)
+    chosen = found if problem == "all" else found[:1]
+    sections = []
+    for i, prob in enumerate(chosen, 1):
+        table = build_table(gather(client, prob.runs))
+        on = f", on {prob.label}" if len(found) > 1 else ""
+        heading = f"{len(prob.runs)} runs of {where}{on}, best {table.sort_metric} first:\n"
+        click.echo(("\n" if i > 1 else "") + heading)
+        click.echo(text_table(table))
+        click.echo(settings_text(table))
+        title = f"gdlab comparison: {len(prob.runs)} runs of {where}{on}"
+        folder = f"{i}-{prob.slug}" if len(chosen) > 1 else ""
+        sections.append(Section(prob, prob.runs, table, title, folder))
+    left = found[len(chosen) :]
+    if left:
+        others = ", ".join(f"{p.label} ({len(p.runs)})" for p in left)
+        click.echo(
+            f"\nRanked only the runs on {chosen[0].label}, the newest run's problem: the losses of "
+            f"{sum(len(p.runs) for p in left)} other runs measure something else ({others}). "
+            "--problem all reports each problem on its own."
+        )
     if more:
         click.echo(f"\nNote: more than {max_runs} runs matched; these are the newest {max_runs} (see --max-runs).")
-    if table.frame["final_loss"].isna().all():
+    if all(s.table.frame["final_loss"].isna().all() for s in sections):
         raise click.ClickException(f"none of the {len(runs)} runs has final metrics: nothing to compare")
 
     params = params or {  # the options as given, under their MLproject names
@@ -120,29 +167,35 @@ def run_compare(
         "filter": filter_string,
         "output_dir": output_dir,
         "max_runs": max_runs,
+        "problem": problem,
     }
-    title = f"gdlab comparison: {len(runs)} runs of {where}"
     if output_dir is None:
         with tempfile.TemporaryDirectory(prefix="gdlab-compare-") as tmp:
-            return _report(exp, runs, table, Path(tmp), title, parent_run_id, params, images, kept=False)
+            return _report(exp, sections, Path(tmp), parent_run_id, params, images, kept=False)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"--output-dir {output_dir}: {exc.strerror or exc}") from None
-    return _report(exp, runs, table, output_dir, title, parent_run_id, params, images, kept=True)
+    return _report(exp, sections, output_dir, parent_run_id, params, images, kept=True)
 
 
-def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, params: dict, images, kept: bool):
-    """Write the report's files to ``output_dir`` and log them to a new compare run."""
+def _report(exp, sections: list[Section], output_dir: Path, parent_run_id, params: dict, images, kept: bool):
+    """Write each section's files (its folder under ``output_dir``) and log them to a new compare run."""
     import mlflow
 
-    with warnings.catch_warnings():
-        # Diverged runs carry losses near 1e300; matplotlib's log scale warns about them.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        figs = figures(table)
+    written: dict[str, list[Path]] = {}
     try:
-        files = write(output_dir, table, figs, title, images)
-        _forget_stale(output_dir, {f.name for f in files})
+        for section in sections:
+            folder = output_dir / section.folder
+            folder.mkdir(exist_ok=True)
+            with warnings.catch_warnings():
+                # Diverged runs carry losses near 1e300; matplotlib's log scale warns about them.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                figs = figures(section.table)
+            written[section.folder] = write(folder, section.table, figs, section.title, images)
+        if len(sections) > 1:
+            written[""] = [_index(output_dir, sections)]
+        _forget_stale(output_dir, {p.relative_to(output_dir).as_posix() for files in written.values() for p in files})
     except OSError as exc:
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
 
@@ -151,27 +204,38 @@ def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, param
     if os.environ.get("MLFLOW_RUN_ID") == parent_run_id:
         os.environ.pop("MLFLOW_RUN_ID")  # called from inside the parent's process: never take over its run
     tags = {"technique": "compare", "compared_experiment_id": exp.experiment_id}
-    with tracked_run(
-        experiment_id=exp.experiment_id, parent_run_id=parent_run_id or None, name="compare", tags=tags
-    ) as run:
+    n_runs = sum(len(s.runs) for s in sections)
+    name = (
+        f"compare {n_runs} runs on {sections[0].problem.label}"
+        if len(sections) == 1
+        else (f"compare {n_runs} runs on {len(sections)} problems")
+    )
+    with tracked_run(experiment_id=exp.experiment_id, parent_run_id=parent_run_id or None, name=name, tags=tags) as run:
         run_id = run.id
         run.log_params(params)
-        status = table.frame["status"]
+        frames = [s.table.frame for s in sections]
         run.log_metrics(
             {
-                "runs_compared": len(runs),
-                "runs_failed": int(status.isin(["FAILED", "KILLED"]).sum()),
-                "runs_without_metrics": int(table.frame["final_loss"].isna().sum()),
+                "runs_compared": n_runs,
+                "runs_failed": int(sum(f["status"].isin(["FAILED", "KILLED"]).sum() for f in frames)),
+                "runs_without_metrics": int(sum(f["final_loss"].isna().sum() for f in frames)),
+                "problems_compared": len(sections),
             }
         )
-        best = table.frame.loc[0, table.sort_metric]
-        if best == best:  # not NaN
-            run.log_metrics({f"best_{table.sort_metric}": float(best)})
+        first = sections[0].table
+        best = first.frame.loc[0, first.sort_metric]
+        if best == best and len(sections) == 1:  # not NaN; one problem (a best across problems means nothing)
+            run.log_metrics({f"best_{first.sort_metric}": float(best)})
         with run.held():
-            mlflow.log_table(json_frame(table.frame), artifact_file="compare.json")
-            for f in files:  # the pictures as written (log_figure would draw each one again: ~1 s apiece)
-                mlflow.log_artifact(str(f))
-    names = ", ".join(f.name for f in files)
+            for section in sections:
+                where = f"{section.folder}/" if section.folder else ""
+                mlflow.log_table(json_frame(section.table.frame), artifact_file=f"{where}compare.json")
+            for folder, files in written.items():
+                for f in files:  # the pictures as written (log_figure would draw each one again: ~1 s apiece)
+                    mlflow.log_artifact(str(f), artifact_path=folder or None)
+    names = ", ".join(f.name for f in written.get(sections[0].folder, []))
+    if len(sections) > 1:
+        names = f"index.md and a folder per problem ({', '.join(s.folder for s in sections)})"
     if kept:
         click.echo(f"\nWrote {names} to {output_dir}/ (and to compare run {run_id}).")
     else:
@@ -179,6 +243,21 @@ def _report(exp, runs, table, output_dir: Path, title: str, parent_run_id, param
             f"\nLogged {names} to compare run {run_id}; to get them here:\n"
             f"  mlflow artifacts download --run-id {run_id} --dst-path compare_output"
         )
+
+
+def _index(output_dir: Path, sections: list[Section]) -> Path:
+    """index.md: the problems, each with its runs, its best run and its report's folder."""
+    lines = ["# gdlab comparison, one problem at a time", "",
+             "Runs are ranked only against runs on the same problem (the same rows and the same loss).", "",
+             "| problem | runs | best | ranked by | report |", "|---|---:|---|---|---|"]  # fmt: skip
+    for s in sections:
+        frame, metric = s.table.frame, s.table.sort_metric
+        best = f"{frame.loc[0, 'run_id'][:8]} ({frame.loc[0, metric]:.6g})" if len(frame) else "-"
+        label = s.problem.label.replace("|", "\\|")
+        lines.append(f"| {label} | {len(s.runs)} | {best} | {metric} | [{s.folder}/]({s.folder}/compare.md) |")
+    path = output_dir / INDEX
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------- files

@@ -66,6 +66,13 @@ def parse_param(value: str, name: str = ""):
     return v if math.isfinite(v) else value
 
 
+def ranking_metric(validated: bool) -> str:
+    """The one metric runs are ranked by, in compare's table and for a workflow's best child: the
+    held-out loss when there is a split, else the objective each run minimized (the loss plus its
+    penalty; the loss itself without one)."""
+    return "final_val_loss" if validated else "final_objective"
+
+
 def relevant(p: dict) -> dict:
     """A run's params without the ones its setup ignores (gdlab logs only those that act, but
     `mlflow run` logs every parameter the MLproject declares): :func:`core.config.unused_options`."""
@@ -176,7 +183,7 @@ def _sorted(df):
     positions in the new order, and the metric."""
     ok = (df["status"] == "FINISHED") & df["final_loss"].notna()
     has_val = ok.any() and df.loc[ok, "final_val_loss"].notna().all()
-    sort_metric = "final_val_loss" if has_val else "final_loss"
+    sort_metric = ranking_metric(has_val)
     df["_rank"] = (~ok).astype(int)
     df["_order"] = range(len(df))
     df = df.sort_values(["_rank", sort_metric, "technique", "start_time"], na_position="last", kind="stable")

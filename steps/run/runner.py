@@ -22,9 +22,10 @@ import numpy as np
 from core.config import FUNCTION_IGNORES, NEEDS, OWNERS, TEST_FUNCTIONS, TrainConfig, option_name, unused_options
 from core.data import DataError, Dataset, printable
 from core.neuron import original_units
+from core.penalties import Penalty
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 from steps.cli.options import OPTIONS, as_param
-from steps.run import fingerprint
+from steps.run import fingerprint, story
 from steps.run.errors import Pruned
 from steps.run.lifecycle import RunFailed, exit_on_end, tracked_run
 
@@ -133,15 +134,25 @@ def load_checked(cfg: TrainConfig):
 
 def execute(cfg: TrainConfig, technique: str) -> None:
     """The training entry points' command: load the data, train and log one run; exits non-zero on failure."""
+    import mlflow
+
     data = load_checked(cfg)
     result = exit_on_end(train_run, cfg, technique, data, progress=True)
-    if cfg.hidden:  # a network: hundreds of numbers say nothing on a terminal
-        n_bias = len(result.bias) if isinstance(result.bias, list) else 0
-        print(f"Final parameters: {len(result.weights)} weights, {n_bias} biases (the run's weights.json)")
+    if cfg.hidden or len(result.weights) > 10:  # a network, a wide table: many numbers say nothing here
+        n_bias = len(result.bias) if isinstance(result.bias, list) else int(result.bias is not None)
+        biases = f", {n_bias} bias{'es' if n_bias > 1 else ''}" if n_bias else ""
+        print(f"Final parameters: {len(result.weights)} weights{biases} (the run's weights.json)")
+    else:
+        print(f"Final weights: {result.weights}")
+        if result.bias is not None:
+            print(f"Final bias: {result.bias}")
+    run = mlflow.last_active_run()
+    if run is None:
+        print(f"Final {story.summary(result.final, result.epochs_run)}")
         return
-    print(f"Final weights: {result.weights}")
-    if result.bias is not None:
-        print(f"Final bias: {result.bias}")
+    info = run.info
+    print(f"Final {story.summary(result.final, result.epochs_run)} (run {info.run_id[:8]}: {info.run_name})")
+    print(f"See it: {story.where(mlflow.get_tracking_uri(), info.experiment_id, info.run_id)}")
 
 
 def train_run(
@@ -166,7 +177,8 @@ def train_run(
     """
     import mlflow
 
-    with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=technique) as run:
+    name = story.run_name(cfg, technique)
+    with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=name) as run:
         tmpdir = Path(tmp)
         epochs = _EpochLog(run, cfg, data, _progress(cfg.epochs) if progress else None, on_epoch)
 
@@ -179,13 +191,14 @@ def train_run(
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
         tags = {"technique": technique, "optimizer": cfg.optimizer, "penalty": cfg.penalty}
+        tags[story.NOTE_TAG] = story.description(cfg, technique)  # the run's page in the MLflow UI
         if data.classes is not None:  # which label is 0 and which 1, e.g. "0=benign, 1=malignant"
             tags["classes"] = ", ".join(f"{i}={printable(label, 100)}" for i, label in enumerate(data.classes))
         run.set_tags({**tags, **fingerprint.tags(cfg, data)})
         try:
             result = fit(cfg, data, epochs.callback)
         except DivergenceError as exc:
-            raise RunFailed(str(exc)) from None
+            raise RunFailed(str(exc) + _scale_hint(cfg, data)) from None
         except Pruned as exc:
             with run.held():
                 save_path_so_far()
@@ -199,6 +212,22 @@ def train_run(
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
     return result
+
+
+def _scale_hint(cfg: TrainConfig, data: Dataset) -> str:
+    """For a diverged run on features in their own units: how far apart their scales are, and
+    the cure. The curvature along a weight is about twice its feature's mean square, so features
+    far from unit scale need a rate too small for the rest (docs/tutorials.md: Real data)."""
+    if cfg.standardize or cfg.dataset in TEST_FUNCTIONS or data.X_train.shape[1] == 0:
+        return ""
+    squares = np.mean(np.square(data.X_train, dtype=np.float64), axis=0)
+    low, high = float(squares.min()), float(squares.max())
+    if high <= 100 and high <= 100 * max(low, 1e-300):
+        return ""
+    return (
+        f"; the features are far from one scale (mean squares {low:.2g} to {high:.2g}): "
+        "--standardize true puts them on one"
+    )
 
 
 class _EpochLog:
@@ -254,17 +283,23 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         "steps_per_s": result.steps_per_s,
         "epochs_run": result.epochs_run,
     }
+    # At step 0, where MLflow's chart view draws a summary as a bar across runs; with an L1 term
+    # zero_weights is a curve logged every epoch, and its final value ends that curve.
+    l1 = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
+    curve = {"zero_weights": final.pop("zero_weights")} if l1.active and l1.l1_weight > 0 else {}
     if cfg.dataset in TEST_FUNCTIONS or not log_model:
         if cfg.dataset not in TEST_FUNCTIONS:
             _write_spec(tmpdir, cfg, data, weights, scaler)
-        run.log_metrics(final, result.epochs_run)
+        run.log_metrics(final, 0)
+        run.log_metrics(curve, result.epochs_run)
         run.buffer.flush()
         with run.held():
             mlflow.log_artifacts(str(tmpdir))
         return
     spec = _write_spec(tmpdir, cfg, data, weights, scaler)
     with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
-        run.log_metrics(final, result.epochs_run, model_id=model.model_id)
+        run.log_metrics(final, 0, model_id=model.model_id)
+        run.log_metrics(curve, result.epochs_run, model_id=model.model_id)
         run.buffer.flush()
         with run.held():
             mlflow.log_artifacts(str(tmpdir))
