@@ -891,3 +891,37 @@ def test_the_logged_model_records_no_local_paths(tracking):
 
     assert len(model.predict(pd.DataFrame({"x0": [0.1], "x1": [0.2]}))) == 1
     assert json.loads((Path(local) / "artifacts" / "model_spec.json").read_text())["model"] == "relu"
+
+
+# --------------------------------------------------------------------------- one problem at a time
+
+
+def test_compare_ranks_only_runs_on_one_problem_and_says_what_it_left_out(tracking, tmp_path):
+    # The tutorials' order on one store: the lesson, then two runs on Rosenbrock, then compare.
+    for command, args in ((sgd, []), (adam, []), (train, ["--model", "logistic"])):
+        assert invoke(command, ["--epochs", "5", *args]).exit_code == 0
+    rosenbrock = ["--dataset", "rosenbrock", "--epochs", "20"]
+    for args in (["--optimizer", "adam", "--learning-rate", "0.05"], ["--momentum", "0.9", "--learning-rate", "0.001"]):
+        assert invoke(train, [*rosenbrock, *args]).exit_code == 0
+    out = tmp_path / "rosenbrock"
+    result = invoke(compare, ["--output-dir", out])
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "compare.csv")
+    assert len(rows) == 2  # the two Rosenbrock runs, not a Himmelblau or lesson run ranked beside them
+    assert "2 runs of experiment 'gdlab-test' (id 1), on rosenbrock, best final_objective first" in result.output
+    assert "the losses of 3 other runs measure something else (seed · log loss (1), seed · MSE (2))" in result.output
+
+    every = tmp_path / "all"
+    result = invoke(compare, ["--output-dir", every, "--problem", "all"])
+    assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in every.iterdir() if p.is_dir())
+    assert folders == ["1-rosenbrock", "2-seed-log-loss", "3-seed-mse"]
+    assert [len(read_csv(every / f / "compare.csv")) for f in folders] == [2, 1, 2]
+    assert "| rosenbrock | 2 |" in (every / "index.md").read_text()
+    assert not (every / "compare.csv").exists()
+    # Back to the newest problem: the folders this compare wrote go, a user's own file stays.
+    (every / "1-rosenbrock" / "notes.txt").write_text("mine")
+    assert invoke(compare, ["--output-dir", every]).exit_code == 0
+    assert sorted(p.name for p in every.iterdir() if p.is_dir()) == ["1-rosenbrock"]
+    assert sorted(p.name for p in (every / "1-rosenbrock").iterdir()) == ["notes.txt"]
+    assert (every / "compare.csv").exists()
