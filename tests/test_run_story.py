@@ -106,3 +106,29 @@ def test_each_launcher_logs_a_known_number_of_params(tracking):
         "sgd": 57,
         "main": 63,
     }
+
+
+def test_the_data_is_logged_as_mlflow_dataset_inputs_one_a_split(tracking):
+    import json
+
+    args = ["--dataset", DIABETES, "--target", "target", "--standardize", "true", "--validation-fraction", "0.2"]
+    assert CliRunner().invoke(train, [*args, "--epochs", "3"]).exit_code == 0
+    inputs = only_run(tracking).inputs.dataset_inputs
+    by_context = {i.tags[0].value: i.dataset for i in inputs}
+    assert set(by_context) == {"training", "validation"}
+    training, validation = by_context["training"], by_context["validation"]
+    assert training.name == validation.name == "diabetes"
+    assert json.loads(training.source)["uri"] == DIABETES
+    assert json.loads(training.profile) == {"features_shape": [354, 10], "targets_shape": [354]}
+    assert json.loads(validation.profile) == {"features_shape": [88, 10], "targets_shape": [88]}
+    assert training.digest != validation.digest
+    assert "tensor" in training.schema
+
+
+def test_a_test_function_logs_no_dataset_and_the_lessons_data_is_named_seed(tracking):
+    assert CliRunner().invoke(train, ["--dataset", "beale", "--epochs", "2"]).exit_code == 0
+    assert only_run(tracking).inputs.dataset_inputs == []
+    tracking.client.delete_run(only_run(tracking).info.run_id)
+    assert CliRunner().invoke(sgd, ["--epochs", "2"]).exit_code == 0
+    (lesson,) = only_run(tracking).inputs.dataset_inputs
+    assert (lesson.dataset.name, lesson.dataset.source_type) == ("seed", "code")

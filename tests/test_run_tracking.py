@@ -233,3 +233,46 @@ def test_a_tracking_store_that_cannot_work_is_a_one_line_error(tmp_path, monkeyp
     assert f"the tracking store sqlite:///{store} {needle}" in result.output
     assert "Traceback" not in result.output
     assert "MLFLOW_EXPERIMENT_ID" not in result.output
+
+
+# --------------------------------------------------------------------------- dataset inputs, logged at once
+
+
+def _log_the_same_datasets(uri, experiment_id, barrier, errors):
+    import mlflow
+    import numpy as np
+
+    from steps.run import tracking
+
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    X, y = np.zeros((2, 2)), np.zeros(2)
+    failed = 0
+    for i in range(10):
+        run = client.create_run(experiment_id)
+        barrier.wait()  # every process logs dataset i at the same moment
+        try:
+            tracking.log_data(client, run.info.run_id, "seed", None, f"data {i}", (("training", X, y),))
+        except Exception:
+            failed += 1
+        client.set_terminated(run.info.run_id)
+    errors.put(failed)
+
+
+def test_runs_that_log_the_same_new_dataset_at_once_all_log_it(tracking):
+    # The store checks that a dataset is not there, then inserts it: two runs at once both insert,
+    # and one broke the unique key (28 of 60 here, 4 processes x 15, before log_data tried again).
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, errors = ctx.Barrier(4), ctx.Queue()
+    args = (tracking.uri, tracking.experiment_id, barrier, errors)
+    procs = [ctx.Process(target=_log_the_same_datasets, args=args) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert sum(errors.get(timeout=5) for _ in procs) == 0
+    runs = tracking.client.search_runs([tracking.experiment_id], max_results=100)
+    assert len(runs) == 40
+    assert all(len(r.inputs.dataset_inputs) == 1 for r in runs)

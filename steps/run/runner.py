@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,9 +172,10 @@ def train_run(
     sweep's trial reports to Optuna there, and raises :class:`~steps.run.errors.Pruned` to stop: the
     run then ends FINISHED, tagged ``pruned`` = ``epoch N``, with its history (metrics,
     trajectory.csv, internals.csv) but no final metrics or model, and None is returned.
-    ``log_model=False`` logs everything but the LoggedModel (a benchmark's tuning trials: hundreds
-    of runs whose models nobody loads). Raises :class:`~steps.run.lifecycle.RunFailed` (diverged) or
-    :class:`~steps.run.lifecycle.RunStopped` (interrupted) once the run has been closed.
+    ``log_model=False`` logs everything but the LoggedModel and the dataset inputs (a benchmark's
+    tuning trials: hundreds of runs whose models nobody loads). Raises
+    :class:`~steps.run.lifecycle.RunFailed` (diverged) or :class:`~steps.run.lifecycle.RunStopped`
+    (interrupted) once the run has been closed.
     """
     import mlflow
 
@@ -194,7 +196,11 @@ def train_run(
         tags[story.NOTE_TAG] = story.description(cfg, technique)  # the run's page in the MLflow UI
         if data.classes is not None:  # which label is 0 and which 1, e.g. "0=benign, 1=malignant"
             tags["classes"] = ", ".join(f"{i}={printable(label, 100)}" for i, label in enumerate(data.classes))
-        run.set_tags({**tags, **fingerprint.tags(cfg, data)})
+        shas = fingerprint.tags(cfg, data)
+        run.set_tags({**tags, **shas})
+        if log_model:  # (a benchmark's hundreds of tuning trials: 10 ms a run saved on sqlite)
+            with run.held():
+                _log_data(run, cfg, data, shas[fingerprint.TAG_DATA])
         try:
             result = fit(cfg, data, epochs.callback)
         except DivergenceError as exc:
@@ -212,6 +218,20 @@ def train_run(
         if result.stopped_early:
             run.set_tags({"stopped_early": f"epoch {result.epochs_run}"})
     return result
+
+
+def _log_data(run, cfg: TrainConfig, data: Dataset, digest: str) -> None:
+    """The data as MLflow dataset inputs (training, and validation with a split); a test
+    function has none."""
+    from steps.run import tracking
+
+    if cfg.dataset in TEST_FUNCTIONS:
+        return
+    source = None if cfg.dataset in ("seed", "synthetic") else cfg.dataset
+    splits = (("training", data.X_train, data.y_train), ("validation", data.X_val, data.y_val))
+    with warnings.catch_warnings():  # a path MLflow's registry reads two ways: it says so, and picks one
+        warnings.simplefilter("ignore", UserWarning)
+        tracking.log_data(run.client, run.id, story.dataset_name(cfg.dataset), source, digest, splits)
 
 
 def _scale_hint(cfg: TrainConfig, data: Dataset) -> str:

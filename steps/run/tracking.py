@@ -323,6 +323,37 @@ MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 CORE = Path(__file__).resolve().parents[2] / "core"  # the model's code/ folder: its forward pass
 
 
+def log_data(client: MlflowClient, run_id: str, name: str, source: str | None, digest: str, splits) -> None:
+    """The run's data as MLflow dataset inputs, the UI's Dataset column: one a split (``splits``:
+    (context, X, y), e.g. "training" and "validation"), named ``name``, from ``source`` (a CSV's
+    path or URL; None: gdlab's own data, made by code), each with a digest of its own derived
+    from the data's hash ``digest``. The schema is read off one row and the profile is the
+    shapes, so a million rows cost what two do."""
+    import hashlib
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for context, X, y in splits:
+        if X is None:
+            continue
+        sample = mlflow.data.from_numpy(X[:1], targets=y[:1], source=source, name=name, digest="-")._to_mlflow_entity()
+        part = hashlib.sha256(f"{digest}:{context}".encode()).hexdigest()[:8]
+        profile = {"features_shape": list(X.shape), "targets_shape": list(y.shape)}
+        dataset = Dataset(name, part, sample.source_type, sample.source, sample.schema, json.dumps(profile))
+        inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", context)]))
+    for attempt in itertools.count(1):
+        try:
+            return retry(lambda: client.log_inputs(run_id, inputs))
+        except mlflow.exceptions.MlflowException as exc:
+            # Two runs that log the same new dataset at once: the store checks that it is not there,
+            # then both insert it, and the second breaks its unique key (sqlite: "UNIQUE constraint
+            # failed", PostgreSQL: "duplicate key"). Once the first has it, logging it again links it.
+            if attempt == 5 or not any(w in str(exc) for w in ("UNIQUE constraint", "duplicate key")):
+                raise
+            time.sleep(0.05 * attempt)
+
+
 @contextlib.contextmanager
 def logged_model(run_id: str, experiment_id: str, params: dict, step: int = 0):
     """An MLflow 3 LoggedModel named ``model`` for the run, yielded while it is PENDING.
