@@ -4,7 +4,13 @@ from steps.cli.options import COMMON, apply, command
 from steps.run.runner import execute, make_config
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.adam",
+        "python -m steps.adam --dataset rosenbrock --learning-rate 0.05 --epochs 500",
+        "mlflow run . -e adam -P beta2=0.99",
+    )
+)
 @apply([*COMMON, "beta1", "beta2", "epsilon", "amsgrad"])
 def adam(**options):
     """Adam on the MSE, with torch's defaults (betas 0.9, 0.999; eps 1e-8 after the sqrt).

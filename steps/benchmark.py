@@ -56,7 +56,13 @@ from steps.run.runner import load_checked
 REPORTS = "benchmark_output"
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.benchmark",
+        "python -m steps.benchmark --suite lab",
+        "python -m steps.benchmark --optimizers sgd,adam,lion --dataset rosenbrock --epochs 500 --space full",
+    )
+)
 @click.option(
     "--suite",
     type=click.Choice(("none", *SUITES)),

@@ -34,7 +34,13 @@ from steps.report.compare_report import PROBLEMS, run_compare
 # --------------------------------------------------------------------------- the command
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.compare",
+        "python -m steps.compare --problem all --output-dir report/",
+        "python -m steps.compare --filter \"params.optimizer = 'adam'\"",
+    )
+)
 @click.option(
     "--experiment-name",
     type=str,

@@ -4,7 +4,12 @@ from steps.cli.options import COMMON, apply, command
 from steps.run.runner import execute, make_config
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.l1 --lambda 0.1 --dataset synthetic",
+        "python -m steps.l1 --l1-method subgradient   # the lesson's way, kept to teach",
+    )
+)
 @apply([*COMMON, "lambda", "l1-method"], {"lambda": {"default": 0.01}})
 def l1(**options):
     """SGD with an L1 penalty. The default proximal step soft-thresholds the weights

@@ -4,7 +4,12 @@ from steps.cli.options import COMMON, apply, command
 from steps.run.runner import execute, make_config
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.l2 --lambda 0.1",
+        "mlflow run . -e l2 -P lambda=0.1 -P dataset=my.csv -P target=price",
+    )
+)
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01}})
 def l2(**options):
     """SGD with an L2 penalty: the gradient gains 2 * lambda * w, shrinking every weight.

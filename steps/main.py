@@ -56,7 +56,14 @@ def shared_rate_note(lr: float) -> str:
     )
 
 
-@command()
+@command(
+    examples=(
+        "mlflow run .",
+        "python -m steps.main --techniques sgd,adam,nadam,lion --dataset rosenbrock"
+        " --epochs 2000 --learning-rate 0.002",
+        "python -m steps.main --dataset examples/diabetes.csv --target target --model linear --standardize true",
+    )
+)
 @apply([*COMMON, "lambda"], {"lambda": {"default": 0.01, "help": "Penalty strength of the l1 and l2 children."}})
 @click.option("--techniques", type=TECHNIQUES, default=",".join(CHILDREN), show_default=True, help=TECHNIQUES_HELP)
 @workflow_options

@@ -46,7 +46,7 @@ def replay(path: Path) -> str:
     return f"run {run_id}: {len(metrics)} metric values written to {uri}{ended}"
 
 
-@command()
+@command(examples=("python -m steps.recover",))
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def recover(files: tuple[Path, ...]):
     """Write the metrics that runs kept in spill files when their tracking store went away, and

@@ -4,7 +4,13 @@ from steps.cli.options import COMMON, apply, command
 from steps.run.runner import execute, make_config
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.sgd",
+        "python -m steps.sgd --momentum 0.9 --nesterov true --learning-rate 0.1",
+        "mlflow run . -e sgd -P dataset=synthetic -P batch_size=32",
+    )
+)
 @apply([*COMMON, "momentum", "dampening", "nesterov"])
 def sgd(**options):
     """Gradient descent on the MSE: w <- w - lr * grad (torch.optim.SGD's rule).

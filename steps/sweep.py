@@ -139,7 +139,13 @@ def search_options(f):
     return f
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.sweep --technique sgd --learning-rates 0.001,0.01,0.1",
+        "python -m steps.sweep --technique l2 --learning-rates 0.01,0.1 --lambdas 0.001,0.01,0.1",
+        "python -m steps.sweep --search tpe --learning-rates 1e-4:1 --n-trials 30 --prune true",
+    )
+)
 @click.option(
     "--technique",
     type=click.Choice(TECHNIQUES),

@@ -15,10 +15,21 @@ def _torch_default(option: str) -> dict:
     return {"default": None, "help": f"{OPTIONS[flag].help} [default: torch's for the optimizer: {each}]"}
 
 
-@command()
+@command(
+    examples=(
+        "python -m steps.train --optimizer adam --learning-rate 0.05 --dataset rosenbrock --epochs 500",
+        "python -m steps.train --dataset examples/diabetes.csv --target target --model linear"
+        " --fit-intercept true --standardize true",
+        "python -m steps.train --optimizer adamw --penalty l2 --lambda 0.01 --lr-schedule cosine --dataset synthetic",
+        "python -m steps.train --dataset examples/breast_cancer.csv --target diagnosis"
+        " --model logistic --hidden 16 --standardize true",
+        "mlflow run . -e train -P optimizer=rmsprop -P centered=true",
+    )
+)
 @apply(COMMON + OPTIMIZER + PENALTY, {o.replace("_", "-"): _torch_default(o) for o in PER_OPTIMIZER})
 def train(**options):
-    """Train one ReLU (or linear) neuron with any optimizer and penalty, logged to MLflow.
+    """Train one model (the ReLU neuron, a linear or logistic one, or a network with --hidden), or a
+    point on a test function, with any optimizer, penalty and schedule; logged to MLflow.
 
     The objective is mean((y - f(X w + b))^2) + lambda * R(w); the update rules are
     torch.optim's. With a test function as --dataset (rosenbrock, ...) the parameters are

@@ -431,3 +431,52 @@ def test_an_option_given_twice_is_refused(tracking):
     result = CliRunner().invoke(sgd, ["--learning-rate", "0.01", "--epochs", "5", "--learning-rate", "0.5"])
     refused(result, "--learning-rate is given twice ('0.01', then '0.5')", "-P learning_rate=0.5")
     assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+# --------------------------------------------------------------------------- --help in sections, with examples
+
+EVERY_COMMAND = ("main", "sgd", "adam", "l1", "l2", "train", "compare", "sweep", "benchmark", "recover")
+
+
+def _command(name):
+    import importlib
+
+    return getattr(importlib.import_module(f"steps.{name}"), name)
+
+
+def test_train_help_is_in_sections_with_the_optimizer_near_the_top():
+    text = CliRunner().invoke(train, ["--help"], terminal_width=100).output
+    lines = text.splitlines()
+    titles = [line for line in lines if line and not line.startswith(" ") and line.endswith(":")]
+    assert titles == [
+        "Optimizer:",
+        "Penalty:",
+        "Data:",
+        "Model:",
+        "Training loop:",
+        "Learning-rate schedule:",
+        "Tracking:",
+    ]
+    assert next(i for i, line in enumerate(lines) if line.startswith("  --optimizer ")) < 20  # was line 216
+    schedule = lines.index("Learning-rate schedule:")
+    assert all(lines.index(line) > schedule for line in lines if line.startswith("  --lr-step-size "))
+    assert "network with --hidden" in text  # the summary names what it trains today
+
+
+@pytest.mark.parametrize("name", EVERY_COMMAND)
+def test_every_option_is_in_one_section_once_and_every_example_parses(name):
+    command = _command(name)
+    text = CliRunner().invoke(command, ["--help"], terminal_width=200).output
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert sum(line.lstrip().startswith(param.opts[0] + " ") or line.strip() == param.opts[0]
+                       for line in text.splitlines()) == 1, param.opts[0]  # fmt: skip
+    examples = text.split("Examples:")[1].strip().splitlines()
+    assert examples
+    import shlex
+
+    for line in examples:
+        words = shlex.split(line.split("#")[0])
+        if words[:3] == ["python", "-m", f"steps.{name}"]:
+            with command.make_context(name, words[3:], resilient_parsing=False) as ctx:
+                assert ctx.params is not None

@@ -295,6 +295,23 @@ class Command(click.Command):
             )
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The options in sections: the command's own first (a workflow's, the benchmark's), then
+        the optimizer's and penalty's, data, model, loop and schedule, workflow, tracking."""
+        sections: dict[str, list] = {}
+        params = self.get_params(ctx)
+        workflow = any(p.name == "launcher" for p in params)  # (compare's --output-dir is its own)
+        for param in params:
+            record = param.get_help_record(ctx)
+            if record is not None:
+                section = section_of(param.name)
+                sections.setdefault("" if section == "Workflow" and not workflow else section, []).append(record)
+        own = f"{self.name.capitalize()} options" if self.name else "Options"
+        for title in (own, *SECTIONS):
+            if title in sections or (title == own and "" in sections):
+                with formatter.section(title):
+                    formatter.write_dl(sections.get(title) or sections[""])
+
     def _dashed(self, word: str) -> str:
         """``--weight_decay`` as ``--weight-decay``: `mlflow run` passes a parameter the MLproject
         does not declare (`train`'s options whose default depends on the optimizer) as
@@ -308,6 +325,42 @@ class Command(click.Command):
 
     def _takes_value(self, name: str) -> bool:
         return any(name in p.opts for p in self.params if isinstance(p, click.Option) and not p.is_flag)
+
+
+# The sections of --help, in order, after the command's own options.
+SECTIONS = (
+    "Optimizer",
+    "Penalty",
+    "Data",
+    "Model",
+    "Training loop",
+    "Learning-rate schedule",
+    "Workflow",
+    "Tracking",
+)
+_GROUP_SECTION = {
+    schema.OPTIMIZER: "Optimizer",
+    schema.PENALTY: "Penalty",
+    schema.DATA: "Data",
+    schema.MODEL: "Model",
+    schema.LOOP: "Training loop",
+}
+_SCHEDULE = {"lr_schedule", "warmup_epochs", "warmup_start_factor"} | {
+    o for opts in config.SCHEDULE_OPTIONS.values() for o in opts
+}
+# The workflows' options (steps.cli.workflow) and every command's.
+WORKFLOW = {"reuse", "max_parallel", "launcher", "backend", "backend_config", "output_dir", "register_model"}
+TRACKING = {"store_timeout", "help"}
+
+
+def section_of(name: str | None) -> str:
+    """The --help section of a Click parameter (its Python name); "" for the command's own."""
+    option = config.option_name(name or "")
+    if option in _SCHEDULE:
+        return "Learning-rate schedule"
+    if option in config.SPECS:
+        return _GROUP_SECTION[config.SPECS[option].group]
+    return "Workflow" if name in WORKFLOW else "Tracking" if name in TRACKING else ""
 
 
 def _store_timeout(ctx, param, value):
@@ -325,6 +378,8 @@ def command_defaults(command: click.Command) -> dict:
     return defaults
 
 
-def command():
-    """``@click.command`` for a gdlab entry point (-h/--help, repeated options refused)."""
-    return click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+def command(examples: tuple[str, ...] = ()):
+    """``@click.command`` for a gdlab entry point (-h/--help in sections, repeated options
+    refused), with ``examples`` (command lines) at the end of its --help."""
+    epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
+    return click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog)
