@@ -37,7 +37,7 @@ from steps.report.compare_report import PROBLEMS, run_compare
 @command(
     examples=(
         "python -m steps.compare",
-        "python -m steps.compare --problem all --output-dir report/",
+        "python -m steps.compare --problem all --output-dir compare_output/all/",
         "python -m steps.compare --filter \"params.optimizer = 'adam'\"",
     )
 )

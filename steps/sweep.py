@@ -144,14 +144,16 @@ def search_options(f):
         "python -m steps.sweep --technique sgd --learning-rates 0.001,0.01,0.1",
         "python -m steps.sweep --technique l2 --learning-rates 0.01,0.1 --lambdas 0.001,0.01,0.1",
         "python -m steps.sweep --search tpe --learning-rates 1e-4:1 --n-trials 30 --prune true",
+        "python -m steps.sweep --optimizers sgd,adam,rmsprop --learning-rates 0.001,0.01,0.1",
     )
 )
 @click.option(
     "--technique",
-    type=click.Choice(TECHNIQUES),
-    default="l1",
+    type=click.Choice(("", *TECHNIQUES)),
+    default="",
     show_default=True,
-    help="The entry point every child runs (with --optimizers: the penalty, l1 or l2, or none).",
+    help="The entry point every child runs; with --optimizers it only says the penalty (l1 or l2; sgd or adam: "
+    "none). '' = l1, or with --optimizers none.",
 )
 @click.option(
     "--learning-rates",
@@ -176,6 +178,7 @@ def sweep(technique, learning_rates, lambdas, optimizers, flow: Workflow, **shar
     parallel: a grid, or an Optuna search (--search random|tpe, --prune, a shared --storage); tag the
     sweep run with the best child (`best_run_id`), then compare the children."""
     options = {k: shared.pop(k) for k in ("search", "n_trials", "timeout", "prune", "study_name", "storage")}
+    technique = technique or ("sgd" if optimizers else "l1")  # --optimizers alone: no penalty
     space = Space(technique, learning_rates, lambdas if technique in PENALIZED else None, optimizers)
     search = _checked_search(space, flow, **options, seed=shared["seed"])
     params = {"technique": technique, "search": options["search"], "learning_rates": shown(learning_rates)}
@@ -195,7 +198,7 @@ def sweep(technique, learning_rates, lambdas, optimizers, flow: Workflow, **shar
             return "every child failed"
         return None if compare_ok else "failed: compare"
 
-    name = f"sweep {technique}"
+    name = f"sweep {','.join(optimizers) if optimizers and technique in ('sgd', 'adam') else technique}"
     if search is None:
         outcomes, reason = _workflow(planned, params, data, flow, failure_of, name)
     else:

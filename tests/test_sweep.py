@@ -263,3 +263,16 @@ def test_optimizers_are_a_grid_axis_of_train_children_with_the_techniques_penalt
         ("sgd", "l1", 0.1),
         ("adam", "l1", 0.1),
     ]
+
+
+def test_a_sweep_over_optimizers_needs_no_technique_and_adds_no_penalty(tracking):
+    # --technique used to default to l1, so `sweep --optimizers sgd,adam` trained every child with an L1 term.
+    args = ["--optimizers", "sgd,adam", "--learning-rates", "0.01,0.1", "--epochs", "3"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "out")])
+    assert result.exit_code == 0, result.output
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    children = [r for r in runs if r.data.tags.get("technique") == "train"]
+    assert len(children) == 4
+    assert {r.data.tags["penalty"] for r in children} == {"none"}
+    assert {r.data.tags["optimizer"] for r in children} == {"sgd", "adam"}
+    assert [r.info.run_name for r in runs if r.data.tags.get("technique") == "sweep"] == ["sweep sgd,adam"]
