@@ -29,6 +29,7 @@ from steps.l1 import l1
 from steps.l2 import l2
 from steps.report import compare_figures
 from steps.report.compare_runs import gather, local_artifact_dir, search
+from steps.report.compare_table import build_table
 from steps.sgd import sgd
 from steps.train import train
 
@@ -925,3 +926,35 @@ def test_compare_ranks_only_runs_on_one_problem_and_says_what_it_left_out(tracki
     assert sorted(p.name for p in every.iterdir() if p.is_dir()) == ["1-rosenbrock"]
     assert sorted(p.name for p in (every / "1-rosenbrock").iterdir()) == ["notes.txt"]
     assert (every / "compare.csv").exists()
+
+
+def test_a_label_names_what_varies_within_an_optimizer_not_each_ones_own_default():
+    # adam's β2 0.999 and lion's 0.99 are their defaults: "adam β2=0.999" named a value nobody chose.
+    gathered = [
+        lesson_like(0, "train", {"optimizer": "adam", "beta2": 0.999, "learning_rate": 0.01}, {"final_loss": 0.1}),
+        lesson_like(1, "train", {"optimizer": "lion", "beta2": 0.99, "learning_rate": 0.01}, {"final_loss": 0.2}),
+        lesson_like(2, "train", {"optimizer": "adam", "beta2": 0.999, "learning_rate": 0.1}, {"final_loss": 0.05}),
+        lesson_like(3, "train", {"optimizer": "adam", "beta2": 0.9, "learning_rate": 0.1}, {"final_loss": 0.06}),
+    ]
+    labels = [s.label for s in compare_figures.styles(build_table(gathered))]
+    assert labels == ["adam lr=0.1 β2=0.999", "adam lr=0.1 β2=0.9", "adam lr=0.01 β2=0.999", "lion lr=0.01"]
+
+
+def test_many_train_runs_are_coloured_by_optimizer_not_all_one_colour():
+    # A sweep over --optimizers: 30 runs, all technique "train", were one blue "train: 30 runs".
+    gathered = [
+        lesson_like(i, "train", {"optimizer": opt, "learning_rate": lr}, {"final_loss": 0.1 + i / 100})
+        for i, (opt, lr) in enumerate((o, 10.0**-k) for o in ("sgd", "adam", "rmsprop") for k in range(10))
+    ]
+    for g in gathered:
+        g.epochs, g.loss = np.arange(3.0), np.array([1.0, 0.5, 0.2])
+    table = build_table(gathered)
+    st = compare_figures.styles(table)
+    by_optimizer = {}
+    for rec, s in zip(table.frame.to_dict("records"), st, strict=True):
+        by_optimizer.setdefault(rec["optimizer"], set()).add(s.color)
+    assert all(len(colors) == 1 for colors in by_optimizer.values())
+    assert len({c for colors in by_optimizer.values() for c in colors}) == 3
+    fig = compare_figures.loss_curves(table, st)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"sgd: 10 runs", "adam: 10 runs", "rmsprop: 10 runs"} <= set(legend)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import BUILT_IN_DATASETS, TEST_FUNCTIONS, TrainConfig, unused_options
+from core.config import BUILT_IN_DATASETS, GROUPS, TEST_FUNCTIONS, TrainConfig, unused_options
 from core.data import DataError
 from core.functions import Objective
 from core.training import components, load_data, loss_surface
@@ -51,8 +51,17 @@ def styles(table: Table) -> list[Style]:
     df = table.frame
     n = len(df)
     params = _param_columns(table)
-    varying = [k for k in table.shown if k in params and _varies_present(df[k])]
-    techniques = list(dict.fromkeys(df["technique"]))
+    kinds = [kind_of(rec) for rec in df.to_dict("records")]
+    # A hyperparameter a label names varies among runs of one kind: adam's β2 0.999 against lion's
+    # 0.99 is each one's default, not a choice (the table still shows both).
+    own = set(GROUPS["optimizer"]) - {"optimizer"}  # an optimizer's own, whose defaults differ by optimizer
+    within = {(k, kind): _varies_present(df[k][[kd == kind for kd in kinds]]) for k in params for kind in set(kinds)}
+    varying = [
+        k
+        for k in table.shown
+        if k in params and (any(within[k, kind] for kind in set(kinds)) or (k not in own and _varies_present(df[k])))
+    ]
+    techniques = list(dict.fromkeys(kinds))
     tab10 = colormaps["tab10"].colors
     recs = df.to_dict("records")
     labels = []
@@ -68,6 +77,8 @@ def styles(table: Table) -> list[Style]:
                 continue
             if k == "l1_ratio" and rec["penalty"] != "elasticnet":
                 continue
+            if k in own and not within[k, kinds[len(labels)]]:  # its optimizer's default, the same in every run
+                continue
             extra.append(_label_part(k, v))
         # Hyperparameters first (the order of `varying`); at most a few, so legends stay legible.
         shown = extra[:MAX_LABEL_PARTS] + (["…"] if len(extra) > MAX_LABEL_PARTS else [])
@@ -81,12 +92,20 @@ def styles(table: Table) -> list[Style]:
             color = tab10[i]
         elif n <= 20:
             color = colormaps["tab20"].colors[i]
-        else:
-            color = tab10[techniques.index(rec["technique"]) % 10]
+        else:  # many runs: one colour a kind (an optimizer of `train`, else the technique)
+            color = tab10[techniques.index(kinds[i]) % 10]
         label = lab + (f" #{rec['run_id'][:6]}" if count[lab] > 1 else "")
         failed = rec["status"] != "FINISHED"
         out.append(Style(label + (f" ({rec['status'].lower()})" if failed else ""), color, failed))
     return out
+
+
+def kind_of(rec: dict) -> str:
+    """What a run is, for colours and groups: a `train` run's optimizer (and penalty), else its technique."""
+    if rec.get("technique") in ("train", "", None):
+        penalty = rec.get("penalty")
+        return str(rec.get("optimizer") or "?") + (f" {penalty}" if penalty not in ("none", "", None) else "")
+    return str(rec["technique"])
 
 
 def _label_part(k: str, v) -> str:
@@ -306,13 +325,13 @@ def _each_curve_labelled(fig, ax, curves, table: Table, st: list[Style]) -> None
 
 
 def _curves_by_technique(fig, ax, curves, table: Table, st: list[Style]) -> None:
-    """Many runs: thin lines coloured by technique, the best five drawn over them and labelled."""
+    """Many runs: thin lines coloured by kind (:func:`kind_of`), the best five drawn over them and labelled."""
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     groups: dict[str, list] = {}
     for i, x, y in curves:
-        groups.setdefault(table.frame.loc[i, "technique"], []).append((i, np.column_stack([x, y])))
+        groups.setdefault(kind_of(table.frame.loc[i].to_dict()), []).append((i, np.column_stack([x, y])))
     handles = []
     for tech, members in groups.items():
         color = st[members[0][0]].color
