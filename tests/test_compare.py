@@ -958,3 +958,20 @@ def test_many_train_runs_are_coloured_by_optimizer_not_all_one_colour():
     fig = compare_figures.loss_curves(table, st)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"sgd: 10 runs", "adam: 10 runs", "rmsprop: 10 runs"} <= set(legend)
+
+
+def test_with_a_split_the_loss_curves_draw_each_runs_validation_loss_dashed(tracking, tmp_path):
+    # Ranked by final_val_loss, the picture showed training losses only: an overfitting run looked best.
+    args = ["--dataset", "synthetic", "--model", "linear", "--validation-fraction", "0.3", "--epochs", "6"]
+    for lr in ("0.01", "0.1"):
+        assert invoke(train, [*args, "--learning-rate", lr]).exit_code == 0
+    runs, _, _ = search(tracking.client, tracking.experiment_id, "", 10)
+    table = build_table(gather(tracking.client, runs))
+    assert table.sort_metric == "final_val_loss"
+    fig = compare_figures.loss_curves(table, compare_figures.styles(table))
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() not in ("-", "None")]
+    assert len(dashed) == 2
+    for g in table.gathered:
+        logged = sorted((m.step, m.value) for m in tracking.client.get_metric_history(g.run_id, "val_loss"))
+        assert any(list(line.get_ydata()) == [v for _, v in logged] for line in dashed)
+    assert "validation loss (dashed)" in fig.axes[0].get_title(loc="left")

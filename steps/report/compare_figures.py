@@ -293,9 +293,31 @@ def loss_curves(table: Table, st: list[Style]):
     ax.set_title(f"Training loss per epoch, {n} run{'s' * (n != 1)}", fontsize=14, loc="left")
     if sub := subtitle(table):
         ax.set_title(sub, fontsize=10, loc="right", color="0.35")
+    if _draw_validation(ax, table, st, curves if labelled else curves[:5]):
+        ax.set_title(
+            f"Training loss per epoch (solid) and validation loss (dashed), {n} run{'s' * (n != 1)}",
+            fontsize=14,
+            loc="left",
+        )
     if labelled:
         _zoom_loss_ends(ax, curves, st)
     return fig
+
+
+def _draw_validation(ax, table: Table, st: list[Style], curves) -> bool:
+    """Each drawn run's validation loss per logged epoch (internals.csv), dashed in its colour: a
+    network that overfits shows it as the two curves parting. Whether any was drawn."""
+    drawn = False
+    for i, _, _ in curves:
+        internals = table.gathered[i].internals or {}
+        if "val_loss" not in internals or st[i].failed:
+            continue
+        x, y = np.asarray(internals["epoch"], dtype=float), np.asarray(internals["val_loss"], dtype=float)
+        keep = np.isfinite(y) & (y > 0)
+        if keep.any():
+            ax.plot(x[keep], y[keep], color=st[i].color, lw=1.6, ls=(0, (4, 2)), alpha=0.85)
+            drawn = True
+    return drawn
 
 
 def loss_names(table: Table) -> str:

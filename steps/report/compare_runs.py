@@ -9,7 +9,7 @@ Everything is read through public MLflow APIs:
   store (the run's ``artifact_uri``) or else with ``mlflow.artifacts.download_artifacts``,
   by a pool of threads. The trajectory's ``loss`` column holds exactly the values logged as
   the ``loss`` metric, so one small file gives the loss curve and the weight path; and
-  ``internals.csv`` (epoch, lr, grad_norm, update_norm, zero_weights; every training run);
+  ``internals.csv`` (epoch, lr, grad_norm, update_norm, zero_weights, val_loss; every training run);
 * ``MlflowClient.get_metric_history(run_id, "loss")``: only for runs without a trajectory.
 
 Why not ``get_metric_history`` for every run: one call a run, each slower as the store grows

@@ -36,7 +36,7 @@ MAX_TRAJECTORY_PARAMS = 10
 MAX_TRAJECTORY_POINTS = 10_000
 # The optimizer's internals per logged epoch (core.training's metrics), kept as internals.csv
 # for compare's panel of them (one artifact a run instead of four metric histories).
-INTERNALS = ("lr", "grad_norm", "update_norm", "zero_weights")
+INTERNALS = ("lr", "grad_norm", "update_norm", "zero_weights", "val_loss")  # internals.csv: compare draws them
 INTERNALS_FILE = "internals.csv"
 
 
