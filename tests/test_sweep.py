@@ -150,7 +150,10 @@ def test_tpe_search_with_pruning_runs_its_trials_as_children_and_reports_the_stu
     html = (out / "compare.html").read_text()
     assert "<h2>Optimization history</h2>" in html
     assert "<h2>Parameter importances</h2>" in html
-    assert "pruned by the sweep&#x27;s pruner (epoch 4)" in html
+    assert "pruned by the sweep&#x27;s pruner (epoch 4)" in html  # the run's note, in the table
+    assert "Runs that need a look" not in html  # a pruned trial did what pruning is for
+    assert "Pruned by the search: 1 of 6 trials (stopped at epoch 4)" in html
+    assert "Pruned by the search: 1 of 6 trials" in result.output
     assert set(pd.read_csv(out / "compare.csv")["run_id"]) == {c.info.run_id for c in children}
 
 
@@ -276,3 +279,32 @@ def test_a_sweep_over_optimizers_needs_no_technique_and_adds_no_penalty(tracking
     assert {r.data.tags["penalty"] for r in children} == {"none"}
     assert {r.data.tags["optimizer"] for r in children} == {"sgd", "adam"}
     assert [r.info.run_name for r in runs if r.data.tags.get("technique") == "sweep"] == ["sweep sgd,adam"]
+
+
+def test_the_optimization_history_is_on_a_log_axis_when_its_values_span_decades():
+    import matplotlib.pyplot as plt
+    import optuna
+
+    from steps.flow.search import optimization_history
+
+    for values, scale in (([0.011, 0.012, 1.34, 0.0105], "log"), ([0.5, 0.4, 0.3], "linear")):
+        study = optuna.create_study()
+        for v in values:
+            study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=v))
+        assert optimization_history(study).get_yscale() == scale
+        plt.close("all")
+
+
+def test_a_grid_whose_best_is_on_its_edge_says_so(tracking):
+    # lr = 0.1 was the best of 0.001..0.1 and nothing said the optimum may lie beyond.
+    args = ["--technique", "sgd", "--learning-rates", "0.001,0.01,0.1", "--epochs", "20"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "a")])
+    assert result.exit_code == 0, result.output
+    assert "the best learning rate, 0.1, is the largest tried: the best may lie beyond the grid" in result.output
+    (parent,) = [r for r in tracking.client.search_runs([tracking.experiment_id]) if r.info.run_name == "sweep sgd"]
+    assert parent.data.tags["best_on_edge"].startswith("the best learning rate, 0.1")
+    # Inside the grid (GD on the lesson is stable below lr 4.37): no warning.
+    args = ["--technique", "sgd", "--learning-rates", "0.1,4,20", "--epochs", "20"]
+    result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "b")])
+    assert "best (final_objective" in result.output
+    assert "beyond the grid" not in result.output

@@ -402,6 +402,27 @@ def best_metric(data: Dataset) -> str:
     return ranking_metric(data.X_val is not None)
 
 
+def on_the_edge(children: list[Child], best_label: str) -> str:
+    """What of the best child's grid values lies on the grid's edge ("", none): the best learning
+    rate (or lambda) is the smallest or the largest of three or more tried, so the optimum may lie
+    beyond them (:func:`core.verdict.on_edge`)."""
+    from core.verdict import on_edge
+
+    best = next((c for c in children if c.label == best_label), None)
+    if best is None:
+        return ""
+    said = []
+    for field, what in (("learning_rate", "learning rate"), ("lam", "lambda")):
+        values = sorted({getattr(c.config, field) for c in children})
+        value = getattr(best.config, field)
+        if len(values) >= 3 and on_edge(values, value):
+            end = "largest" if value == values[-1] else "smallest"
+            said.append(f"the best {what}, {value:g}, is the {end} tried")
+    if not said:
+        return ""
+    return "; ".join(said) + ": the best may lie beyond the grid, widen it"
+
+
 def tag_best(parent, outcomes: dict[str, Outcome], metric: str) -> Best | None:
     """Tag the parent with its best finished child (``best_run_id``) and log ``best_<metric>``."""
     import math
@@ -493,6 +514,9 @@ def workflow(
             best = tag_best(parent, ran.scored, best_metric(data))
             if best is not None:
                 click.echo(f"best ({best.metric} = {best.value:.6g}): {best.label}, run {best.run_id}")
+                if search is None and (edge := on_the_edge(children, best.label)):
+                    parent.set_tags({"best_on_edge": edge})
+                    click.echo(f"warning: {edge}", err=True)
             unregistered = flow.register_model and register_best(parent, best, flow.register_model)
             compare_ok = compare_children(parent, ran.compared, flow.output_dir, ran.images)
             reason = "; ".join(filter(None, [failure_of(ran.outcomes, compare_ok), unregistered])) or None

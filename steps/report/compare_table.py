@@ -339,7 +339,7 @@ def settings_lines(table: Table) -> list[str]:
 
 
 def settings_text(table: Table) -> str:
-    lines = settings_lines(table)
+    lines = [*settings_lines(table), *filter(None, [pruned_line(table)])]
     return ("\n" + "\n".join(lines)) if lines else ""
 
 
@@ -370,12 +370,31 @@ def json_frame(df):
 
 
 def _notes(table: Table) -> list[str]:
-    df = table.frame
+    """The runs that need a look: failed, or finished without final metrics. A search's pruned
+    trials are neither: they did what pruning is for, and :func:`pruned_line` counts them."""
     out = []
-    for rec in df.to_dict("records"):
+    for rec, g in zip(table.frame.to_dict("records"), table.gathered, strict=True):
+        if g.run.data.tags.get("pruned"):
+            continue
         if rec["note"] and (rec["status"] != "FINISHED" or missing(rec["final_loss"])):
             out.append(f"{rec['run_id'][:8]} ({rec['technique']}, {rec['status']}): {rec['note']}")
     return out
+
+
+def pruned_line(table: Table) -> str:
+    """ "Pruned by the search: 7 of 30 trials (stopped at epochs 10 to 40)", or ""."""
+    epochs = [
+        int(t.split()[-1]) for g in table.gathered if (t := g.run.data.tags.get("pruned", "")) and t[-1].isdigit()
+    ]
+    pruned = sum(bool(g.run.data.tags.get("pruned")) for g in table.gathered)
+    if not pruned:
+        return ""
+    where = (
+        f" (stopped at epoch {min(epochs)})"
+        if epochs and min(epochs) == max(epochs)
+        else (f" (stopped at epochs {min(epochs)} to {max(epochs)})" if epochs else "")
+    )
+    return f"Pruned by the search: {pruned} of {len(table.gathered)} trials{where}; they have no final metrics."
 
 
 def markdown(table: Table, title: str, images: list[str]) -> str:
@@ -385,6 +404,8 @@ def markdown(table: Table, title: str, images: list[str]) -> str:
         parts += ["", md_escape(line)]
     if notes := _notes(table):
         parts += ["", "Runs that need a look:", "", *[f"- {md_escape(n)}" for n in notes]]
+    if pruned := pruned_line(table):
+        parts += ["", pruned]
     parts += ["", "Full precision: `compare.csv`.", ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]
@@ -457,6 +478,8 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         parts.append("<h2>Runs that need a look</h2><ul class='notes'>")
         parts += [f"<li>{e(n)}</li>" for n in notes]
         parts.append("</ul>")
+    if pruned := pruned_line(table):
+        parts.append(f'<p class="meta">{e(pruned)}</p>')
     for name, data in images.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         known = ALL.get(name, ReportFile(name, name))
