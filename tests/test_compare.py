@@ -975,3 +975,71 @@ def test_with_a_split_the_loss_curves_draw_each_runs_validation_loss_dashed(trac
         logged = sorted((m.step, m.value) for m in tracking.client.get_metric_history(g.run_id, "val_loss"))
         assert any(list(line.get_ydata()) == [v for _, v in logged] for line in dashed)
     assert "validation loss (dashed)" in fig.axes[0].get_title(loc="left")
+
+
+def _table_of_curves(curves: dict, epochs):
+    """A table of `train` runs on Rosenbrock, one per optimizer, with these loss curves."""
+    gathered = []
+    for i, (opt, y) in enumerate(curves.items()):
+        g = lesson_like(i, "train", {"optimizer": opt, "dataset": "rosenbrock", "epochs": 2000}, {"final_loss": y[-1]})
+        g.run.data.metrics["epochs_run"] = 2000
+        g.epochs, g.loss = epochs, y
+        gathered.append(g)
+    return build_table(gathered)
+
+
+def _rosenbrock_like_table():
+    """Four runs as on Rosenbrock at lr 0.002: one with a one-epoch dip to 1e-27 (Lion's), two that
+    run together at the end (Adam's and NAdam's)."""
+    epochs = np.arange(0.0, 2001.0, 1.0)
+    lion = np.maximum(25 * np.exp(-epochs / 150), 1.5e-3)
+    lion[1458] = 1.3e-27
+    curves = {
+        "lion": lion,
+        "sgd": 4 * np.exp(-epochs / 300) + 8.6e-3,
+        "adam": 3.3 + 22 * np.exp(-epochs / 20),
+        "nadam": 3.39 + 22 * np.exp(-epochs / 20),
+    }
+    return _table_of_curves(curves, epochs)
+
+
+def test_one_dip_far_below_every_run_does_not_stretch_the_loss_axis():
+    table = _rosenbrock_like_table()
+    fig = compare_figures.loss_curves(table, compare_figures.styles(table))
+    bottom, top = fig.axes[0].get_ylim()
+    assert bottom > 1e-4  # (it reached 1e-28: twenty decades of nothing)
+    assert top < 1e3
+    assert any("cut off: a dip to 1.3e-27 at epoch 1458" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_the_zoom_box_and_its_lines_stay_inside_the_loss_axes():
+    # Two runs end close together, one still falling fast in the zoomed epochs: the inset's linear
+    # floor is below 0, which on the log axis sent the box and its lines out through the legend.
+    epochs = np.arange(0.0, 2001.0, 1.0)
+    curves = {
+        "lion": np.maximum(25 * np.exp(-epochs / 150), 1e-3),
+        "sgd": np.where(epochs < 1600, 0.5 + 3 * np.exp(-epochs / 200), 0.5 * np.exp(-(epochs - 1600) / 30) + 1.05e-3),
+        "adam": 3.3 + 22 * np.exp(-epochs / 20),
+    }
+    table = _table_of_curves(curves, epochs)
+    fig = compare_figures.loss_curves(table, compare_figures.styles(table))
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    box = ax.get_window_extent()
+    indicators = [a for a in ax.get_children() if type(a).__name__ == "InsetIndicator"]
+    assert indicators, "the ends of lion and sgd are zoomed"
+    for ind in indicators:
+        for a in [ind.rectangle, *[c for c in ind.connectors if c.get_visible()]]:
+            extent = a.get_window_extent()
+            assert box.y0 - 1 <= extent.y0, a  # (the lines ran down out of the axes, through the legend)
+            assert extent.y1 <= box.y1 + 1, a
+
+
+def test_a_curve_drawn_over_another_that_runs_with_it_leaves_it_showing():
+    table = _rosenbrock_like_table()
+    fig = compare_figures.loss_curves(table, compare_figures.styles(table))
+    widths = {line.get_label().split()[0]: line.get_linewidth() for line in fig.axes[0].get_lines()
+              if not line.get_label().startswith("_")}  # fmt: skip
+    order = [s.label for s in compare_figures.styles(table)]
+    assert [widths[label] for label in order] == sorted(widths.values(), reverse=True)
+    assert widths[order[-2]] > widths[order[-1]]  # adam drawn wider than nadam over it

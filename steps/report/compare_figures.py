@@ -285,6 +285,7 @@ def loss_curves(table: Table, st: list[Style]):
     if done and len(done) < n:  # y range of the finished runs (diverged curves run off the top)
         lo_y, hi_y = min(float(y.min()) for y in done), max(float(y.max()) for y in done)
         ax.set_ylim(lo_y / 1.5, hi_y * 3)
+    _cut_dips(ax, curves, st)
     ax.set_xlabel("epoch")
     on_functions = all(g.params.get("dataset") in TEST_FUNCTIONS for g in table.gathered)
     ax.set_ylabel("f(x, y) (log scale)" if on_functions else f"training loss ({loss_names(table)}, log scale)")
@@ -302,6 +303,26 @@ def loss_curves(table: Table, st: list[Style]):
     if labelled:
         _zoom_loss_ends(ax, curves, st)
     return fig
+
+
+def _cut_dips(ax, curves, st) -> None:
+    """Keep the y axis on where the runs are: a brief dip far below everything else (Lion's sign
+    steps can land one epoch on 1e-27) would stretch the log axis over twenty empty decades.
+    The floor is the lowest of each run's 1st percentile and its final value; what dips below it
+    is cut, and the title says so."""
+    done = [(x, y) for i, x, y in curves if not st[i].failed and len(y)]
+    if not done:
+        return
+    floor = min(min(float(np.percentile(y, 1)), float(y[-1])) for _, y in done)
+    lowest = min(float(y.min()) for _, y in done)
+    if lowest >= floor / 100:  # nothing far below: the axis as drawn
+        return
+    top = min(ax.get_ylim()[1], max(float(y.max()) for _, _, y in curves if len(y)) * 3)
+    ax.set_ylim(floor / 3, top)
+    x, y = min(done, key=lambda c: float(c[1].min()))
+    epoch = float(x[int(np.argmin(y))])
+    ax.text(0.99, 0.01, f"cut off: a dip to {lowest:.1e} at epoch {epoch:.0f}", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=8.5, color="0.35")  # fmt: skip
 
 
 def _draw_validation(ax, table: Table, st: list[Style], curves) -> bool:
@@ -330,11 +351,15 @@ def loss_names(table: Table) -> str:
 
 def _each_curve_labelled(fig, ax, curves, table: Table, st: list[Style]) -> None:
     """One labelled line a run, with the value of the metric that orders the legend."""
-    for i, x, y in curves:
+    n = len(curves)
+    for k, (i, x, y) in enumerate(curves):
         s = st[i]
         value = table.frame.loc[i, table.sort_metric]
         tail = f"   {table.sort_metric} {value:.4g}" if not missing(value) else ""
-        ax.plot(x, y, color=s.color, lw=2.2, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
+        # Each later curve a little thinner: one drawn over another that runs with it (NAdam over
+        # Adam) leaves the first showing along both edges.
+        lw = 3.4 - 1.6 * k / max(1, n - 1)
+        ax.plot(x, y, color=s.color, lw=lw, ls="--" if s.failed else "-", label=s.label + tail, alpha=0.9)
         ax.plot(x[-1], y[-1], marker="X" if s.failed else "o", ms=8, color=s.color, mec="black", mew=0.8)
     fig.legend(
         loc="outside lower center",
@@ -415,7 +440,10 @@ def _zoom_loss_ends(ax, curves, st) -> None:
     inset.tick_params(labelsize=8)
     inset.grid(True, alpha=0.3)
     inset.set_title(f"zoom: last {x_end - x0:.0f} epochs (linear scale)", fontsize=8.5, color="0.3")
-    ax.indicate_inset_zoom(inset, edgecolor="0.35")
+    # The box on the log axis: from the lowest loss shown, not from the inset's linear floor (which
+    # may be below 0, where a log axis sends the box and its connector lines out through the legend).
+    low = max(ylo - pad, ylo / 1.5) if ylo > 0 else lo
+    ax.indicate_inset((x0, low, x_end - x0, yhi + pad - low), inset_ax=inset, edgecolor="0.35")
 
 
 def _outline():
