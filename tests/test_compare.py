@@ -1043,3 +1043,17 @@ def test_a_curve_drawn_over_another_that_runs_with_it_leaves_it_showing():
     order = [s.label for s in compare_figures.styles(table)]
     assert [widths[label] for label in order] == sorted(widths.values(), reverse=True)
     assert widths[order[-2]] > widths[order[-1]]  # adam drawn wider than nadam over it
+
+
+def test_the_internals_picture_leaves_out_a_learning_rate_panel_that_is_one_flat_line():
+    gathered = []
+    for i, opt in enumerate(("sgd", "adam")):
+        g = lesson_like(i, "train", {"optimizer": opt}, {"final_loss": 0.1 * (i + 1)})
+        epochs = np.arange(5.0)
+        g.internals = {"epoch": epochs, "lr": np.full(5, 0.002), "grad_norm": 1 / (epochs + 1),
+                       "update_norm": 0.002 / (epochs + 1)}  # fmt: skip
+        gathered.append(g)
+    table = build_table(gathered)
+    fig = compare_figures.internals(table, compare_figures.styles(table))
+    assert [ax.get_title(loc="left").split()[0] for ax in fig.axes] == ["gradient", "update"]
+    assert "learning rate 0.002 for every run, every epoch" in fig._suptitle.get_text()

@@ -178,6 +178,10 @@ def internals(table: Table, st: list[Style]):
 
     runs = [(i, g.internals) for i, g in enumerate(table.gathered) if g.internals]
     panels = [p for p in INTERNAL_PANELS if any(np.isfinite(cols.get(p[0], [np.nan])).any() for _, cols in runs)]
+    rates = {float(v) for _, cols in runs for v in cols.get("lr", []) if np.isfinite(v)}
+    same_rate = len(rates) == 1  # one constant rate for every run: a panel of one flat line says nothing
+    if same_rate:
+        panels = [p for p in panels if p[0] != "lr"]
     if not runs or not panels:
         return None
     labelled = len(runs) <= MAX_LABELLED
@@ -202,7 +206,8 @@ def internals(table: Table, st: list[Style]):
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(runs)), fontsize=10, frameon=False,
                    title=order_note(table), title_fontsize=10)  # fmt: skip
-    fig.suptitle("Inside the optimizer, per logged epoch", fontsize=14, x=0.01, ha="left")
+    rate = f" (learning rate {next(iter(rates)):g} for every run, every epoch)" if same_rate else ""
+    fig.suptitle(f"Inside the optimizer, per logged epoch{rate}", fontsize=14, x=0.01, ha="left")
     return fig
 
 
