@@ -156,6 +156,9 @@ def figures(table: Table) -> dict:
     traj = trajectories(table, st)
     if traj is not None:
         out["trajectories.png"] = traj
+    sens = sensitivity(table, st)
+    if sens is not None:
+        out["sensitivity.png"] = sens
     inside = internals(table, st)
     if inside is not None:
         out["internals.png"] = inside
@@ -209,6 +212,79 @@ def internals(table: Table, st: list[Style]):
     rate = f" (learning rate {next(iter(rates)):g} for every run, every epoch)" if same_rate else ""
     fig.suptitle(f"Inside the optimizer, per logged epoch{rate}", fontsize=14, x=0.01, ha="left")
     return fig
+
+
+def sensitivity(table: Table, st: list[Style]):
+    """The ranking metric against the learning rate, a line per kind (and lambda), log scales; with
+    lambdas too (one kind), the lr x lambda grid as a heatmap. None unless three or more learning
+    rates were tried (a sweep's grid, a search)."""
+    from matplotlib.figure import Figure
+
+    df, metric = table.frame, table.sort_metric
+    lrs = sorted({float(v) for v in df["learning_rate"] if not missing(v)}) if "learning_rate" in df else []
+    if len(lrs) < 3:
+        return None
+    recs = df.to_dict("records")
+    lam = [float(r["lambda"]) if not missing(r.get("lambda")) else 0.0 for r in recs]
+    kinds = [kind_of(r) for r in recs]
+    heat = len(set(kinds)) == 1 and len(set(lam)) >= 2
+    fig = Figure(figsize=(13 if heat else 8, 5.2), dpi=FIG_DPI, layout="constrained")
+    axes = fig.subplots(1, 2 if heat else 1, squeeze=False)[0]
+    ax = axes[0]
+    lines: dict[tuple, list] = {}
+    for k in range(len(recs)):
+        lines.setdefault((kinds[k], lam[k] if len(set(lam)) > 1 else None), []).append(k)
+    values = [float(r[metric]) for r in recs if not missing(r[metric]) and r["status"] == "FINISHED"]
+    top = max(values) * 3 if values else 1.0
+    for (kind, lam_k), rows in lines.items():
+        rows = sorted(rows, key=lambda k: float(recs[k]["learning_rate"]))
+        ok = [k for k in rows if recs[k]["status"] == "FINISHED" and not missing(recs[k][metric])]
+        color = st[rows[0]].color if len(lines) > 1 else "C0"
+        label = kind + (f" λ={lam_k:g}" if lam_k is not None else "")
+        ax.plot([recs[k]["learning_rate"] for k in ok], [recs[k][metric] for k in ok], marker="o", color=color,
+                lw=1.8, label=label)  # fmt: skip
+        bad = [k for k in rows if k not in ok]
+        ax.plot([recs[k]["learning_rate"] for k in bad], [top] * len(bad), ls="none", marker="x", ms=9, color=color)
+    if values:
+        best = min(range(len(recs)), key=lambda k: float(recs[k][metric]) if not missing(recs[k][metric]) else math.inf)
+        ax.plot(recs[best]["learning_rate"], recs[best][metric], marker="*", ms=16, color="gold", mec="black", zorder=5)
+        if recs[best]["learning_rate"] in (lrs[0], lrs[-1]):
+            where = (recs[best]["learning_rate"], recs[best][metric])
+            text = "best on the grid's edge:\nthe best may lie beyond it"
+            ax.annotate(text, where, textcoords="offset points", xytext=(-10, 18), ha="center", fontsize=9)
+    ax.set_xscale("log")
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(f"{metric} (log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9, frameon=False)
+    ax.set_title(f"{metric} against the learning rate, {len(recs)} runs", fontsize=13, loc="left")
+    if heat:
+        _lr_lambda_heatmap(fig, axes[1], recs, lam, lrs, metric)
+    return fig
+
+
+def _lr_lambda_heatmap(fig, ax, recs, lam, lrs, metric: str) -> None:
+    lams = sorted(set(lam))
+    grid = np.full((len(lams), len(lrs)), np.nan)
+    for r, lam_r in zip(recs, lam, strict=True):
+        if r["status"] == "FINISHED" and not missing(r[metric]) and float(r[metric]) > 0:
+            grid[lams.index(lam_r), lrs.index(float(r["learning_rate"]))] = float(r[metric])
+    from matplotlib.colors import LogNorm
+
+    finite = grid[np.isfinite(grid)]
+    norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
+    image = ax.imshow(grid, cmap="viridis_r", norm=norm, aspect="auto", origin="lower")
+    for (row, col), v in np.ndenumerate(grid):
+        ax.text(col, row, "failed" if not np.isfinite(v) else f"{v:.3g}", ha="center", va="center", fontsize=8,
+                color="white" if np.isfinite(v) and norm is not None and norm(v) > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
+    ax.set_yticks(range(len(lams)), [f"{v:g}" for v in lams])
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("lambda")
+    ax.set_title(f"{metric}: learning rate x lambda", fontsize=13, loc="left")
+    fig.colorbar(image, ax=ax, label=f"{metric} (log colour scale)")
 
 
 def _curve(table: Table, i: int, g):

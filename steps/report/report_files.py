@@ -29,7 +29,8 @@ DRAWN = (
         "loss_curves.png",
         "Loss curves",
         "Training loss (MSE; log loss for logistic runs) at the start of each epoch, log scale. "
-        "A marker shows each run's last logged loss; dashed lines are failed runs.",
+        "A marker shows each run's last logged loss; dashed lines are failed runs, or with a "
+        "validation split each run's validation loss. A dip far below every run is cut and named.",
     ),
     ReportFile(
         "trajectories.png",
@@ -43,6 +44,13 @@ DRAWN = (
         "Per logged epoch, from each run's internals.csv: the learning rate, the norm of the full-batch "
         "gradient before clipping and the norm of the update the epoch made (log scales), and with an L1 "
         "term the count of weights at exactly 0.",
+    ),
+    ReportFile(
+        "sensitivity.png",
+        "Sensitivity to the learning rate",
+        "The ranking metric of each run against its learning rate (log scales), one line per optimizer "
+        "(and lambda); a cross marks a run that failed. With lambdas as well, the learning rate x lambda "
+        "grid of the metric. A star marks the best; on the grid's edge, the best may lie beyond it.",
     ),
 )
 # Pictures a workflow adds (a sweep's search: steps.flow.search.study_figures), written and embedded as they are.
