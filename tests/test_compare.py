@@ -1101,3 +1101,31 @@ def test_runs_at_fewer_than_three_learning_rates_get_no_sensitivity_picture(less
     runs, _, _ = search(lesson.client, lesson.experiment_id, "", 100)
     table = build_table(gather(lesson.client, runs))
     assert compare_figures.sensitivity(table, compare_figures.styles(table)) is None
+
+
+def test_the_findings_say_only_what_the_runs_numbers_show(lesson):
+    runs, _, _ = search(lesson.client, lesson.experiment_id, "", 100)
+    table = build_table(gather(lesson.client, runs))
+    from steps.report.compare_table import findings
+
+    found = findings(table)
+    rows = {
+        r["technique"]: r for r in table.frame.to_dict("records")[::-1] if r["final_objective"] == r["final_objective"]
+    }
+    adam, sgd = rows["adam"], rows["sgd"]
+    ratio = sgd["final_objective"] / adam["final_objective"]
+    assert found[0] == (
+        f"adam (lr 0.01) ends with a final_objective {ratio:.3g}x lower than sgd (lr 0.01) "
+        f"({adam['final_objective']:.3g} against {sgd['final_objective']:.3g}) at the same learning rate, 0.01."
+    )
+    by_run = {g.technique: g.internals for g in table.gathered if g.internals}
+    sgd_step = by_run["sgd"]["update_norm"][0]
+    assert sgd_step == pytest.approx(0.01 * by_run["sgd"]["grad_norm"][0], rel=1e-12)
+    assert any(f.startswith(f"sgd (lr 0.01)'s first step was {sgd_step:.3g}: exactly lr x") for f in found)
+    assert any(f.startswith("adam (lr 0.01)'s first step") and "lr x √2" in f for f in found)  # Adam: lr a weight
+    assert not any(f.startswith("sgd (lr 0.01)'s first step") and "√" in f for f in found)
+    (diverged,) = [f for f in found if "diverged" in f]
+    assert diverged.startswith("sgd (lr 1000) diverged at epoch ")
+    assert not any("beyond them" in f for f in found)  # two learning rates are no grid to be on the edge of
+    md = (lesson.out / "compare.md").read_text()
+    assert "Findings (from the runs' own numbers):" in md

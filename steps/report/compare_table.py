@@ -340,7 +340,73 @@ def settings_lines(table: Table) -> list[str]:
 
 def settings_text(table: Table) -> str:
     lines = [*settings_lines(table), *filter(None, [pruned_line(table)])]
+    if found := findings(table):
+        lines += ["", "Findings:", *[f"- {f}" for f in found]]
     return ("\n" + "\n".join(lines)) if lines else ""
+
+
+def _who(rec: dict, lr_varies: bool) -> str:
+    who = rec["optimizer"] if rec["technique"] in ("train", "") else rec["technique"]
+    return f"{who} (lr {fmt_value(rec['learning_rate'])})" if lr_varies else str(who)
+
+
+def findings(table: Table) -> list[str]:
+    """What the runs' own numbers say, in sentences: only statements they support.
+
+    - the best finished run against the next at the same learning rate: how many times lower its
+      ranking metric is;
+    - each run's first step against lr x the gradient's norm (internals.csv, epoch 0): plain SGD's
+      step is exactly that product; an adaptive rule's is not, and the ratio says by how much;
+    - the runs that diverged, and when;
+    - a best learning rate on the edge of three or more tried;
+    - an L1 run's weights at exactly 0.
+    """
+    df, metric = table.frame, table.sort_metric
+    recs = df.to_dict("records")
+    lrs = sorted({float(r["learning_rate"]) for r in recs if not missing(r.get("learning_rate"))})
+    lr_varies = len(lrs) > 1
+    done = [r for r in recs if r["status"] == "FINISHED" and not missing(r[metric]) and r[metric] > 0]
+    out = []
+    if len(done) >= 2:
+        best = done[0]
+        rival = next((r for r in done[1:] if r.get("learning_rate") == best.get("learning_rate")), None)
+        if rival is not None and rival[metric] > best[metric]:
+            ratio = rival[metric] / best[metric]
+            out.append(
+                f"{_who(best, lr_varies)} ends with a {metric} {ratio:.3g}x lower than {_who(rival, lr_varies)} "
+                f"({best[metric]:.3g} against {rival[metric]:.3g}) at the same learning rate, "
+                f"{fmt_value(best['learning_rate'])}."
+            )
+    for rec, g in zip(recs, table.gathered, strict=True):
+        cols = g.internals or {}
+        first = [cols.get(k, [math.nan])[0] if len(cols.get(k, [])) else math.nan for k in ("lr", "grad_norm")]
+        step = cols.get("update_norm", [math.nan])[0] if len(cols.get("update_norm", [])) else math.nan
+        product = first[0] * first[1]
+        if not (math.isfinite(step) and math.isfinite(product) and product > 0):
+            continue
+        ratio = step / product
+        how = "exactly lr x the gradient's norm" if abs(ratio - 1) < 1e-9 else f"{ratio:.3g}x lr x the gradient's norm"
+        how += f" ({first[0]:g} x {first[1]:.3g})"
+        n = len(rec.get("weights") or []) + (0 if missing(rec.get("bias")) or rec.get("bias") is None else 1)
+        if n and abs(step - first[0] * math.sqrt(n)) < 1e-6 * step:  # Adam's first step: each weight by lr
+            how += f"; it is lr x √{n}: every weight moved by the rate, whatever its gradient"
+        out.append(f"{_who(rec, lr_varies)}'s first step was {step:.3g}: {how}.")
+    for rec in recs:
+        note = str(rec.get("note") or "")
+        if rec["status"] == "FAILED" and "diverged" in note:
+            at = note.split("diverged")[1].split(":")[0].strip()
+            out.append(f"{_who(rec, lr_varies)} diverged {at}.".replace("  ", " "))
+    if len(lrs) >= 3 and done and float(done[0]["learning_rate"]) in (lrs[0], lrs[-1]):
+        end = "largest" if float(done[0]["learning_rate"]) == lrs[-1] else "smallest"
+        out.append(
+            f"The best run's learning rate, {fmt_value(done[0]['learning_rate'])}, is the {end} of the "
+            f"{len(lrs)} tried: the best may lie beyond them."
+        )
+    for rec in done:
+        zeros = rec.get("zero_weights")
+        if rec.get("penalty") in ("l1", "elasticnet") and not missing(zeros) and zeros > 0 and rec.get("weights"):
+            out.append(f"{_who(rec, lr_varies)} set {int(zeros)} of {len(rec['weights'])} weights to exactly 0.")
+    return out
 
 
 def md_escape(text: str) -> str:
@@ -406,6 +472,8 @@ def markdown(table: Table, title: str, images: list[str]) -> str:
         parts += ["", "Runs that need a look:", "", *[f"- {md_escape(n)}" for n in notes]]
     if pruned := pruned_line(table):
         parts += ["", pruned]
+    if found := findings(table):
+        parts += ["", "Findings (from the runs' own numbers):", "", *[f"- {md_escape(f)}" for f in found]]
     parts += ["", "Full precision: `compare.csv`.", ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]
@@ -480,6 +548,10 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         parts.append("</ul>")
     if pruned := pruned_line(table):
         parts.append(f'<p class="meta">{e(pruned)}</p>')
+    if found := findings(table):
+        parts.append("<h2>Findings</h2><ul class='findings'>")
+        parts += [f"<li>{e(f)}</li>" for f in found]
+        parts.append("</ul>")
     for name, data in images.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         known = ALL.get(name, ReportFile(name, name))
