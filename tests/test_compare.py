@@ -1129,3 +1129,50 @@ def test_the_findings_say_only_what_the_runs_numbers_show(lesson):
     assert not any("beyond them" in f for f in found)  # two learning rates are no grid to be on the edge of
     md = (lesson.out / "compare.md").read_text()
     assert "Findings (from the runs' own numbers):" in md
+
+
+def _foreign_runs(client, experiment_id, tmp_path, params: list[dict], artifacts: dict | None = None):
+    for i, extra in enumerate(params):
+        run = client.create_run(experiment_id).info.run_id
+        given = {"optimizer": "sgd", "learning_rate": "0.01", "dataset": "seed", **extra}
+        client.log_batch(run, params=[Param(k, v) for k, v in given.items()])
+        client.set_tag(run, "technique", "train")
+        for name, text in (artifacts or {}).items():
+            (tmp_path / name).write_text(text)
+            client.log_artifact(run, str(tmp_path / name))
+        client.log_metric(run, "final_loss", 0.5 + i)
+        client.log_metric(run, "final_objective", 0.5 + i)
+        client.set_terminated(run)
+
+
+def test_tex_and_absurd_numbers_from_another_tools_runs_are_drawn_not_a_crash(tracking, tmp_path):
+    # A legend of "$\undefinedmacro{x}$" (parsed as TeX), weights of ±1e308 and inf rows in
+    # trajectory.csv: each stopped compare with a traceback and no report.
+    artifacts = {
+        "weights.json": json.dumps({"weights": [1e308, -1e308], "bias": None}),
+        "trajectory.csv": "epoch,w_0,w_1,loss\n0,0.1,0.2,1.0\n1,inf,-inf,inf\n2,1e308,-1e308,1e308\n",
+    }
+    _foreign_runs(tracking.client, tracking.experiment_id, tmp_path,
+                  [{"momentum": r"$\undefinedmacro{x}$"}, {"momentum": "$x$"}], artifacts)  # fmt: skip
+    out = tmp_path / "out"
+    result = invoke(compare, ["--output-dir", out])
+    assert result.exit_code == 0, result.output
+    assert {"loss_curves.png", "trajectories.png"} <= {p.name for p in out.iterdir()}
+    assert "Traceback" not in result.output
+
+
+def test_a_foreign_runs_text_is_inert_in_the_terminal_and_in_compare_md(tracking, tmp_path):
+    hostile = "\x1b]0;pwned\x07\x1b[2J"
+    links = ["[x](javascript:alert(1))", "![p](http://host/pixel.png)"]
+    _foreign_runs(tracking.client, tracking.experiment_id, tmp_path,
+                  [{"momentum": hostile, "zz": links[0]}, {"momentum": hostile, "zz": links[1]}])  # fmt: skip
+    out = tmp_path / "out"
+    result = invoke(compare, ["--output-dir", out])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output  # (the title was set and the screen cleared, even when piped)
+    assert "\x07" not in result.output
+    assert "momentum=\\x1b]0;pwned\\x07" in result.output  # shown, escaped
+    md = (out / "compare.md").read_text()
+    assert links[0] not in md
+    assert links[1] not in md
+    assert "\\[x\\](javascript:alert(1))" in md  # the text, not a link

@@ -303,8 +303,8 @@ class Command(click.Command):
         workflow = any(p.name == "launcher" for p in params)  # (compare's --output-dir is its own)
         for param in params:
             record = param.get_help_record(ctx)
-            if record is not None:
-                section = section_of(param.name)
+            if record is not None:  # (Click 8.5 names its help option "_click_default_help")
+                section = section_of("help" if "--help" in getattr(param, "opts", ()) else param.name)
                 sections.setdefault("" if section == "Workflow" and not workflow else section, []).append(record)
         own = f"{self.name.capitalize()} options" if self.name else "Options"
         for title in (own, *SECTIONS):

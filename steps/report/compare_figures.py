@@ -21,6 +21,9 @@ from steps.report.compare_table import NUMERIC, SHORT, Table, fmt_value, missing
 MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
 MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label
 MAX_PANELS = 4
+# Beyond this a value from a run's artifacts is not drawn: no loss or weight of a run that trained
+# gets there, and a log axis around 1e308 overflows matplotlib's ticks (another tool's run did).
+ABSURD = 1e100
 FIG_DPI = 110
 
 
@@ -150,7 +153,18 @@ def subtitle(table: Table) -> str:
 
 def figures(table: Table) -> dict:
     """{file name: matplotlib Figure}: loss_curves.png always, trajectories.png for 2-weight runs,
-    internals.png for runs that logged their internals."""
+    internals.png for runs that logged their internals.
+
+    Every text is drawn as it is, never as TeX (``text.parse_math`` off): a run's params and tags
+    may come from anyone on a shared store, and ``$\\undefinedmacro{x}$`` in a legend stopped
+    the whole report."""
+    from matplotlib import rc_context
+
+    with rc_context({"text.parse_math": False}):
+        return _figures(table)
+
+
+def _figures(table: Table) -> dict:
     st = styles(table)
     out = {"loss_curves.png": loss_curves(table, st)}
     traj = trajectories(table, st)
@@ -294,7 +308,7 @@ def _curve(table: Table, i: int, g):
     final, last = rec["final_loss"], rec["epochs_run"]
     if not missing(final) and not missing(last) and (len(x) == 0 or last > x[-1]):
         x, y = np.append(x, float(last)), np.append(y, float(final))
-    keep = np.isfinite(y) & (y > 0)  # a log scale shows positive losses only
+    keep = np.isfinite(y) & (y > 0) & (y < ABSURD)  # a log scale shows positive losses only
     return x[keep], y[keep]
 
 
@@ -637,6 +651,11 @@ def _panels(table: Table) -> tuple[list[Panel], int]:
         path = g.path
         if g.weights is not None and len(g.weights) == 2 and not missing(table.frame.loc[i, "final_loss"]):
             path = np.vstack([path, g.weights])  # the trajectory holds the start of each epoch
+        sane = np.all(np.isfinite(path) & (np.abs(path) < ABSURD), axis=1)
+        if not sane.all():  # up to the first point that is not a number one could draw
+            path = path[: int(np.argmin(sane))]
+        if not len(path):
+            continue
         elif g.loss is not None and len(g.loss) == len(path) and np.isfinite(g.loss[0]):
             off = np.flatnonzero(~(g.loss <= 1e3 * g.loss[0]))  # a diverged run: up to where it took off
             if len(off):

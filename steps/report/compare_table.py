@@ -335,7 +335,8 @@ def settings_lines(table: Table) -> list[str]:
             text = ", ".join(f"{k}={fmt_value(v)}" for k, v in values.items())
             groups.append(f"{text} ({', '.join(who)} runs)" if who else f"{text} (all runs)")
         out.append("Unchanged hyperparameters: " + "; ".join(groups))
-    return out
+    # Params and tags come from anyone on a shared store: no control sequence reaches a terminal.
+    return [printable(line, limit=10_000) for line in out]
 
 
 def settings_text(table: Table) -> str:
@@ -413,7 +414,8 @@ def md_escape(text: str) -> str:
     """Text for a Markdown cell or line: no HTML, no line breaks, no table pipes, no control characters."""
     text = " ".join(str(text).split("\n"))
     text = printable(text, limit=10_000).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|")
+    # No links or images from a run's text: [x](javascript:...) and ![p](http://host/pixel.png) stay text.
+    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
 
 
 def markdown_table(table: Table) -> str:
