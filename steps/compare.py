@@ -25,8 +25,10 @@ from pathlib import Path
 
 import click
 
-from steps.cli.options import command
+from steps.cli.options import command, not_a_root
 from steps.report.compare_report import PROBLEMS, run_compare
+
+DEFAULT_OUTPUT = "compare_output"
 
 # --------------------------------------------------------------------------- the compare run
 
@@ -67,10 +69,11 @@ from steps.report.compare_report import PROBLEMS, run_compare
 )
 @click.option(
     "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="compare_output",
+    type=click.Path(file_okay=False),
+    default=DEFAULT_OUTPUT,
     show_default=True,
-    help="Folder for compare.csv/.md/.html and the PNGs (created if missing).",
+    callback=lambda ctx, param, value: Path(not_a_root(ctx, param, value or DEFAULT_OUTPUT)),
+    help="Folder for compare.csv/.md/.html and the PNGs (created if missing; '' is the default).",
 )
 @click.option(
     "--max-runs",

@@ -236,6 +236,12 @@ def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, 
         raise click.UsageError(f"--reuse applies to --search grid (the trials of --search {search} are new values)")
     if storage and not study_name:
         raise click.UsageError("--storage needs --study-name: the name every sweep sharing the study gives")
+    if storage.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise click.BadParameter(
+            f"{storage!r} is a database in memory: every worker would see its own empty study. Give a file "
+            "(sqlite:///study.db) or a server",
+            param_hint="'--storage'",
+        )
     if storage not in ("", "mlflow") and "://" not in storage:
         raise click.BadParameter(
             f"{storage!r}: give mlflow or a database URL such as sqlite:///study.db", param_hint="'--storage'"

@@ -27,6 +27,7 @@ from steps.cli import mlproject
 from steps.compare import compare
 from steps.l1 import l1
 from steps.l2 import l2
+from steps.main import main
 from steps.report import compare_figures
 from steps.report.compare_runs import gather, local_artifact_dir, search
 from steps.report.compare_table import build_table
@@ -1176,3 +1177,16 @@ def test_a_foreign_runs_text_is_inert_in_the_terminal_and_in_compare_md(tracking
     assert links[0] not in md
     assert links[1] not in md
     assert "\\[x\\](javascript:alert(1))" in md  # the text, not a link
+
+
+def test_an_empty_output_dir_is_the_default_and_a_filesystem_root_is_refused(tracking):
+    # `--output-dir ""` wrote the report into the current folder; `--output-dir /` as root into /.
+    assert invoke(sgd, ["--epochs", "2"]).exit_code == 0
+    result = invoke(compare, ["--output-dir", ""])
+    assert result.exit_code == 0, result.output
+    assert (Path.cwd() / "compare_output" / "compare.md").exists()
+    assert not (Path.cwd() / "compare.md").exists()
+    for command in (compare, main):
+        result = invoke(command, ["--output-dir", "/"])
+        assert result.exit_code == 2, result.output
+        assert "'/' is the root of the filesystem" in result.output

@@ -308,3 +308,13 @@ def test_a_grid_whose_best_is_on_its_edge_says_so(tracking):
     result = CliRunner().invoke(sweep, [*args, "--output-dir", str(tracking.root / "b")])
     assert "best (final_objective" in result.output
     assert "beyond the grid" not in result.output
+
+
+def test_a_study_in_an_in_memory_database_is_refused(tracking):
+    # Every worker would open its own empty study: each child then failed.
+    args = ["--search", "random", "--study-name", "s", "--learning-rates", "1e-3:1", "--n-trials", "2"]
+    for storage in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        result = CliRunner().invoke(sweep, [*args, "--storage", storage])
+        assert result.exit_code == 2, result.output
+        assert "a database in memory" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -361,6 +362,14 @@ def section_of(name: str | None) -> str:
     if option in config.SPECS:
         return _GROUP_SECTION[config.SPECS[option].group]
     return "Workflow" if name in WORKFLOW else "Tracking" if name in TRACKING else ""
+
+
+def not_a_root(ctx, param, value):
+    """An --output-dir that is not the root of a filesystem (a report written into "/" as root
+    mixes its files with the system's): refused, naming it."""
+    if value and Path(value).resolve() == Path(Path(value).resolve().anchor):
+        raise click.BadParameter(f"{value!r} is the root of the filesystem: give a folder of the report's own")
+    return value
 
 
 def _store_timeout(ctx, param, value):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from steps.cli.options import not_a_root
 from steps.flow.launch import LAUNCHERS, Launch
 
 REUSE_HELP = "Skip a child whose entry point, resolved options, code and data match a FINISHED run; use that run."
@@ -101,7 +102,7 @@ def workflow_options(f=None, *, register: bool = True, output_help: str = OUTPUT
     f = with_flow
     if register:
         f = click.option("--register-model", type=RegisteredModelName(), default="", help=REGISTER_HELP)(f)
-    f = click.option("--output-dir", default="", help=output_help)(f)
+    f = click.option("--output-dir", default="", callback=not_a_root, help=output_help)(f)
     f = click.option(
         "--backend-config",
         default="",
