@@ -17,17 +17,37 @@ import click
 from steps.cli.options import command
 
 
+def read(path: Path) -> tuple[list[dict], list[str]]:
+    """A spill file's good lines (parsed JSON objects), and one note per line that is not one: a
+    truncated last line (a kill or a full disk leaves it) or bytes that are not UTF-8."""
+    good, bad = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw.decode("utf-8"))
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            good.append(value)
+        except (UnicodeDecodeError, ValueError) as exc:
+            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not a JSON object (cut short?)"
+            bad.append(f"{path}:{number}: {why}, skipped")
+    return good, bad
+
+
 def replay(path: Path) -> str:
-    """Write one spill file to its run; a line of what was done."""
+    """Write one spill file's good lines to its run; a line of what was done. A file with lines
+    that cannot be read has its good ones written and is kept as ``<file>.damaged`` (which
+    `recover` no longer reads), and raises ClickException naming the bad lines."""
     import mlflow
     from mlflow.entities import Metric
 
     from steps.run import tracking
     from steps.run.lifecycle import end_if_open
 
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines, bad = read(path)
     if not lines or "run_id" not in lines[0]:
-        raise click.ClickException(f"{path}: not a gdlab spill file")
+        raise click.ClickException(f"{path}: not a gdlab spill file (no run id on its first line); the file is kept")
     head = lines[0]
     run_id, uri = head["run_id"], head.get("tracking_uri") or mlflow.get_tracking_uri()
     client = mlflow.MlflowClient(uri)
@@ -42,8 +62,14 @@ def replay(path: Path) -> str:
             ended = f", ended {ends[-1]['status']}"
     except Exception as exc:  # the store still does not answer, or refuses: keep the file
         raise click.ClickException(f"{path}: could not write run {run_id} to {uri} ({exc}); the file is kept") from None
+    done = f"run {run_id}: {len(metrics)} metric values written to {uri}{ended}"
+    if bad:
+        damaged = path.with_name(path.name + ".damaged")
+        path.rename(damaged)
+        said = f"{done}; {len(bad)} line(s) could not be read, the file is kept as {damaged}:"
+        raise click.ClickException("\n".join([said, *bad]))
     path.unlink()
-    return f"run {run_id}: {len(metrics)} metric values written to {uri}{ended}"
+    return done
 
 
 @command(examples=("python -m steps.recover",))
@@ -59,8 +85,15 @@ def recover(files: tuple[Path, ...]):
         if not files:
             click.echo(f"nothing to recover in {where}")
             return
-    for path in files:
-        click.echo(replay(path))
+    failed = 0
+    for path in files:  # every file, whatever an earlier one held
+        try:
+            click.echo(replay(path))
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            failed += 1
+    if failed:
+        raise SystemExit(1)  # something could not be recovered: said above, file by file
 
 
 if __name__ == "__main__":

@@ -276,3 +276,37 @@ def test_runs_that_log_the_same_new_dataset_at_once_all_log_it(tracking):
     runs = tracking.client.search_runs([tracking.experiment_id], max_results=100)
     assert len(runs) == 40
     assert all(len(r.inputs.dataset_inputs) == 1 for r in runs)
+
+
+def test_recover_replays_every_good_line_of_a_damaged_spill_file_and_goes_on_to_the_next(
+    tracking, tmp_path, monkeypatch
+):
+    # A truncated last line (a kill, a full disk) or bytes that are not UTF-8: a traceback, the good
+    # lines not replayed, and every later file skipped.
+    from click.testing import CliRunner
+    from mlflow.entities import Metric
+
+    from steps.recover import recover
+    from steps.run import tracking as store
+
+    monkeypatch.setenv("GDLAB_SPILL_DIR", str(tmp_path / "spill"))
+    runs = [tracking.client.create_run(tracking.experiment_id).info.run_id for _ in range(2)]
+    for run_id in runs:
+        store.spill(run_id, [Metric("loss", 1.0 / (e + 1), 1000 + e, e) for e in range(3)],
+                    end={"status": "FAILED", "failure_reason": "the tracking store went away"})  # fmt: skip
+    damaged = store.spill_file(runs[0])
+    with damaged.open("ab") as fh:
+        fh.write(b'{"key": "loss", "value": 0.1, "times\xff\xfe\n{"key": "loss", "value": 0.2, "timest')
+    (tmp_path / "spill" / "0-not-gdlab.jsonl").write_bytes(b"\x00\x01 garbage\n")
+    result = CliRunner().invoke(recover, [])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{damaged}:6: not UTF-8, skipped" in result.output  # (lines 1-5: the run, 3 values, its end)
+    assert f"{damaged}:7: not a JSON object (cut short?), skipped" in result.output
+    assert "0-not-gdlab.jsonl: not a gdlab spill file" in result.output
+    for run_id in runs:  # the good lines of both files are written, both runs ended as their files say
+        assert [m.step for m in tracking.client.get_metric_history(run_id, "loss")] == [0, 1, 2]
+        assert tracking.client.get_run(run_id).info.status == "FAILED"
+    assert not damaged.exists()
+    assert damaged.with_name(damaged.name + ".damaged").exists()
+    assert not store.spill_file(runs[1]).exists()
