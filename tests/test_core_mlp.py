@@ -184,3 +184,18 @@ def test_unused_options_read_a_parsed_single_width():
     # compare parses logged params: "16" comes back as the number 16
     assert "hidden" not in unused_options({"hidden": 16})
     assert "hidden" in unused_options({"hidden": "None"})
+
+
+def test_a_network_too_large_for_memory_is_refused_before_any_run(tracking):
+    # --hidden 100000000 was killed by the kernel after about a minute, silently, its run left RUNNING.
+    from click.testing import CliRunner
+
+    from steps.main import main
+    from steps.train import train
+
+    for command, hidden in ((train, "100000000"), (main, "20000,20000")):
+        result = CliRunner().invoke(command, ["--hidden", hidden])
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '--hidden': {hidden}: a network of 4e+08 parameters" in result.output
+        assert "more than this machine's" in result.output
+    assert tracking.client.search_runs([tracking.experiment_id]) == []

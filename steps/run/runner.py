@@ -8,6 +8,7 @@ run ends FINISHED, FAILED or KILLED, never left RUNNING.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -118,6 +119,7 @@ def load_checked(cfg: TrainConfig):
         if "no such file (looked for" in message and os.environ.get("MLFLOW_RUN_ID"):
             message += "; `mlflow run` runs in the project's folder: give an absolute path or a URL"
         raise click.BadParameter(message, param_hint="'--dataset'") from None
+    _check_network_fits(cfg, data)
     try:
         model = components(cfg, data.n_features)[0]
         theta = model.init(cfg.init, cfg.seed).astype(data.X_train.dtype)
@@ -131,6 +133,33 @@ def load_checked(cfg: TrainConfig):
                 f"{cfg.init}: the loss at this starting point is not finite in {cfg.dtype}", param_hint="'--init'"
             )
     return data
+
+
+# Bytes a step holds per parameter, in copies of it: the parameters, the gradient, the step, the
+# optimizer's state and the temporaries in between. Measured 2026-12-06: `train --hidden H
+# --optimizer adam` peaks at 119 bytes a float64 parameter (H = 2e6 and 4e6: 1.25 and 2.20 GB).
+PARAMETER_COPIES = 16
+
+
+def _check_network_fits(cfg: TrainConfig, data: Dataset) -> None:
+    """A network whose parameters (with their gradient, step and optimizer state) and activations
+    would not fit in memory is a usage error on --hidden, before any run starts: --hidden 100000000
+    was killed by the kernel after a minute, silently, its run left RUNNING."""
+    from core.data import physical_memory
+
+    if not cfg.hidden or cfg.dataset in TEST_FUNCTIONS:
+        return
+    widths = [data.n_features, *cfg.hidden, 1]
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    size = np.dtype(cfg.dtype).itemsize
+    need = n_params * size * PARAMETER_COPIES + 2 * len(data.y_train) * sum(cfg.hidden) * size
+    if need > physical_memory():
+        raise click.BadParameter(
+            f"{','.join(map(str, cfg.hidden))}: a network of {n_params:.3g} parameters on {data.n_features} features "
+            f"needs about {need / 2**30:.1f} GiB (its parameters, gradient, step and optimizer state, and the "
+            f"activations of {len(data.y_train)} rows), more than this machine's {physical_memory() / 2**30:.1f} GiB",
+            param_hint="'--hidden'",
+        )
 
 
 def execute(cfg: TrainConfig, technique: str) -> None:
