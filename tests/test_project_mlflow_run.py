@@ -141,13 +141,14 @@ def test_mlflow_run_of_main_from_a_git_url_at_a_commit_keeps_its_report(tracking
     proc = mlflow_run(project_env, url, "-e", "main", "--version", sha, "--env-manager", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_name = {r.info.run_name: r for r in runs(tracking)}
-    assert sorted(by_name) == ["adam", "compare", "l1", "l2", "main", "sgd"]
+    assert sorted(by_name) == ["adam", "compare 4 runs on seed · MSE", "l1", "l2", "main", "sgd"]
     assert all(r.info.status == "FINISHED" for r in by_name.values())
-    assert {r.data.tags["mlflow.source.git.commit"] for r in by_name.values() if r.info.run_name != "compare"} == {sha}
+    trained = [r for r in by_name.values() if not r.info.run_name.startswith("compare")]
+    assert {r.data.tags["mlflow.source.git.commit"] for r in trained} == {sha}
     np.testing.assert_allclose(weights_of(tracking, by_name["adam"]), LESSON["adam"], rtol=1e-14)
     # MLflow ran the project in a temporary checkout: the report is in the compare run, and the
     # command that gets it is printed (not a path that is gone once `mlflow run` returns).
-    compare_id = by_name["compare"].info.run_id
+    compare_id = by_name["compare 4 runs on seed · MSE"].info.run_id
     assert f"mlflow artifacts download --run-id {compare_id} --dst-path compare_output" in proc.stdout
     checkout = re.search(r"Fetching project from \S+ into (\S+)", proc.stderr)
     assert checkout, proc.stderr[-2000:]

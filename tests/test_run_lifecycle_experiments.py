@@ -35,7 +35,7 @@ def test_main_then_compare_under_mlflow_experiment_name(tracking, monkeypatch):
     assert result.exit_code == 0, result.output + result.stderr
     lesson = tracking.client.get_experiment_by_name("lesson")
     runs = runs_in(tracking, lesson.experiment_id)
-    assert names(runs) == ["adam", "compare", "l1", "l2", "main", "sgd"]
+    assert names(runs) == ["adam", "compare 4 runs on seed · MSE", "l1", "l2", "main", "sgd"]
     assert runs_in(tracking, tracking.experiment_id) == []
     # Without --output-dir the report has a folder of its own run's (the working folder is tmp).
     (parent,) = [r for r in runs if r.info.run_name == "main"]
@@ -83,6 +83,6 @@ def test_mlflow_run_sweep_with_experiment_id_puts_every_run_there(tracking, proj
     proc = subprocess.run(cmd, env=env, cwd=tracking.root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = runs_in(tracking, other)
-    assert names(runs) == ["adam lr=0.01", "adam lr=0.1", "compare", "sweep adam"]
+    assert names(runs) == ["adam lr=0.01", "adam lr=0.1", "compare 2 runs on seed · MSE", "sweep adam"]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert runs_in(tracking, tracking.experiment_id) == []
