@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -112,6 +113,14 @@ def test_the_champion_is_served_by_mlflow_models_serve(tracking):
     try:
         wait_ready(server, port, tracking.root / "serve.log")
         predictions = invocations(port, [[1.0, 2.0], [-3.0, 0.5]])
+        # NaN, null and ±Inf were answered 200 with [NaN], which is not JSON: now 400 with the reason.
+        for bad in ([[1.0, None]], [[float("nan"), 1.0]], [[1.0, float("inf")]]):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                invocations(port, bad)
+            assert refused.value.code == 400
+            body = json.loads(refused.value.read())
+            assert "the model predicts from finite numbers only" in body["message"]
+            assert "Traceback" not in json.dumps(body)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -50,20 +50,37 @@ class NeuronModel(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         # The DataFrame type hint tells MLflow to validate against the logged signature.
         X = pd.DataFrame(model_input)[self.features].to_numpy(dtype=np.float64)
+        finite = np.isfinite(X)
+        if not finite.all():  # NaN, null or ±Inf: the answer was HTTP 200 with [NaN], which is not JSON
+            rows, cols = np.nonzero(~finite)
+            where = ", ".join(dict.fromkeys(self.features[c] for c in cols))
+            _refuse(
+                f"the input is not a finite number in row(s) {', '.join(map(str, dict.fromkeys(rows.tolist())))} "
+                f"of column(s) {where} (NaN, null or ±Inf): the model predicts from finite numbers only"
+            )
         if self.classes is None:
             return self._forward(X, self.activation)
         params = {**PREDICT_PARAMS, **(params or {})}
         if params["output"] not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
+            _refuse(f"output must be one of {', '.join(OUTPUTS)}, got {params['output']!r}")
         threshold = float(params["threshold"])
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+            _refuse(f"threshold must be a probability in [0, 1], got {threshold}")
         if params["output"] == "probability":
             return self._forward(X, self.activation)
         z = self._forward(X, "linear")
         with np.errstate(divide="ignore"):  # thresholds 0 and 1: logits -inf and inf
             cut = np.log(threshold) - np.log1p(-threshold)
         return np.asarray(self.classes)[(z > cut).astype(int)]
+
+
+def _refuse(reason: str):
+    """Bad input, said first: MLflow's scoring server answers an MlflowException of this code with
+    HTTP 400 and its message, where a ValueError became its generic text and a stack trace."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    raise MlflowException(reason, error_code=INVALID_PARAMETER_VALUE)
 
 
 mlflow.models.set_model(NeuronModel())
