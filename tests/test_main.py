@@ -201,3 +201,26 @@ def test_a_technique_that_is_an_optimizer_name_trains_with_that_optimizer():
     assert (child.config.optimizer, child.config.penalty, child.config.lam) == ("radam", "none", 0.0)
     assert (child.config.epochs, child.config.learning_rate) == (7, 0.05)
     assert technique_child("adam", {}).entry_point == "adam"  # both: the entry point
+
+
+@pytest.mark.slow
+def test_reuse_does_not_stand_in_a_run_whose_files_are_gone(tracking):
+    # With a child's artifacts deleted, `main --reuse true --register-model` reused it on its tags and
+    # made a model without files the champion; loading it failed.
+    import shutil
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    first = invoke_main(tracking.root / "r1", "--reuse", "true", "--epochs", "20")
+    assert first.exit_code == 0, first.output
+    (adam,) = by_technique(tracking)["adam"]
+    shutil.rmtree(urlparse(adam.info.artifact_uri).path)
+    model_id = adam.outputs.model_outputs[-1].model_id
+    shutil.rmtree(urlparse(mlflow.get_logged_model(model_id).artifact_location).path)
+    second = invoke_main(tracking.root / "r2", "--reuse", "true", "--epochs", "20", "--register-model", "champ")
+    assert second.exit_code == 0, second.output
+    assert second.stderr.count("reusing run") == 3  # sgd, l1, l2; adam is trained again
+    assert len(by_technique(tracking)["adam"]) == 2
+    model = mlflow.pyfunc.load_model("models:/champ@champion")  # the champion (adam) has its files
+    assert model.predict(pd.DataFrame({"x0": [0.1], "x1": [0.2]})).shape == (1,)

@@ -123,8 +123,27 @@ def find_reusable(client, experiment_id: str, child: Child, data: Dataset) -> st
             continue
         if needs_model and not (run.outputs and run.outputs.model_outputs):
             continue
+        if not _files_there(client, run, needs_model):
+            continue
         return run.info.run_id
     return None
+
+
+def _files_there(client, run, needs_model: bool) -> bool:
+    """Whether a run's files are still in the artifact store: its weights.json and, when it stands
+    in for a model, its LoggedModel's MLmodel. (Tags alone said yes for a run whose artifacts were
+    deleted, and `--register-model` then made a model without files the champion.)"""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if "weights.json" not in {a.path for a in client.list_artifacts(run.info.run_id)}:
+            return False
+        if needs_model:
+            model_id = run.outputs.model_outputs[-1].model_id
+            return "MLmodel" in {a.path for a in client.list_logged_model_artifacts(model_id)}
+    except (MlflowException, OSError):
+        return False
+    return True
 
 
 @dataclass
