@@ -229,7 +229,7 @@ def test_trajectory_curves_equal_the_logged_loss_metric(lesson):
 
 def test_surface_data_is_rebuilt_from_params_and_unreadable_csv_is_skipped(tmp_path):
     def load(params):
-        return compare_figures.load_surface_data(compare_figures.surface_config(params))
+        return compare_figures.load_surface_data(compare_figures.config_of(params))
 
     X, y = load({"dataset": "seed"})
     assert X.tolist() == [[0.1, 0.2], [0.4, 0.5]]
@@ -718,7 +718,7 @@ def test_trajectories_draw_each_path_to_its_final_weights_on_the_models_own_surf
     # The penalties differ, so the contours are the MSE: the relu model's own loss on the seed data.
     assert [c for c in ax.collections if hasattr(c, "levels")]  # the contours are drawn
     assert "MSE alone" in fig.legends[0].get_title().get_text()
-    X, y = compare_figures.load_surface_data(compare_figures.surface_config({"dataset": "seed"}))
+    X, y = compare_figures.load_surface_data(compare_figures.config_of({"dataset": "seed"}))
     *_, Z = loss_surface(TrainConfig(), X, y, np.array([0.2]), np.array([0.3]), penalized=False)
     assert Z[0, 0] == pytest.approx(np.mean((np.maximum(X @ [0.2, 0.3], 0) - y) ** 2), rel=1e-14)
 
@@ -760,7 +760,7 @@ def test_trajectories_on_a_test_function_draw_its_own_surface_and_its_minima():
     (contours,) = [c for c in ax.collections if hasattr(c, "levels")][:1]
     ratios = contours.levels[1:] / contours.levels[:-1]
     np.testing.assert_allclose(ratios, ratios[0], rtol=1e-9)
-    cfg = compare_figures.surface_config(gathered[0].params)
+    cfg = compare_figures.config_of(gathered[0].params)
     X, y = compare_figures.load_surface_data(cfg)
     x, yy = np.linspace(-5, 5, 7), np.linspace(-4, 4, 5)
     W0, W1, Z = loss_surface(cfg, X, y, x, yy, penalized=False)
@@ -819,7 +819,7 @@ def test_logistic_runs_show_their_accuracy_and_are_drawn_on_the_log_loss():
         fig.legends[0].get_title().get_text()
     )
     cfg = TrainConfig(model="logistic")
-    X, y = compare_figures.load_surface_data(compare_figures.surface_config({"dataset": "seed", "model": "logistic"}))
+    X, y = compare_figures.load_surface_data(compare_figures.config_of({"dataset": "seed", "model": "logistic"}))
     np.testing.assert_array_equal(y, load_data(cfg).y_train)
     np.testing.assert_array_equal(y, [0.0, 1.0])
     *_, Z = loss_surface(cfg, X, y, np.array([0.2]), np.array([0.3]), penalized=False)

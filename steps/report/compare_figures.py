@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import BUILT_IN_DATASETS, GROUPS, TEST_FUNCTIONS, TrainConfig, unused_options
+from core.config import BUILT_IN_DATASETS, GROUPS, TEST_FUNCTIONS
 from core.data import DataError
 from core.functions import Objective
 from core.training import components, load_data, loss_surface
+from core.verdict import on_edge
 from steps.report.compare_table import NUMERIC, SHORT, Table, fmt_value, missing
+from steps.report.problems import config_of
 
 MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
 MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label
@@ -262,7 +264,7 @@ def sensitivity(table: Table, st: list[Style]):
     if values:
         best = min(range(len(recs)), key=lambda k: float(recs[k][metric]) if not missing(recs[k][metric]) else math.inf)
         ax.plot(recs[best]["learning_rate"], recs[best][metric], marker="*", ms=16, color="gold", mec="black", zorder=5)
-        if recs[best]["learning_rate"] in (lrs[0], lrs[-1]):
+        if on_edge(lrs, float(recs[best]["learning_rate"])):
             where = (recs[best]["learning_rate"], recs[best][metric])
             text = "best on the grid's edge:\nthe best may lie beyond it"
             ax.annotate(text, where, textcoords="offset points", xytext=(-10, 18), ha="center", fontsize=9)
@@ -553,7 +555,7 @@ def _outline():
 def _surface_key(p: dict) -> tuple:
     """Runs with equal keys share one loss surface (:meth:`core.config.TrainConfig.surface_key`);
     a run whose params do not describe a config has one of its own."""
-    cfg = surface_config(p)
+    cfg = config_of(p)
     return cfg.surface_key() if cfg is not None else ("unreadable", *sorted(p.items()))
 
 
@@ -566,7 +568,7 @@ def _float(v, default: float = 0.0) -> float:
 
 def _panel_title(p: dict) -> str:
     ds = p.get("dataset", "seed")
-    objective = _objective_of(surface_config(p))
+    objective = _objective_of(config_of(p))
     if objective is not None:
         return f"{objective.function.title} function: f(x, y) = {objective.formula}"
     if ds == "seed":
@@ -581,15 +583,6 @@ def _panel_title(p: dict) -> str:
     bias = ", with bias" if p.get("fit_intercept") == "true" else ""
     scaled = "standardized " if p.get("standardize") == "true" else ""
     return f"{p.get('model', 'relu')} neuron{bias} on {scaled}{data}{extra}"
-
-
-def surface_config(p: dict):
-    """The config a run's params describe (:meth:`core.config.TrainConfig.from_params`), or None."""
-    try:
-        unused = unused_options(p)
-        return TrainConfig.from_params({k: v for k, v in p.items() if k not in unused})
-    except (TypeError, ValueError):
-        return None
 
 
 def load_surface_data(cfg):
@@ -702,7 +695,7 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
     runs = panel.runs
     ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
     bias = ref[1].bias if ref[1].bias is not None else 0.0
-    cfg = surface_config(panel.params)
+    cfg = config_of(panel.params)
     objective = _objective_of(cfg)  # a test function: its own contours and minima
     data = load_surface_data(cfg)
     if data is not None and data[0].shape[1] != 2:
@@ -774,7 +767,7 @@ def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective
     (its penalty added when the runs share one), on the levels its shape needs."""
     if data is None:
         return None, "No loss surface: the run's data file is not readable here; paths only."
-    pens = {_penalty_of(surface_config(g.params)) for _, g, _ in runs}
+    pens = {_penalty_of(config_of(g.params)) for _, g, _ in runs}
     pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
     loss = "f" if objective else components(cfg, 2)[0].loss_name  # f, MSE, or log loss

@@ -14,6 +14,7 @@ import numpy as np
 from core.config import GROUPS, SPECS, unused_options
 from core.data import printable
 from core.schema import Number, OrNone
+from core.verdict import on_edge
 from steps.report.compare_runs import Gathered
 from steps.report.report_files import ALL, ReportFile
 
@@ -397,7 +398,7 @@ def findings(table: Table) -> list[str]:
         if rec["status"] == "FAILED" and "diverged" in note:
             at = note.split("diverged")[1].split(":")[0].strip()
             out.append(f"{_who(rec, lr_varies)} diverged {at}.".replace("  ", " "))
-    if len(lrs) >= 3 and done and float(done[0]["learning_rate"]) in (lrs[0], lrs[-1]):
+    if len(lrs) >= 3 and done and on_edge(lrs, float(done[0]["learning_rate"])):
         end = "largest" if float(done[0]["learning_rate"]) == lrs[-1] else "smallest"
         out.append(
             f"The best run's learning rate, {fmt_value(done[0]['learning_rate'])}, is the {end} of the "

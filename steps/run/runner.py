@@ -8,7 +8,6 @@ run ends FINISHED, FAILED or KILLED, never left RUNNING.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -23,7 +22,7 @@ import numpy as np
 
 from core.config import FUNCTION_IGNORES, NEEDS, OWNERS, TEST_FUNCTIONS, TrainConfig, option_name, unused_options
 from core.data import DataError, Dataset, printable
-from core.neuron import original_units
+from core.neuron import layer_shapes, original_units
 from core.penalties import Penalty
 from core.training import DivergenceError, TrainResult, components, fit, load_data
 from steps.cli.options import OPTIONS, as_param
@@ -149,8 +148,8 @@ def _check_network_fits(cfg: TrainConfig, data: Dataset) -> None:
 
     if not cfg.hidden or cfg.dataset in TEST_FUNCTIONS:
         return
-    widths = [data.n_features, *cfg.hidden, 1]
-    n_params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    # Every layer with its bias (torch's nn.Linear): an estimate that errs on the side of room.
+    n_params = sum(out * (fan_in + 1) for out, fan_in in layer_shapes(data.n_features, cfg.hidden))
     size = np.dtype(cfg.dtype).itemsize
     need = n_params * size * PARAMETER_COPIES + 2 * len(data.y_train) * sum(cfg.hidden) * size
     if need > physical_memory():
