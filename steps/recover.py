@@ -43,16 +43,29 @@ def replay(path: Path) -> str:
     from mlflow.entities import Metric
 
     from steps.run import tracking
-    from steps.run.lifecycle import end_if_open
+    from steps.run.lifecycle import NOT_DONE, end_if_open
 
     lines, bad = read(path)
     if not lines or "run_id" not in lines[0]:
         raise click.ClickException(f"{path}: not a gdlab spill file (no run id on its first line); the file is kept")
     head = lines[0]
     run_id, uri = head["run_id"], head.get("tracking_uri") or mlflow.get_tracking_uri()
-    client = mlflow.MlflowClient(uri)
+    client = tracking.store_client(uri)
     metrics = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in lines if "key" in m]
     ends = [m["end"] for m in lines if "end" in m]
+    try:
+        status = client.get_run(run_id).info.status
+    except Exception as exc:
+        raise click.ClickException(f"{path}: could not read run {run_id} in {uri} ({exc}); the file is kept") from None
+    if status not in NOT_DONE and metrics:
+        # Someone ended it meanwhile (`mlflow runs`, the UI, a workflow closing its children): gdlab never
+        # writes into a run that has ended, so its values stay where a person can read them.
+        kept = path.with_name(path.name + ".ended")
+        path.rename(kept)
+        raise click.ClickException(
+            f"{path}: run {run_id} has ended ({status}), so its {len(metrics)} metric values were not written "
+            f"(gdlab never writes into a run that has ended); they are kept in {kept}"
+        )
     try:
         for i in range(0, len(metrics), tracking.MAX_BATCH):
             chunk = metrics[i : i + tracking.MAX_BATCH]

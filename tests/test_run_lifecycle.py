@@ -154,3 +154,92 @@ def test_a_pruned_run_or_one_without_the_model_a_child_logs_never_stands_in_for_
     assert find_reusable(tracking.client, tracking.experiment_id, plain, data) is not None
     whole = trained()
     assert find_reusable(tracking.client, tracking.experiment_id, child, data) == whole
+
+
+# --------------------------------------------------------------------------- one writer a run (issue 23, case 7)
+
+
+def test_a_second_process_given_the_id_of_a_run_a_live_process_writes_is_refused_and_writes_nothing(
+    tracking, project_env
+):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    client = tracking.client
+    run_id = client.create_run(tracking.experiment_id).info.run_id
+    env = {**project_env, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "steps.train", "--epochs", "100000000", "--log-every", "1000"],
+        env=env,
+        cwd=tracking.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "loss" not in client.get_run(run_id).data.metrics and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = client.get_run(run_id)
+        assert json.loads(before.data.tags["gdlab.owner"])["pid"] == first.pid
+        second = subprocess.run(
+            [sys.executable, "-m", "steps.adam", "--epochs", "3", "--learning-rate", "0.5"],
+            env=env,
+            cwd=tracking.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        first.send_signal(signal.SIGTERM)
+        _, first_err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert second.returncode == 1, second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith(f"Error: run {run_id} (from MLFLOW_RUN_ID) is being written by process {first.pid} on ")
+    assert "Traceback" not in second.stderr
+    assert first.returncode == 143, first_err
+    after = client.get_run(run_id)
+    assert after.info.status == "KILLED"
+    assert after.data.params == before.data.params  # the second wrote nothing: the first's params,
+    assert after.data.params["optimizer"] == "sgd"
+    assert "adam" not in after.data.tags.values()  # tags,
+    steps = [m.step for m in client.get_metric_history(run_id, "loss")]
+    assert len(steps) == len(set(steps))  # and no second history
+
+
+def test_a_run_whose_owner_is_gone_can_be_resumed(tracking, monkeypatch):
+    import json
+    import socket
+
+    from steps.run.lifecycle import OWNER_TAG, live_owner, owner
+
+    me = json.loads(owner())
+    assert live_owner(owner()) is None  # this process
+    gone = subprocess_pid_that_exited()
+    here = socket.gethostname()
+    assert live_owner(json.dumps({"host": here, "pid": gone, "start": 1})) is None
+    assert live_owner(json.dumps({"host": here, "pid": os.getppid(), "start": me["start"] + 10**9})) is None  # reused
+    assert live_owner(json.dumps({"host": here, "pid": os.getppid(), "start": None})).startswith("process ")
+    assert live_owner(json.dumps({"host": "elsewhere", "pid": 1, "start": 1})) == "process 1 on elsewhere"
+    assert live_owner("not json") is None
+
+    run_id = tracking.client.create_run(
+        tracking.experiment_id, tags={OWNER_TAG: json.dumps({"host": here, "pid": gone})}
+    )
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id.info.run_id)
+    result = CliRunner().invoke(sgd, ["--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    run = tracking.client.get_run(run_id.info.run_id)
+    assert run.info.status == "FINISHED"
+    assert json.loads(run.data.tags[OWNER_TAG])["pid"] == os.getpid()
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)

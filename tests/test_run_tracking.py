@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import socket
@@ -310,3 +311,102 @@ def test_recover_replays_every_good_line_of_a_damaged_spill_file_and_goes_on_to_
     assert not damaged.exists()
     assert damaged.with_name(damaged.name + ".damaged").exists()
     assert not store.spill_file(runs[1]).exists()
+
+
+# ----------------------------------------------------------- an artifact store that refuses (issue 23, case 4)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """An 8 MiB tmpfs, filled: an artifact store on a full disk (mounting needs root; skipped otherwise)."""
+    import os
+
+    where = tmp_path / "full"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        os.sync()
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+
+
+@pytest.fixture
+def answers_503():
+    """An HTTP artifact store that answers every request 503 (Service Unavailable)."""
+    import http.server
+    import threading
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def _no(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = do_POST = _no
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/artifacts"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _refused_upload(args: list[str], env: dict, cwd: Path) -> None:
+    """``python -m <args>`` exits 1 with one line that says which upload the artifact store refused."""
+    proc = subprocess.run([sys.executable, "-m", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("Error:")]
+    assert "could not upload" in line
+    assert "marked FAILED" in line
+
+
+@pytest.mark.parametrize("module", ["steps.train", "steps.sgd"])
+@pytest.mark.parametrize("store", ["full", "503"])
+def test_an_artifact_store_that_is_full_or_answers_503_is_one_line_and_the_run_failed(
+    tracking, project_env, module, store, request
+):
+    where = request.getfixturevalue("full_disk").as_uri() if store == "full" else request.getfixturevalue("answers_503")
+    if store == "full":
+        _fill(request.getfixturevalue("full_disk"))
+    experiment_id = tracking.client.create_experiment(f"artifacts-{store}", artifact_location=where)
+    env = {**project_env, "MLFLOW_EXPERIMENT_ID": experiment_id}
+    _refused_upload([module, "--epochs", "5", "--store-timeout", "2"], env, tracking.root)
+    (run,) = tracking.client.search_runs([experiment_id])
+    assert run.info.status == "FAILED"
+    assert "could not upload" in run.data.tags["failure_reason"]
+    assert sorted(m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")) == list(range(5))
+
+
+def test_compare_on_a_full_artifact_store_is_one_line_and_its_run_failed(tracking, project_env, full_disk):
+    experiment_id = tracking.client.create_experiment("artifacts-full", artifact_location=full_disk.as_uri())
+    env = {**project_env, "MLFLOW_EXPERIMENT_ID": experiment_id}
+    for module in ("steps.sgd", "steps.adam"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--epochs", "5"], env=env, cwd=tracking.root, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    _fill(full_disk)
+    _refused_upload(["steps.compare", "--output-dir", str(tracking.root / "out")], env, tracking.root)
+    (run,) = tracking.client.search_runs([experiment_id], "tags.technique = 'compare'")
+    assert run.info.status == "FAILED"
+    assert (tracking.root / "out" / "compare.csv").exists()  # the report is written here all the same

@@ -199,6 +199,18 @@ def test_main_and_compare_through_a_tracking_server(server, server_env, tmp_path
     assert {a.path for a in client.list_artifacts(new.info.run_id)} >= REPORT
 
 
+def _once_it_has_metrics(server):
+    """The one run in the server's experiment, once some of its epochs have reached the server."""
+    deadline = time.monotonic() + 120
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        runs = [r for r in server.client.search_runs([server.experiment_id]) if "loss" in r.data.metrics]
+        time.sleep(0.5)
+    assert runs, "no metrics ever reached the server"
+    (run,) = runs
+    return run
+
+
 @pytest.mark.slow  # two server start-ups, a run and `recover`: about a minute
 def test_a_server_that_dies_mid_run_is_given_up_on_within_the_budget_and_nothing_is_lost(server, server_env, tmp_path):
     spill = tmp_path / "spill"
@@ -207,13 +219,7 @@ def test_a_server_that_dies_mid_run_is_given_up_on_within_the_budget_and_nothing
     cmd += ["--epochs", "100000000", "--log-every", "100", "--store-timeout", "5"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        runs = []
-        while time.monotonic() < deadline and not runs:  # until some epochs reached the server
-            runs = [r for r in server.client.search_runs([server.experiment_id]) if "loss" in r.data.metrics]
-            time.sleep(0.5)
-        assert runs, "no metrics ever reached the server"
-        (run,) = runs
+        run = _once_it_has_metrics(server)
         server.kill()
         killed = time.monotonic()
         first_line = proc.stderr.readline()
@@ -241,9 +247,7 @@ def test_a_server_that_dies_mid_run_is_given_up_on_within_the_budget_and_nothing
 
     server.restart()
     assert server.client.get_run(run.info.run_id).info.status == "RUNNING"  # the store could not be told
-    recovered = subprocess.run(
-        [sys.executable, "-m", "steps.recover"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+    recovered = _recover(env, tmp_path)
     assert recovered.returncode == 0, recovered.stderr
     assert f"run {run.info.run_id}: {points} metric values written" in recovered.stdout
     assert not spilled.exists()
@@ -397,3 +401,258 @@ def test_a_second_sigterm_gets_out_of_a_store_that_hangs(tmp_path, project_env):
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert "(SIGTERM)" in err
+
+
+# --------------------------------------------------------------------------- an outage at any moment (issue 23)
+
+
+class Lines:
+    """A process's stderr read line by line in the background: wait for a line, keep them all."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self.new = proc, [], threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def close(self) -> None:
+        """Kill the process if it still runs, read the rest, close the pipe."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.reader.join(timeout=30)
+        self.proc.stderr.close()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self.new:
+                self.lines.append(line)
+                self.new.notify_all()
+        with self.new:
+            self.lines.append(None)  # the end
+            self.new.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.new:
+            while True:
+                for line in self.lines[seen:]:
+                    if line is None:
+                        pytest.fail(f"the process ended before {text!r}:\n{self.text()[-4000:]}")
+                    if text in line:
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no {text!r} within {timeout} s:\n{self.text()[-4000:]}")
+                self.new.wait(left)
+
+    def text(self) -> str:
+        return "".join(line for line in self.lines if line)
+
+
+def _start(args, env, cwd) -> tuple[subprocess.Popen, Lines]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    return proc, Lines(proc)
+
+
+def _through_an_outage(server, args: list[str], env: dict, cwd: Path, trigger: str, back: bool) -> str:
+    """Run ``python -m <args>`` and kill the server when ``trigger`` is printed; with ``back`` start it
+    again at once (it is down for the seconds it takes to start: the process must outlast that and
+    exit 0), else leave it down (the process exits 1 with one line that the store went away). Never
+    a traceback. Returns its stderr."""
+    proc, err = _start(args, env, cwd)
+    try:
+        err.wait_for(trigger)
+        server.kill()
+        if back:
+            down = time.monotonic()
+            server.restart()
+            print(f"the server was down {time.monotonic() - down:.1f} s")  # for the closing note (-s)
+        proc.wait(timeout=300)
+    finally:
+        err.close()
+    text = err.text()
+    assert proc.returncode == (0 if back else 1), text[-4000:]
+    assert "Traceback" not in text
+    if not back:
+        assert text.strip().splitlines()[-1].startswith("Error: the tracking store went away"), text[-4000:]
+    return text
+
+
+def _recover(env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "steps.recover"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _spilled(spill: Path) -> dict[str, list[dict]]:
+    return {p.stem: [json.loads(x) for x in p.read_text().splitlines()] for p in spill.glob("*.jsonl")}
+
+
+def _steps(client, run_id: str, key: str = "loss") -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+@pytest.mark.slow  # a server killed and restarted under main: about a minute
+def test_an_outage_while_main_starts_its_children_is_outlasted(server, server_env, tmp_path):
+    """Case 1 of issue 23: the server dies as the first child starts (its run being created, opened,
+    the next one created) and comes back ~10 s later, within the budget: every run FINISHED."""
+    spill = tmp_path / "spill"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    args = ["steps.main", "--output-dir", str(tmp_path / "out")]
+    _through_an_outage(server, args, env, tmp_path, ": started run", back=True)
+    runs = _runs(server)
+    every = [r for rs in runs.values() for r in rs]
+    print({r.info.run_name: r.info.status for r in every})
+    assert sorted(runs) == sorted({"main", "compare"} | CHILDREN)
+    assert len(every) == 6
+    assert all(r.info.status == "FINISHED" for r in every)
+    for technique in CHILDREN:
+        (child,) = runs[technique]
+        assert _steps(server.client, child.info.run_id) == list(range(EPOCHS)), technique
+    assert not _spilled(spill)
+
+
+@pytest.mark.slow  # a server killed under main and sweep, the budget spent, restarted, recover: about two minutes
+@pytest.mark.parametrize("workflow", ["main", "sweep"])
+def test_an_outage_longer_than_the_budget_as_children_start_leaves_nothing_running(
+    workflow, server, server_env, tmp_path
+):
+    """Case 1, the server gone for longer than --store-timeout: one line that names the spill files,
+    no traceback; once it is back, `recover` ends every run, and none is left RUNNING."""
+    spill = tmp_path / "spill"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    args = ["steps.main"] if workflow == "main" else ["steps.sweep", "--learning-rates", "0.01,0.1,1"]
+    args += ["--store-timeout", "3", "--output-dir", str(tmp_path / "out")]
+    text = _through_an_outage(server, args, env, tmp_path, ": started run", back=False)
+    last = text.strip().splitlines()[-1]
+    kept = _spilled(spill)
+    assert kept, text[-4000:]
+    for run_id in kept:
+        assert str(spill / f"{run_id}.jsonl") in last
+    print({run_id: [line for line in lines if "key" not in line] for run_id, lines in kept.items()})
+    print({run_id: sum("key" in line for line in lines) for run_id, lines in kept.items()})
+
+    server.restart()
+    recovered = _recover(env, tmp_path)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert not _spilled(spill)
+    every = server.client.search_runs([server.experiment_id], max_results=1000)
+    print({r.info.run_name: (r.info.status, r.data.tags.get("failure_reason")) for r in every})
+    assert every
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+    for run in every:
+        if run.info.status != "FINISHED":
+            assert run.data.tags.get("failure_reason"), run.info.run_name
+        elif "technique" in run.data.tags and run.data.tags["technique"] in CHILDREN:
+            steps = _steps(server.client, run.info.run_id)
+            assert steps == list(range(len(steps))), run.info.run_name  # gap-free
+
+
+@pytest.mark.slow  # a server killed and restarted as main compares its children: about a minute
+def test_an_outage_while_main_compares_its_children_is_outlasted_or_said(server, server_env, tmp_path):
+    """Case 2 of issue 23: the server dies as main's compare step starts reading the children and
+    comes back within the budget: the report is whole (every weight, every picture, no "unreadable"
+    row), never a silent "-"."""
+    import pandas as pd
+
+    spill = tmp_path / "spill"
+    out = tmp_path / "out"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    # "[4/4]": the last child has ended, main compares next
+    text = _through_an_outage(server, ["steps.main", "--output-dir", str(out)], env, tmp_path, "[4/4]", back=True)
+    assert "does not answer" in text  # the outage was met, and outlasted
+    table = pd.read_csv(out / "compare.csv")
+    assert len(table) == 4
+    assert table["weights"].notna().all(), table.to_string()
+    notes = table["note"].astype("string").fillna("")
+    assert not notes.str.contains("unreadable|missing").any(), notes.tolist()
+    assert {"loss_curves.png", "trajectories.png", "internals.png"} <= {p.name for p in out.iterdir()}
+    every = server.client.search_runs([server.experiment_id])
+    assert all(r.info.status == "FINISHED" for r in every), [(r.info.run_name, r.info.status) for r in every]
+    assert not _spilled(spill)
+
+
+@pytest.mark.slow  # main through a server that dies as it compares and stays down: about a minute
+def test_an_outage_longer_than_the_budget_while_main_compares_fails_and_says_so(server, server_env, tmp_path):
+    """Case 2, the server gone for longer than the budget while compare reads: exit 1 with one line
+    that says so, no report over data it could not read; `recover` ends the runs afterwards."""
+    spill = tmp_path / "spill"
+    out = tmp_path / "out"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    # "[4/4]": the last child has ended, main compares next
+    args = ["steps.main", "--store-timeout", "3", "--output-dir", str(out)]
+    _through_an_outage(server, args, env, tmp_path, "[4/4]", back=False)
+    assert not (out / "compare.csv").exists()
+    kept = _spilled(spill)
+    print({run_id: [line for line in lines if "key" not in line][1:] for run_id, lines in kept.items()})
+    server.restart()
+    recovered = _recover(env, tmp_path)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    every = server.client.search_runs([server.experiment_id])
+    print({r.info.run_name: (r.info.status, r.data.tags.get("failure_reason")) for r in every})
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow  # a server killed under a run, two SIGTERMs, a restart and recover twice: about a minute
+def test_a_second_sigterm_during_an_outage_abandons_the_close_and_recover_never_writes_into_an_ended_run(
+    server, server_env, tmp_path
+):
+    """Case 3 of issue 23: the server dies under a training run; SIGTERM, then SIGTERM again. The
+    second abandons the close at once; the last line names the spill file; the run is not ended
+    while values wait in it; `recover` writes them and ends it KILLED, and refuses to write the
+    same values into the run once it has ended."""
+    spill = tmp_path / "spill"
+    env = {**server_env, "GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"}
+    cmd = ["steps.train", "--dataset", "synthetic", "--model", "linear", "--epochs", "100000000"]
+    proc, err = _start([*cmd, "--log-every", "100"], env, tmp_path)
+    try:
+        run = _once_it_has_metrics(server)
+        server.kill()
+        err.wait_for("does not answer")  # a flush meets the dead server, and retries (120 s by default)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # a second signal, not part of the first stop
+        second = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - second
+    finally:
+        err.close()
+    text = err.text()
+    print(f"exit {took:.1f} s after the second SIGTERM")
+    assert proc.returncode == 143, text[-3000:]
+    assert took < 10, text[-3000:]
+    assert "Traceback" not in text
+    spilled = spill / f"{run.info.run_id}.jsonl"
+    last = text.strip().splitlines()[-1]
+    assert str(spilled) in last, last
+    assert "python -m steps.recover" in last
+    kept = [json.loads(line) for line in spilled.read_text().splitlines()]
+    points = sum("key" in k for k in kept)
+    print(f"spilled: {points} values, end {kept[-1]}")
+    assert points > 0
+    assert kept[-1]["end"]["status"] == "KILLED"
+
+    server.restart()
+    assert server.client.get_run(run.info.run_id).info.status == "RUNNING"  # not ended while values wait
+    before = len(_steps(server.client, run.info.run_id))
+    stale = spilled.read_bytes()
+    recovered = _recover(env, tmp_path)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert f"{points} metric values written" in recovered.stdout
+    after = server.client.get_run(run.info.run_id)
+    assert after.info.status == "KILLED"
+    written = _steps(server.client, run.info.run_id)
+    print(f"history: {before} points before recover, {len(written)} after")
+    assert written == list(range(0, written[-1] + 1, 100))  # gap-free, none twice
+
+    spilled.write_bytes(stale)  # the same values again, now that the run has ended
+    again = _recover(env, tmp_path)
+    assert again.returncode == 1
+    assert "has ended (KILLED)" in again.stderr
+    assert f"{points} metric values were not written" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert spilled.with_name(spilled.name + ".ended").exists()
+    assert _steps(server.client, run.info.run_id) == written  # nothing written into the ended run

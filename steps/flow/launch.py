@@ -31,6 +31,7 @@ from core.data import Dataset
 from steps.cli.options import as_param, command_defaults
 from steps.report.compare_table import ranking_metric
 from steps.run import fingerprint
+from steps.run.errors import StoreGone
 from steps.run.lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
 from steps.run.runner import make_config
 from steps.run.signals import SIGNALS
@@ -263,9 +264,16 @@ def _run_in_workers(
 
 
 def close_run(client, run_id: str, status: str, reason: str | None) -> None:
-    """End a run whose worker could not (it died, or was killed); a store error is a warning."""
+    """End a run whose worker could not (it died, or was killed); a store error is a warning. When
+    the store has gone away, how the run should end is spilled for `recover`."""
+    from steps.run import tracking
+
     try:
         end_if_open(client, run_id, status, reason)
+    except StoreGone as exc:
+        end = {"status": status, "failure_reason": f"{reason}; the store went away ({exc})"}
+        path = tracking.spill(run_id, end=end)
+        click.echo(f"warning: could not close run {run_id} (the store went away): its end is in {path}", err=True)
     except Exception as exc:
         click.echo(f"warning: could not close run {run_id}: {exc}", err=True)
 
@@ -559,9 +567,9 @@ def with_workers(body: Callable, launch: Launch, slots: int):
         try:
             return exit_on_end(body, pool)
         except BaseException:
-            import mlflow
+            from steps.run.tracking import store_client
 
             with SIGNALS.closing():
                 for task in pool.stop():  # normally none: the children's loop closed its own
-                    close_run(mlflow.MlflowClient(), task.run_id, "KILLED", "the workflow was stopped")
+                    close_run(store_client(), task.run_id, "KILLED", "the workflow was stopped")
             raise

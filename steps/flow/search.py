@@ -333,10 +333,12 @@ def _log_images(parent, images: dict[str, bytes]) -> None:
 
     import mlflow
 
+    from steps.run.tracking import upload
+
     with tempfile.TemporaryDirectory() as tmp, parent.held():
         for name, data in images.items():
             (Path(tmp) / name).write_bytes(data)
-            mlflow.log_artifact(str(Path(tmp) / name))
+            upload(lambda p=Path(tmp) / name: mlflow.log_artifact(str(p)), name)
 
 
 def optimization_history(study):

@@ -263,6 +263,8 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
     import mlflow
     import pandas as pd
 
+    from steps.run.tracking import upload
+
     rows, targets, scores = verdict_rows(plan, target_tol, target_loss)
     rat = verdict.ratios(scores)
     areas = np.atleast_1d(verdict.profile_area(rat, TAU_MAX))
@@ -294,7 +296,7 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
         (folder / "benchmark.md").write_text(markdown(rows, targets, plan, areas, list(images)))
         (folder / "benchmark.html").write_text(html_report(rows, targets, plan, areas, images))
         with parent.held():
-            mlflow.log_artifacts(str(folder))
+            upload(lambda: mlflow.log_artifacts(str(folder)), "the benchmark's report")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             for name in FILES:

@@ -126,12 +126,10 @@ def run_compare(
     run logs, and ``images``: more pictures for the report (PNGs by file name, from
     :data:`EXTRA_FILES`), written, embedded and logged with its own.
     """
-    from mlflow.tracking import MlflowClient
-
-    from steps.run.tracking import check_reachable
+    from steps.run.tracking import check_reachable, store_client
 
     check_reachable()
-    client = MlflowClient()
+    client = store_client()  # reads outlast a store that restarts within --store-timeout
     options = (experiment_name, experiment_id, parent_run_id, filter_string, max_runs)
     exp, where, runs, more = _choose_runs(client, *options, subject)
     found = group(runs)
@@ -200,6 +198,7 @@ def _report(exp, sections: list[Section], output_dir: Path, parent_run_id, param
         raise click.ClickException(f"could not write to {output_dir}: {exc.strerror or exc}") from None
 
     from steps.run.lifecycle import tracked_run
+    from steps.run.tracking import upload
 
     if os.environ.get("MLFLOW_RUN_ID") == parent_run_id:
         os.environ.pop("MLFLOW_RUN_ID")  # called from inside the parent's process: never take over its run
@@ -229,10 +228,11 @@ def _report(exp, sections: list[Section], output_dir: Path, parent_run_id, param
         with run.held():
             for section in sections:
                 where = f"{section.folder}/" if section.folder else ""
-                mlflow.log_table(json_frame(section.table.frame), artifact_file=f"{where}compare.json")
+                frame = json_frame(section.table.frame)
+                upload(lambda f=frame, w=where: mlflow.log_table(f, artifact_file=f"{w}compare.json"), "compare.json")
             for folder, files in written.items():
                 for f in files:  # the pictures as written (log_figure would draw each one again: ~1 s apiece)
-                    mlflow.log_artifact(str(f), artifact_path=folder or None)
+                    upload(lambda f=f, d=folder: mlflow.log_artifact(str(f), artifact_path=d or None), f.name)
     names = ", ".join(f.name for f in written.get(sections[0].folder, []))
     if len(sections) > 1:
         names = f"index.md and a folder per problem ({', '.join(s.folder for s in sections)})"

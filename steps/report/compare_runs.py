@@ -215,6 +215,9 @@ def _download(run, name: str, dst: Path) -> Path | None:
     """
     import mlflow
 
+    from steps.run.errors import StoreGone
+    from steps.run.tracking import retry
+
     local = local_artifact_dir(run.info.artifact_uri)
     if local is not None:
         path = local / name
@@ -222,7 +225,11 @@ def _download(run, name: str, dst: Path) -> Path | None:
     uri = run.info.artifact_uri.rstrip("/") + "/" + name
     try:
         dst.mkdir(parents=True, exist_ok=True)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+        # A store that does not answer is retried within --store-timeout, then StoreGone: compare fails
+        # and says so, rather than draw a report of "-" for what it could not read.
+        return Path(retry(lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))))
+    except StoreGone:
+        raise
     except Exception:  # a missing or unreadable artifact: the caller notes it and goes on
         return None
 
@@ -253,6 +260,8 @@ def _gather_one(client, run, dst: Path) -> Gathered:
             g.bias = float(bias) if isinstance(bias, (int, float)) else None
         except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
             g.notes.append("weights.json unreadable")
+    elif g.status == "FINISHED" and "final_loss" in g.metrics:  # every finished run logs it: its "-" must say why
+        g.notes.append("weights.json missing from its artifacts")
 
     small = g.weights is None or len(g.weights) + (g.bias is not None) <= MAX_TRAJECTORY_PARAMS
     traj = _download(run, "trajectory.csv", dst) if small else None

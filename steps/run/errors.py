@@ -11,6 +11,13 @@ class StoreGone(Exception):
     run_id: str | None = None  # set by tracked_run: whose spill file to name
 
 
+class ArtifactsFailed(Exception):
+    """The artifact store refused an upload (a full disk) or did not answer within the budget: the
+    run ends FAILED with this one line as its reason; its metrics are in the tracking store."""
+
+    run_id: str | None = None  # set by tracked_run
+
+
 class RunFailed(Exception):
     """Raise inside :func:`tracked_run` to end the run FAILED with ``reason``."""
 

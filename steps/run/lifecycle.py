@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from steps.run.errors import RunFailed, RunStopped, StoreGone
+from steps.run.errors import ArtifactsFailed, RunFailed, RunStopped, StoreGone
 from steps.run.signals import SIGNALS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
@@ -94,13 +94,72 @@ def end_if_open(client, run_id: str, status: str, reason: str | None) -> bool:
     return True
 
 
+# The process that writes a run: {"host", "pid", "start"} (start: the process's start time, in
+# clock ticks since boot, so that a pid reused by another process is not taken for the owner).
+OWNER_TAG = "gdlab.owner"
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22, after "pid (comm)"
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner() -> str:
+    """This process, as the ``gdlab.owner`` tag of the runs it writes."""
+    import json
+    import socket
+
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": _start_ticks(os.getpid())})
+
+
+def live_owner(tag: str | None) -> str | None:
+    """Who else writes a run, if its ``gdlab.owner`` names another live process ("process 123 on
+    host"); None if nobody, this process, or a process that is gone. A process on another host
+    cannot be seen from here and counts as alive."""
+    import json
+    import socket
+
+    try:
+        who = json.loads(tag or "")
+        host, pid, start = who["host"], int(who["pid"]), who.get("start")
+    except (ValueError, TypeError, KeyError):
+        return None
+    said = f"process {pid} on {host}"
+    if host != socket.gethostname():
+        return said
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return said if start is None or _start_ticks(pid) in (None, start) else None
+
+
 def resumable(client, run_id: str) -> None:
-    """Refuse to write into a run that has ended: a finished run is never written into."""
-    status = client.get_run(run_id).info.status
+    """Refuse to write into a run that has ended (a finished run is never written into), or into one
+    that another live process is writing (a run is written by one process)."""
+    run = client.get_run(run_id)
+    status = run.info.status
     if status not in NOT_DONE:
         raise click.ClickException(
             f"run {run_id} (from MLFLOW_RUN_ID) is {status}: gdlab never writes into a run that has "
             "ended; unset MLFLOW_RUN_ID to start a new run"
+        )
+    _refuse_if_owned(run_id, run.data.tags.get(OWNER_TAG))
+
+
+def _refuse_if_owned(run_id: str, tag: str | None) -> None:
+    if other := live_owner(tag):
+        raise click.ClickException(
+            f"run {run_id} (from MLFLOW_RUN_ID) is being written by {other}: a run is written by one "
+            "process; unset MLFLOW_RUN_ID to start a new run"
         )
 
 
@@ -111,18 +170,26 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
 
     from steps.run import tracking
 
-    client = mlflow.MlflowClient()
+    client = tracking.store_client()  # every call retried within --store-timeout
     active = mlflow.active_run()
     resume = run_id or os.environ.get("MLFLOW_RUN_ID")
+    me = owner()
     if resume:
         resumable(client, resume)
         run = tracking.start_run(run_id=run_id, nested=active is not None)
+        if not run_id:  # handed over by MLFLOW_RUN_ID, maybe to two processes at once: the last to say it owns it does
+            tracking.set_tags(client, resume, {OWNER_TAG: me})
+            try:
+                _refuse_if_owned(resume, client.get_run(resume).data.tags.get(OWNER_TAG))
+            except click.ClickException:
+                _let_go(resume)
+                raise
         made_by_mlflow_run = not run_id and "mlflow.project.entryPoint" in run.data.tags
         if made_by_mlflow_run and name and run.info.run_name != name and RANDOM_NAME.fullmatch(run.info.run_name or ""):
             # `mlflow run` made it (MLFLOW_RUN_ID) with a random name ("auspicious-kit-7"): name it for what it is.
             # A name someone chose (a workflow's child, `mlflow run --run-name`) stays.
             tracking.retry(lambda: client.update_run(run.info.run_id, name=name))
-        extra = dict(tags or {})
+        extra = {**(tags or {}), OWNER_TAG: me}
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
             extra["mlflow.parentRunId"] = parent_run_id
         return client, run, extra
@@ -131,7 +198,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         made = client.create_run(
             experiment_id or active.info.experiment_id,
             run_name=name,
-            tags={**(tags or {}), "mlflow.parentRunId": parent_run_id},
+            tags={**(tags or {}), "mlflow.parentRunId": parent_run_id, OWNER_TAG: me},
         )
         try:
             return client, tracking.start_run(run_id=made.info.run_id, nested=True), {}
@@ -144,7 +211,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         run_name=name,
         parent_run_id=parent_run_id if active is None else None,
         nested=active is not None,
-        tags=tags,
+        tags={**(tags or {}), OWNER_TAG: me},
     )
     return client, run, {}
 
@@ -166,7 +233,9 @@ def tracked_run(
     """
     from steps.run.tracking import check_reachable
 
-    check_reachable()
+    if run_id is None:  # (a workflow's child: its parent has just reached the store; an outage is retried)
+        check_reachable()
+    resume = run_id or os.environ.get("MLFLOW_RUN_ID")
     with SIGNALS:
         run: Run | None = None
         status, stopped = "FAILED", None
@@ -194,11 +263,20 @@ def tracked_run(
                 run.failure = _one_line(exc)
                 if isinstance(exc, StoreGone):
                     run.failure, exc.run_id = f"the tracking store went away ({exc})", run.id
+                if isinstance(exc, ArtifactsFailed):
+                    run.failure, exc.run_id = str(exc), run.id
+            elif resume and isinstance(exc, StoreGone):  # it could not be opened: `recover` ends it
+                exc.run_id = resume
+                tracking_spill(resume, {"status": "FAILED", "failure_reason": f"the tracking store went away ({exc})"})
             raise
         finally:
             if run is not None:
                 if stopped is not None:
                     run.failure = stopped.reason
+                if SIGNALS.abandoned:  # a second signal cut a write short: do not wait on the store again
+                    stopped = _abandoned(run, status, stopped)
+                    run = None
+            if run is not None:
                 try:
                     with SIGNALS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
                         _close(run, status)
@@ -209,15 +287,27 @@ def tracked_run(
             raise stopped
 
 
-def _abandoned(run: Run, status: str, exc: BaseException) -> RunStopped:
-    """The close was cut short by a second signal: keep what is left, say what state the run is in."""
+def tracking_spill(run_id: str, end: dict) -> None:
+    from steps.run import tracking
+
+    with contextlib.suppress(Exception):
+        tracking.spill(run_id, end=end)
+
+
+def _abandoned(run: Run, status: str, exc: BaseException | None) -> RunStopped:
+    """The close was cut short by a second signal (or a write was, before it): keep what is left in
+    the spill file, take the run off MLflow's stack without waiting on the store, say where it is."""
     from steps.run import tracking
 
     end = {"status": "KILLED" if status == "FINISHED" else status, "failure_reason": run.failure or "interrupted"}
     with contextlib.suppress(Exception):
         tracking.spill(run.id, metrics=run.buffer.pending, end=end)
         run.buffer.pending = []
-    code = 130 if isinstance(exc, KeyboardInterrupt) else 143
+    _let_go(run.id)
+    if isinstance(exc, RunStopped):
+        code = exc.exit_code
+    else:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 143
     message = (
         f"Run {run.id}: its close was abandoned (a second signal), so it may be left RUNNING; what was not "
         f"written is in {tracking.spill_file(run.id)}: `python -m steps.recover` writes it and ends the run."
@@ -225,15 +315,35 @@ def _abandoned(run: Run, status: str, exc: BaseException) -> RunStopped:
     return RunStopped(end["failure_reason"], code, run.id, message)
 
 
+def _let_go(run_id: str) -> None:
+    """Take the run off MLflow's active-run stack without writing to the store (it is ended later,
+    by `recover`, once the values in its spill file are written)."""
+    import mlflow
+
+    try:
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if stack and stack[-1].info.run_id == run_id:
+            stack.pop()
+            fluent._last_active_run_id.set(run_id)
+        os.environ.pop("MLFLOW_RUN_ID", None)
+    except (ImportError, AttributeError):  # MLflow moved its private names: end it, quickly, if it answers
+        from steps.run import tracking
+
+        with tracking.http_waits(max_retries=0, timeout_s=2), contextlib.suppress(Exception):
+            mlflow.end_run(status="KILLED")
+
+
 def _end(run: Run, status: str) -> None:
-    """``mlflow.end_run``; if the store refuses, try again, else say how to end the run by hand."""
+    """``mlflow.end_run``; if the store refuses, try again, else say how to end the run by hand. A
+    run whose values wait in its spill file is not ended: `recover` writes them, then ends it."""
     import mlflow
 
     from steps.run import tracking
 
-    if tracking.gone():  # do not wait on it again: take the run off MLflow's stack, quickly
-        with tracking.http_waits(max_retries=0, timeout_s=2), contextlib.suppress(Exception):
-            mlflow.end_run(status=status)
+    if tracking.gone() or tracking.spill_file(run.id).exists():
+        _let_go(run.id)
         return
     try:
         mlflow.end_run(status=status)
@@ -285,8 +395,16 @@ def exit_on_end(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except RunStopped as exc:
+        from steps.run import tracking
+
         if exc.message:
             click.echo(exc.message, err=True)
+        elif exc.run_id and tracking.spill_file(exc.run_id).exists():
+            click.echo(
+                f"Run {exc.run_id} {exc.reason}: stopped; what the store did not take is in "
+                f"{tracking.spill_file(exc.run_id)}: `python -m steps.recover` writes it and ends the run.",
+                err=True,
+            )
         elif exc.run_id:
             click.echo(f"Run {exc.run_id} {exc.reason}: stopped, metrics so far are saved.", err=True)
         else:
@@ -296,6 +414,8 @@ def exit_on_end(fn: Callable, *args, **kwargs):
         raise click.ClickException(f"{exc.reason} (run {exc.run_id} marked FAILED)") from None
     except StoreGone as exc:
         raise click.ClickException(store_gone_message(exc)) from None
+    except ArtifactsFailed as exc:
+        raise click.ClickException(f"{exc} (run {exc.run_id} marked FAILED)") from None
 
 
 def store_gone_message(exc: BaseException) -> str:
@@ -303,11 +423,9 @@ def store_gone_message(exc: BaseException) -> str:
     from steps.run import tracking
 
     own = getattr(exc, "run_id", None)
-    where = tracking.spill_dir()
-    if own and tracking.spill_file(own).exists():
-        files = [tracking.spill_file(own)]
-    else:
-        files = sorted(where.glob("*.jsonl")) if where.is_dir() else []
+    files = tracking.spilled_since_start()
+    if own and tracking.spill_file(own).exists() and tracking.spill_file(own) not in files:
+        files.insert(0, tracking.spill_file(own))
     kept = f"; what was not written is in {', '.join(map(str, files))}" if files else ""
     return (
         f"the tracking store went away ({exc}): the run could not be ended there{kept}. When the store "

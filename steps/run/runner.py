@@ -207,6 +207,8 @@ def train_run(
     """
     import mlflow
 
+    from steps.run import tracking
+
     name = story.run_name(cfg, technique)
     with tempfile.TemporaryDirectory() as tmp, tracked_run(run_id=run_id, name=name) as run:
         tmpdir = Path(tmp)
@@ -214,9 +216,9 @@ def train_run(
 
         def save_path_so_far() -> None:  # when the run ends without finishing, or is pruned
             if _write_trajectory(tmpdir, epochs.path, data.n_features, cfg.fit_intercept):
-                mlflow.log_artifact(str(tmpdir / "trajectory.csv"))
+                tracking.upload(lambda: mlflow.log_artifact(str(tmpdir / "trajectory.csv")), "trajectory.csv")
             if _write_internals(tmpdir, epochs.internals):
-                mlflow.log_artifact(str(tmpdir / INTERNALS_FILE))
+                tracking.upload(lambda: mlflow.log_artifact(str(tmpdir / INTERNALS_FILE)), INTERNALS_FILE)
 
         run.on_close.append(save_path_so_far)
         run.log_params(cfg.params())
@@ -342,7 +344,7 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         run.log_metrics(curve, result.epochs_run)
         run.buffer.flush()
         with run.held():
-            mlflow.log_artifacts(str(tmpdir))
+            tracking.upload(lambda: mlflow.log_artifacts(str(tmpdir)), "the run's files")
         return
     spec = _write_spec(tmpdir, cfg, data, weights, scaler)
     with tracking.logged_model(run.id, run.experiment_id, cfg.params(), result.epochs_run) as model:
@@ -350,7 +352,7 @@ def _log_results(run, cfg: TrainConfig, data: Dataset, result: TrainResult, tmpd
         run.log_metrics(curve, result.epochs_run, model_id=model.model_id)
         run.buffer.flush()
         with run.held():
-            mlflow.log_artifacts(str(tmpdir))
+            tracking.upload(lambda: mlflow.log_artifacts(str(tmpdir)), "the run's files")
             tracking.log_model(model, tmpdir, spec, data.feature_names, _raw_rows(data, 2))
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from steps.cli.options import as_param
 from steps.run.env import setenv
-from steps.run.errors import StoreGone
+from steps.run.errors import ArtifactsFailed, StoreGone
 
 # MLflow's log_batch takes at most 1,000 metrics a call.
 MAX_BATCH = 1000
@@ -91,6 +92,13 @@ def bound_http_waits() -> None:
 
 def _unanswered(exc: BaseException) -> bool:
     """The store did not answer (refused, timed out, 5xx), as opposed to refusing the write."""
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(exc, requests.HTTPError) and response is not None and response.status_code in (502, 503, 504):
+        return True
     text = str(getattr(exc, "message", None) or exc)
     return (
         "failed with exception" in text
@@ -130,6 +138,18 @@ def spill_file(run_id: str) -> Path:
     return spill_dir() / f"{run_id}.jsonl"
 
 
+STARTED = time.time()  # this process's start: the spill files written since are its own, or its workers'
+
+
+def spilled_since_start() -> list[Path]:
+    """The spill files this process (or a worker of its workflow) wrote to, oldest first."""
+    where = spill_dir()
+    if not where.is_dir():
+        return []
+    found = [p for p in where.glob("*.jsonl") if p.stat().st_mtime >= STARTED - 1]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
 def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
     """Append ``metrics`` (and how the run should end) to the run's spill file, JSON lines."""
     path = spill_file(run_id)
@@ -145,14 +165,31 @@ def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
     return path
 
 
-def retry(write, attempts: int = 4):
+_local = threading.local()  # how deep this thread is in retry(): an inner call does not retry again
+_outage: list[float] = []  # when the store stopped answering (one warning an outage, not one a thread)
+
+
+def retry(write, attempts: int = 4, gives_up: bool = True):
     """Run ``write``; retry with backoff when the store is busy or does not answer.
 
     A busy store (a locked sqlite file; MLflow already waits up to 20 s on one) is retried
     ``attempts`` times, so that many runs at once on one store lose no metric. A store that
-    does not answer is retried for :func:`store_timeout_s` seconds, with a warning at the first
-    failure, then given up on (:class:`StoreGone`; later writes fail at once).
+    does not answer (refused, timed out, 5xx; the tracking store or the artifact store) is
+    retried for :func:`store_timeout_s` seconds, with a warning at the first failure, then
+    given up on (:class:`StoreGone`; later writes fail at once). With ``gives_up=False`` (an
+    artifact upload) the last error is raised instead and the tracking store is not given up on.
+    A ``retry`` inside another (a retried client's call inside a retried write) is a plain call.
     """
+    if getattr(_local, "depth", 0):
+        return write()
+    _local.depth = 1
+    try:
+        return _retry(write, attempts, gives_up)
+    finally:
+        _local.depth = 0
+
+
+def _retry(write, attempts: int, gives_up: bool):
     import click
     from mlflow.exceptions import MlflowException
 
@@ -162,29 +199,69 @@ def retry(write, attempts: int = 4):
             raise StoreGone(_gone[0])
         try:
             with _quiet_store_errors(), http_waits(max_retries=0):
-                return write()
-        except MlflowException as exc:
+                result = write()
+            if _outage:
+                _outage.clear()
+            return result
+        except Exception as exc:
             if _unanswered(exc):
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + store_timeout_s()
-                    click.echo(
-                        f"warning: the tracking store {mlflow.get_tracking_uri()} does not answer "
-                        f"({first_line(exc)}); retrying for up to {store_timeout_s():g} s "
-                        "(--store-timeout / GDLAB_STORE_TIMEOUT_S)",
-                        err=True,
-                    )
+                    if not _outage:
+                        _outage.append(now)
+                        click.echo(
+                            f"warning: the tracking store {mlflow.get_tracking_uri()} does not answer "
+                            f"({first_line(exc)}); retrying for up to {store_timeout_s():g} s "
+                            "(--store-timeout / GDLAB_STORE_TIMEOUT_S)",
+                            err=True,
+                        )
                 if now >= deadline:
+                    if not gives_up:
+                        raise
                     _gone.append(f"no answer from {mlflow.get_tracking_uri()} for {store_timeout_s():g} s")
                     raise StoreGone(_gone[0]) from None
                 time.sleep(min(0.5 * 2**attempt, 5.0, max(0.0, deadline - now)))
                 continue
+            if not isinstance(exc, MlflowException):
+                raise
             busy = "locked" in str(exc).lower() or exc.error_code == "TEMPORARILY_UNAVAILABLE"
             if not busy or attempt >= attempts - 1:
                 raise
             wait = 0.5 * 2**attempt
             click.echo(f"warning: the tracking store is busy ({first_line(exc)}); retrying in {wait:g} s", err=True)
             time.sleep(wait)
+
+
+class StoreClient:
+    """An ``MlflowClient`` whose every call goes through :func:`retry`: reads and writes alike
+    outlast a store that restarts within the budget, and fail with :class:`StoreGone` after it."""
+
+    def __init__(self, client: MlflowClient | None = None):
+        self._client = client if client is not None else MlflowClient()
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+        return lambda *args, **kwargs: retry(lambda: attr(*args, **kwargs))
+
+
+def store_client(uri: str | None = None) -> StoreClient:
+    """A retried client of ``uri`` (default: the current tracking URI)."""
+    return StoreClient(MlflowClient(uri) if uri else MlflowClient())
+
+
+def upload(write, what: str):
+    """An artifact upload through :func:`retry` (a store answering 5xx or not at all is retried
+    within the budget); a store that still fails, or refuses (a full disk), is
+    :class:`ArtifactsFailed`: one line that names it, never a traceback."""
+    try:
+        return retry(write, gives_up=False)
+    except StoreGone:
+        raise
+    except Exception as exc:
+        raise ArtifactsFailed(f"could not upload {what} to the artifact store: {first_line(exc)}") from None
 
 
 def first_line(exc: BaseException) -> str:
@@ -218,7 +295,7 @@ def start_run(**kwargs):
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.start_run(**kwargs)
+        return retry(lambda: mlflow.start_run(**kwargs))
     except MlflowException as exc:
         text = first_line(exc)
         store = any(w in text.lower() for w in ("readonly", "read-only", "database", "disk", "permission"))
@@ -230,11 +307,15 @@ def start_run(**kwargs):
         raise click.ClickException(f"MLflow could not start the run: {text} (check {hint})") from None
 
 
+_reached: set[str] = set()  # servers that answered check_reachable in this process
+
+
 def check_reachable(timeout_s: float = 5.0) -> None:
     """Fail fast, with a clear message, when the tracking server does not answer.
 
     MLflow's own HTTP client retries for minutes before it gives up; a user who
-    mistyped MLFLOW_TRACKING_URI should know within seconds.
+    mistyped MLFLOW_TRACKING_URI should know within seconds. Once a server has answered, this
+    process checks it no more: a later outage (a restart) is retried within --store-timeout.
     """
     import urllib.error
     import urllib.request
@@ -244,20 +325,21 @@ def check_reachable(timeout_s: float = 5.0) -> None:
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:"):
         check_sqlite(uri)
-    if not uri.startswith(("http://", "https://")):
+    if not uri.startswith(("http://", "https://")) or uri in _reached:
         return
     bound_http_waits()
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
             pass
     except urllib.error.HTTPError:
-        return  # it answered: a server is there (auth or proxies may refuse /health)
+        pass  # it answered: a server is there (auth or proxies may refuse /health)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise click.ClickException(
             f"cannot reach the MLflow tracking server at {uri} ({reason}); start it, or point "
             "MLFLOW_TRACKING_URI at a running server (unset it for the local sqlite store)"
         ) from None
+    _reached.add(uri)
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -423,7 +505,8 @@ def log_model(model, run_dir: Path, spec_file: Path, feature_names, example_X) -
     finally:
         pyfunc_log.setLevel(level)
     _no_local_paths(target / "MLmodel")
-    MlflowClient().log_model_artifacts(model.model_id, str(target))
+    client = MlflowClient()
+    upload(lambda: client.log_model_artifacts(model.model_id, str(target)), "the model's files")
 
 
 def _no_local_paths(mlmodel: Path) -> None:
