@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from core.optimizers import OPTIMIZERS
+from steps.adam import adam
 from steps.flow.launch import make_child
 from steps.main import main
 from steps.run.runner import make_config
@@ -224,3 +225,25 @@ def test_reuse_does_not_stand_in_a_run_whose_files_are_gone(tracking):
     assert len(by_technique(tracking)["adam"]) == 2
     model = mlflow.pyfunc.load_model("models:/champ@champion")  # the champion (adam) has its files
     assert model.predict(pd.DataFrame({"x0": [0.1], "x1": [0.2]})).shape == (1,)
+
+
+def test_a_best_model_that_does_not_load_is_not_registered(tracking):
+    # The check before registering: a model without files was made the champion (issue 23, case 8).
+    import shutil
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    from steps.flow.launch import Best, register_best
+    from steps.run.lifecycle import tracked_run
+
+    result = CliRunner().invoke(adam, ["--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    (run,) = tracking.client.search_runs([tracking.experiment_id])
+    model_id = run.outputs.model_outputs[-1].model_id
+    shutil.rmtree(urlparse(mlflow.get_logged_model(model_id).artifact_location).path)
+    best = Best("adam", run.info.run_id, "final_objective", 0.1, model_id)
+    with tracked_run(name="main") as parent:
+        reason = register_best(parent, best, "champ")
+    assert reason.startswith("adam's model does not load, so it was not registered as 'champ'")
+    assert tracking.client.search_registered_models() == []

@@ -487,6 +487,10 @@ def register_best(parent, best: Best | None, name: str) -> str | None:
     if best is None:
         return f"no child finished, so no model was registered as {name!r}"
     source = f"models:/{best.model_id}" if best.model_id else f"runs:/{best.run_id}/model"
+    try:  # a champion that does not load is worse than none
+        mlflow.pyfunc.load_model(source)
+    except Exception as exc:
+        return f"{best.label}'s model does not load, so it was not registered as {name!r}: {tracking.first_line(exc)}"
     try:
         with parent.held():
             version = mlflow.register_model(source, name, await_registration_for=0)
