@@ -1,10 +1,17 @@
-"""`recover`: write what runs could not write because their tracking store went away, and end them.
+"""`recover`: end what a store outage or a process killed outright left open.
 
-When the store does not answer for --store-timeout seconds, a run gives up on it and keeps
-what it could not write (metrics, and how it should end) in a spill file, one JSON line a
-value, under GDLAB_SPILL_DIR (default ~/.cache/gdlab/spill/<run id>.jsonl). Once the store
-answers again, this writes each file's metrics to its run (with their steps and timestamps),
-sets the run's failure_reason and ends it, if it is still open, then deletes the file.
+* Spill files: when the store does not answer for --store-timeout seconds, a run gives up on it
+  and keeps what it could not write (metrics, and how it should end) in a spill file, one JSON
+  line a value, under GDLAB_SPILL_DIR (default ~/.cache/gdlab/spill/<run id>.jsonl). Once the
+  store answers again, this writes each file's metrics to its run (with their steps and
+  timestamps), sets the run's failure_reason and ends it, if it is still open, then deletes the file.
+* Orphans: a run whose process was killed outright (SIGKILL, the out-of-memory killer, a lost
+  machine) stays RUNNING. Every gdlab run names its process (``gdlab.owner``: host, pid, start
+  time) and refreshes ``gdlab.heartbeat`` while it is open; this ends KILLED every RUNNING run of
+  the tracking store whose process is gone (on this host: no such process; on another: a
+  heartbeat older than :func:`steps.run.heartbeat.stale_after_s`), with a ``failure_reason``
+  that says what it saw, and never one whose process is alive.
+* A sweep's temporary study journal (``gdlab-study-<pid>-*``) whose sweep is gone is removed.
 """
 
 from __future__ import annotations
@@ -85,19 +92,98 @@ def replay(path: Path) -> str:
     return done
 
 
-@command(examples=("python -m steps.recover",))
+def orphans(client, waiting: set[str] = frozenset()) -> tuple[list[str], int]:
+    """End KILLED every RUNNING run of the store whose process is gone, but those ``waiting`` for
+    their spill file; (a line a run ended, how many RUNNING runs have a live process and were left alone)."""
+    import datetime
+    import time
+
+    from mlflow.entities import ViewType
+
+    from steps.run.heartbeat import stale_after_s
+    from steps.run.lifecycle import HEARTBEAT_TAG, OWNER_TAG, end_if_open, live_owner
+
+    experiments = [e.experiment_id for e in _all(client.search_experiments, view_type=ViewType.ACTIVE_ONLY)]
+    running = []
+    for i in range(0, len(experiments), 100):
+        running += _all(client.search_runs, experiments[i : i + 100], "attributes.status = 'RUNNING'")
+    ended, alive = [], 0
+    for run in running:
+        tags = run.data.tags
+        if OWNER_TAG not in tags or run.info.run_id in waiting:
+            continue  # not a gdlab run, or one from before owners: not ours to judge
+        if live_owner(tags[OWNER_TAG], tags.get(HEARTBEAT_TAG)):
+            alive += 1
+            continue
+        owner = json.loads(tags[OWNER_TAG])
+        try:
+            beat = float(tags.get(HEARTBEAT_TAG, "nan"))
+            last = datetime.datetime.fromtimestamp(beat, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            when = f"its last heartbeat was at {last}, {time.time() - beat:.0f} s before recover looked"
+        except (ValueError, OverflowError):
+            when = "it never beat"
+        seen = "no such process" if owner.get("host") == _host() else f"no heartbeat for over {stale_after_s():g} s"
+        reason = (
+            f"its process {owner.get('pid')} on {owner.get('host')} is gone ({seen}) and never closed the run "
+            f"(killed outright?); {when}"
+        )
+        if end_if_open(client, run.info.run_id, "KILLED", reason):
+            ended.append(f"run {run.info.run_id} ({run.info.run_name}): ended KILLED: {reason}")
+    return ended, alive
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _all(search, *args, **kwargs) -> list:
+    """Every page of an MLflow search."""
+    found, token = [], None
+    while True:
+        page = search(*args, max_results=1000, page_token=token, **kwargs)
+        found += page
+        token = page.token
+        if not token:
+            return found
+
+
+def stale_journals() -> list[Path]:
+    """The temporary study journals of sweeps that are gone (``gdlab-study-<pid>-*``, pid not alive)."""
+    import os
+    import re
+    import tempfile
+
+    gone = []
+    for folder in Path(tempfile.gettempdir()).glob("gdlab-study-*"):
+        match = re.fullmatch(r"gdlab-study-(\d+)-.*", folder.name)
+        if not match or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            gone.append(folder)
+        except (PermissionError, OverflowError):
+            pass
+    return gone
+
+
+@command(examples=("python -m steps.recover", "python -m steps.recover ~/.cache/gdlab/spill/<run id>.jsonl"))
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def recover(files: tuple[Path, ...]):
-    """Write the metrics that runs kept in spill files when their tracking store went away, and
-    end those runs (default: every file in GDLAB_SPILL_DIR, else ~/.cache/gdlab/spill)."""
+    """End what a store outage or a killed process left open: write the metrics runs kept in spill
+    files when their tracking store went away and end those runs (default: every file in
+    GDLAB_SPILL_DIR, else ~/.cache/gdlab/spill); then (without FILES) end KILLED every RUNNING run
+    whose process is gone, and remove the study journals of sweeps that are gone."""
+    import shutil
+
     from steps.run import tracking
 
-    if not files:
-        where = tracking.spill_dir()
+    given = bool(files)
+    where = tracking.spill_dir()
+    if not given:
         files = tuple(sorted(where.glob("*.jsonl"))) if where.is_dir() else ()
-        if not files:
-            click.echo(f"nothing to recover in {where}")
-            return
     failed = 0
     for path in files:  # every file, whatever an earlier one held
         try:
@@ -105,8 +191,26 @@ def recover(files: tuple[Path, ...]):
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             failed += 1
+    if not given:  # then the runs nobody will end (a run whose values still wait in a spill file is not one)
+        tracking.check_reachable()
+        ended, alive = orphans(tracking.store_client(), waiting=_waiting(where))
+        for line in ended:
+            click.echo(line)
+        if alive:
+            click.echo(f"{alive} RUNNING run(s) have a live process: left alone")
+        journals = stale_journals()
+        for folder in journals:
+            shutil.rmtree(folder, ignore_errors=True)
+            click.echo(f"removed {folder}: the study journal of a sweep that is gone")
+        if not (files or ended or alive or journals):
+            click.echo(f"nothing to recover: no spill file in {where}, no run whose process is gone")
     if failed:
         raise SystemExit(1)  # something could not be recovered: said above, file by file
+
+
+def _waiting(where: Path) -> set[str]:
+    """The runs whose spill files are still there (`recover` could not write them)."""
+    return {p.stem for p in where.glob("*.jsonl")} if where.is_dir() else set()
 
 
 if __name__ == "__main__":

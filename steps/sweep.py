@@ -266,6 +266,7 @@ def _search_workflow(search: Search, space: Space, shared, planned, params, data
     """Open the study (a bad storage, or a study made by other settings, is a usage error before
     any run starts), then run the search as the sweep's children."""
     import functools
+    import os
     import tempfile
 
     import optuna
@@ -279,7 +280,7 @@ def _search_workflow(search: Search, space: Space, shared, planned, params, data
     settings = {"technique": space.technique, **space.described(), "metric": best_metric(data)}
     settings["data_sha"] = fingerprint.data_sha(data)
     settings["options"] = {k: as_param(v) for k, v in sorted(shared.items()) if k != "dataset"}
-    with tempfile.TemporaryDirectory(prefix="gdlab-study-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"gdlab-study-{os.getpid()}-") as tmp:
         spec = open_storage(search.storage, search.study_name, tmp)
         try:
             try:

@@ -32,7 +32,7 @@ from steps.cli.options import as_param, command_defaults
 from steps.report.compare_table import ranking_metric
 from steps.run import fingerprint
 from steps.run.errors import StoreGone
-from steps.run.lifecycle import NOT_DONE, RunStopped, end_if_open, tracked_run
+from steps.run.lifecycle import NOT_DONE, RunStopped, claim, end_if_open, tracked_run
 from steps.run.runner import make_config
 from steps.run.signals import SIGNALS
 
@@ -240,7 +240,8 @@ def _run_in_workers(
     uri, env, cwd = mlflow.get_tracking_uri(), dict(os.environ), os.getcwd()
 
     def make_task(child: Child) -> Task:  # called with signals held
-        tags = {**base, "mlflow.parentRunId": parent.id, **child.tags}
+        # The workflow holds the child's run until a worker takes it over (claim: owner and heartbeat).
+        tags = {**base, "mlflow.parentRunId": parent.id, **child.tags, **claim()}
         run = client.create_run(parent.experiment_id, run_name=child.label, tags=tags)
         return Task(
             child.label, child.entry_point, child.config, run.info.run_id, uri, env, cwd, log_model=child.log_model

@@ -28,6 +28,7 @@ import click
 
 from steps.flow.launch import Child, Outcome, Ran, close_run, make_child, progress, runs_by_id, source_tags
 from steps.report.report_files import EXTRA_FILES
+from steps.run.lifecycle import claim
 from steps.run.signals import SIGNALS
 
 PENALIZED = ("l1", "l2")
@@ -205,7 +206,7 @@ class _Trials:
         try:
             values = self.space.suggest(trial)
             child = child_of(self.space, values, self.shared, label_of(self.space, values, trial.number))
-            tags = {**base, **child.tags}
+            tags = {**base, **child.tags, **claim()}  # the sweep holds the run until its worker takes it
             tags.update({"optuna.study": self.study.study_name, "optuna.trial": str(trial.number)})
             run = self.parent.client.create_run(self.parent.experiment_id, run_name=child.label, tags=tags)
             run_id = run.info.run_id

@@ -77,6 +77,7 @@ def serve(conn) -> None:
     """A worker's life: take a task, train it, send back how it ended; until told to stop."""
     from steps.run.signals import SIGNALS, Terminated
 
+    _let_the_forkserver_go()
     _die_with_parent()
     try:
         with SIGNALS:
@@ -90,6 +91,22 @@ def serve(conn) -> None:
                     return  # the workflow is being stopped (a signal may have come while the run closed)
     except (EOFError, OSError, KeyboardInterrupt, Terminated):
         return  # the workflow went away or stopped us while idle
+
+
+def _let_the_forkserver_go() -> None:
+    """Close this worker's copy of the forkserver's "alive" pipe. multiprocessing hands it to every
+    process the forkserver forks, so that the server outlives the workflow while any of them could
+    still ask it for a process; a worker never does. Kept open, it held the forkserver alive after
+    the workflow was killed outright (SIGKILL), so the forkserver never died, its workers never got
+    their SIGTERM (:func:`_die_with_parent`) and trained on forever, their runs RUNNING."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
 
 
 def _die_with_parent() -> None:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 import click
 
 from steps.run.errors import ArtifactsFailed, RunFailed, RunStopped, StoreGone
+from steps.run.heartbeat import HEARTBEAT
 from steps.run.signals import SIGNALS, Terminated
 
 NOT_DONE = ("RUNNING", "SCHEDULED")
@@ -97,6 +98,14 @@ def end_if_open(client, run_id: str, status: str, reason: str | None) -> bool:
 # The process that writes a run: {"host", "pid", "start"} (start: the process's start time, in
 # clock ticks since boot, so that a pid reused by another process is not taken for the owner).
 OWNER_TAG = "gdlab.owner"
+HEARTBEAT_TAG = "gdlab.heartbeat"  # refreshed while the run is open (steps.run.heartbeat): seconds since the epoch
+
+
+def claim() -> dict[str, str]:
+    """The tags that say this process writes a run, as of now: its owner and its first heartbeat."""
+    import time
+
+    return {OWNER_TAG: owner(), HEARTBEAT_TAG: str(int(time.time()))}
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -116,12 +125,15 @@ def owner() -> str:
     return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": _start_ticks(os.getpid())})
 
 
-def live_owner(tag: str | None) -> str | None:
+def live_owner(tag: str | None, heartbeat: str | None = None) -> str | None:
     """Who else writes a run, if its ``gdlab.owner`` names another live process ("process 123 on
     host"); None if nobody, this process, or a process that is gone. A process on another host
-    cannot be seen from here and counts as alive."""
+    cannot be seen from here: it counts as alive unless its ``gdlab.heartbeat`` is stale."""
     import json
     import socket
+    import time
+
+    from steps.run.heartbeat import stale_after_s
 
     try:
         who = json.loads(tag or "")
@@ -130,7 +142,11 @@ def live_owner(tag: str | None) -> str | None:
         return None
     said = f"process {pid} on {host}"
     if host != socket.gethostname():
-        return said
+        try:
+            stale = time.time() - float(heartbeat or "nan") > stale_after_s()
+        except ValueError:
+            stale = False
+        return None if stale else said
     if pid == os.getpid():
         return None
     try:
@@ -142,9 +158,9 @@ def live_owner(tag: str | None) -> str | None:
     return said if start is None or _start_ticks(pid) in (None, start) else None
 
 
-def resumable(client, run_id: str) -> None:
-    """Refuse to write into a run that has ended (a finished run is never written into), or into one
-    that another live process is writing (a run is written by one process)."""
+def resumable(client, run_id: str, owned: bool = True) -> None:
+    """Refuse to write into a run that has ended (a finished run is never written into), or (with
+    ``owned``) into one that another live process is writing (a run is written by one process)."""
     run = client.get_run(run_id)
     status = run.info.status
     if status not in NOT_DONE:
@@ -152,11 +168,12 @@ def resumable(client, run_id: str) -> None:
             f"run {run_id} (from MLFLOW_RUN_ID) is {status}: gdlab never writes into a run that has "
             "ended; unset MLFLOW_RUN_ID to start a new run"
         )
-    _refuse_if_owned(run_id, run.data.tags.get(OWNER_TAG))
+    if owned:
+        _refuse_if_owned(run_id, run.data.tags)
 
 
-def _refuse_if_owned(run_id: str, tag: str | None) -> None:
-    if other := live_owner(tag):
+def _refuse_if_owned(run_id: str, tags: dict) -> None:
+    if other := live_owner(tags.get(OWNER_TAG), tags.get(HEARTBEAT_TAG)):
         raise click.ClickException(
             f"run {run_id} (from MLFLOW_RUN_ID) is being written by {other}: a run is written by one "
             "process; unset MLFLOW_RUN_ID to start a new run"
@@ -173,14 +190,15 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
     client = tracking.store_client()  # every call retried within --store-timeout
     active = mlflow.active_run()
     resume = run_id or os.environ.get("MLFLOW_RUN_ID")
-    me = owner()
+    me = claim()
     if resume:
-        resumable(client, resume)
+        # A run handed over by a workflow (run_id) is this process's: its parent made it for it.
+        resumable(client, resume, owned=not run_id)
         run = tracking.start_run(run_id=run_id, nested=active is not None)
         if not run_id:  # handed over by MLFLOW_RUN_ID, maybe to two processes at once: the last to say it owns it does
-            tracking.set_tags(client, resume, {OWNER_TAG: me})
+            tracking.set_tags(client, resume, me)
             try:
-                _refuse_if_owned(resume, client.get_run(resume).data.tags.get(OWNER_TAG))
+                _refuse_if_owned(resume, client.get_run(resume).data.tags)
             except click.ClickException:
                 _let_go(resume)
                 raise
@@ -189,7 +207,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
             # `mlflow run` made it (MLFLOW_RUN_ID) with a random name ("auspicious-kit-7"): name it for what it is.
             # A name someone chose (a workflow's child, `mlflow run --run-name`) stays.
             tracking.retry(lambda: client.update_run(run.info.run_id, name=name))
-        extra = {**(tags or {}), OWNER_TAG: me}
+        extra = {**(tags or {}), **me}
         if parent_run_id and "mlflow.parentRunId" not in run.data.tags:
             extra["mlflow.parentRunId"] = parent_run_id
         return client, run, extra
@@ -198,7 +216,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         made = client.create_run(
             experiment_id or active.info.experiment_id,
             run_name=name,
-            tags={**(tags or {}), "mlflow.parentRunId": parent_run_id, OWNER_TAG: me},
+            tags={**(tags or {}), "mlflow.parentRunId": parent_run_id, **me},
         )
         try:
             return client, tracking.start_run(run_id=made.info.run_id, nested=True), {}
@@ -211,7 +229,7 @@ def _start(run_id, experiment_id, parent_run_id, name, tags):
         run_name=name,
         parent_run_id=parent_run_id if active is None else None,
         nested=active is not None,
-        tags={**(tags or {}), OWNER_TAG: me},
+        tags={**(tags or {}), **me},
     )
     return client, run, {}
 
@@ -245,6 +263,7 @@ def tracked_run(
             with SIGNALS.kept():
                 client, started, late_tags = _start(run_id, experiment_id, parent_run_id, name, tags)
                 run = Run(client, started.info)
+                HEARTBEAT.add(run.id, _beat(run.id))
             run.set_tags(late_tags)  # guarded: delivers a signal that came while the run was created
             yield run
             status = "FAILED" if run.failure else "FINISHED"
@@ -274,9 +293,11 @@ def tracked_run(
                 if stopped is not None:
                     run.failure = stopped.reason
                 if SIGNALS.abandoned:  # a second signal cut a write short: do not wait on the store again
+                    HEARTBEAT.remove(run.id, wait=False)  # (it stays RUNNING: a late beat is harmless)
                     stopped = _abandoned(run, status, stopped)
                     run = None
             if run is not None:
+                HEARTBEAT.remove(run.id)  # nothing beats into the run once it is being ended
                 try:
                     with SIGNALS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
                         _close(run, status)
@@ -285,6 +306,16 @@ def tracked_run(
                     stopped = _abandoned(run, status, exc)
         if stopped is not None:
             raise stopped
+
+
+def _beat(run_id: str) -> Callable[[], None]:
+    """The run's heartbeat: its ``gdlab.heartbeat`` tag set to now (one try; a miss is skipped)."""
+    import time
+
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    return lambda: client.set_tag(run_id, HEARTBEAT_TAG, str(int(time.time())))
 
 
 def tracking_spill(run_id: str, end: dict) -> None:
