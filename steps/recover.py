@@ -169,7 +169,7 @@ def stale_journals() -> list[Path]:
     return gone
 
 
-@command(examples=("python -m steps.recover", "python -m steps.recover ~/.cache/gdlab/spill/<run id>.jsonl"))
+@command(examples=("python -m steps.recover",))
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def recover(files: tuple[Path, ...]):
     """End what a store outage or a killed process left open: write the metrics runs kept in spill

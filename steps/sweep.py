@@ -107,7 +107,25 @@ def search_options(f):
                 type=click.IntRange(1),
                 default=N_TRIALS,
                 show_default=True,
-                help="random/tpe: trials this sweep runs (with --storage, added to the study's).",
+                help="random/tpe: trials this sweep runs (with --storage, added to the study's); with --max-trials "
+                "and this left at its default, --max-trials.",
+            ),
+            click.option(
+                "--max-trials",
+                type=click.IntRange(0),
+                default=0,
+                show_default=True,
+                help="random/tpe: the study's total of finished trials (complete or pruned), across every sweep "
+                "sharing it (--storage): no sweep starts a trial once the study has this many finished or "
+                "running, so K sweeps started together end with exactly this many; 0 = no total.",
+            ),
+            click.option(
+                "--retry-failed",
+                type=click.BOOL,
+                default=False,
+                show_default=True,
+                help="random/tpe with a database --storage: a trial whose sweep died (its heartbeat stopped) is "
+                "failed by another sweep of the study and run again once, with the same values.",
             ),
             click.option(
                 "--timeout",
@@ -177,7 +195,8 @@ def sweep(technique, learning_rates, lambdas, optimizers, flow: Workflow, **shar
     """Run one technique over learning rates x lambdas (x --optimizers) as nested child runs, in
     parallel: a grid, or an Optuna search (--search random|tpe, --prune, a shared --storage); tag the
     sweep run with the best child (`best_run_id`), then compare the children."""
-    options = {k: shared.pop(k) for k in ("search", "n_trials", "timeout", "prune", "study_name", "storage")}
+    names = ("search", "n_trials", "max_trials", "retry_failed", "timeout", "prune", "study_name", "storage")
+    options = {k: shared.pop(k) for k in names}
     technique = technique or ("sgd" if optimizers else "l1")  # --optimizers alone: no penalty
     space = Space(technique, learning_rates, lambdas if technique in PENALIZED else None, optimizers)
     search = _checked_search(space, flow, **options, seed=shared["seed"])
@@ -194,7 +213,7 @@ def sweep(technique, learning_rates, lambdas, optimizers, flow: Workflow, **shar
     data = load_checked(planned[0].config)  # every child's options checked first; one dataset for all
 
     def failure_of(outcomes, compare_ok):
-        if not any(o.ok for o in outcomes.values()):
+        if outcomes and not any(o.ok for o in outcomes.values()):  # (none: the study had its --max-trials)
             return "every child failed"
         return None if compare_ok else "failed: compare"
 
@@ -215,7 +234,20 @@ def _workflow(children, params, data, flow, failure_of, name, **search):
     return workflow("sweep", children, params, data=data, flow=flow, failure_of=failure_of, name=name, **search)
 
 
-def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, prune, study_name, storage, seed):
+def _checked_search(
+    space: Space,
+    flow: Workflow,
+    *,
+    search,
+    n_trials,
+    max_trials,
+    retry_failed,
+    timeout,
+    prune,
+    study_name,
+    storage,
+    seed,
+):
     """The --search options, checked together: None for a grid. Options of the other kind are
     usage errors (unless left at their defaults, as `mlflow run` passes every parameter)."""
     if search == "grid":
@@ -225,6 +257,7 @@ def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, 
                     f"{values} is a range: ranges need --search random or tpe", param_hint=f"'{flag}'"
                 )
         given = {"--n-trials": n_trials != N_TRIALS, "--timeout": timeout != 0, "--prune": prune}
+        given.update({"--max-trials": max_trials != 0, "--retry-failed": retry_failed})
         given.update({"--study-name": bool(study_name), "--storage": bool(storage)})
         if wrong := [flag for flag, set_ in given.items() if set_]:
             verb = "needs" if len(wrong) == 1 else "need"
@@ -246,7 +279,15 @@ def _checked_search(space: Space, flow: Workflow, *, search, n_trials, timeout, 
         raise click.BadParameter(
             f"{storage!r}: give mlflow or a database URL such as sqlite:///study.db", param_hint="'--storage'"
         )
-    return Search(search, n_trials, timeout, prune, study_name or f"sweep-{space.technique}", storage, seed)
+    if retry_failed and "://" not in storage:
+        raise click.UsageError(
+            "--retry-failed needs a database --storage (sqlite:///study.db, postgresql://...): the study's "
+            "heartbeat, by which a sweep that died is seen, is kept there"
+        )
+    if max_trials and n_trials == N_TRIALS:
+        n_trials = max_trials  # the study's total decides, not this process's default
+    name = study_name or f"sweep-{space.technique}"
+    return Search(search, n_trials, timeout, prune, name, storage, seed, max_trials, retry_failed)
 
 
 def _search_params(search: Search) -> dict:
@@ -255,6 +296,8 @@ def _search_params(search: Search) -> dict:
     shown_storage = StorageSpec("rdb", search.storage).shown() if "://" in search.storage else search.storage
     return {
         "n_trials": search.n_trials,
+        "max_trials": search.max_trials,
+        "retry_failed": search.retry_failed,
         "timeout": search.timeout,
         "prune": search.prune,
         "study_name": search.study_name,

@@ -65,33 +65,16 @@ def _stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def server(tmp_path, empty_store):
-    """A tracking server on 127.0.0.1: sqlite store and artifacts (served through the server,
-    as a cluster's pods need) under tmp_path. Stopped whatever happens."""
-
-    root = tmp_path / "server"
-    root.mkdir()
-    shutil.copy(empty_store, root / "mlflow.db")  # already migrated: the server starts ~8 s sooner
+@contextlib.contextmanager
+def _mlflow_server(root: Path, backend: str):
+    """A tracking server on 127.0.0.1 with ``backend`` as its store and artifacts (served through the
+    server, as a cluster's pods need) under ``root``. Stopped whatever happens."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (root / "server.log").open("w")
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        (root / "artifacts").as_uri(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
+    cmd += ["--artifacts-destination", (root / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     # No job runner (GenAI jobs): its seven worker processes would take the CPU the runs need.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
@@ -124,6 +107,26 @@ def server(tmp_path, empty_store):
         for proc in procs:
             _stop(proc)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path, empty_store):
+    """A tracking server on a sqlite store (already migrated: it starts ~8 s sooner)."""
+    root = tmp_path / "server"
+    root.mkdir()
+    shutil.copy(empty_store, root / "mlflow.db")
+    with _mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}") as running:
+        yield running
+
+
+@pytest.fixture
+def pg_server(tmp_path, postgres, request):
+    """A tracking server whose backend store is a PostgreSQL database of its own, as a team runs it."""
+    root = tmp_path / "server"
+    root.mkdir()
+    name = "mlflow_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[-40:].lower()
+    with _mlflow_server(root, postgres.database(name)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -656,3 +659,103 @@ def test_a_second_sigterm_during_an_outage_abandons_the_close_and_recover_never_
     assert "Traceback" not in again.stderr
     assert spilled.with_name(spilled.name + ".ended").exists()
     assert _steps(server.client, run.info.run_id) == written  # nothing written into the ended run
+
+
+# --------------------------------------------------------------------------- a team on PostgreSQL (issue 24)
+
+
+def _study(url: str, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=url)
+
+
+@pytest.mark.slow  # a PostgreSQL-backed server and three sweeps against it: about a minute and a half
+def test_three_sweeps_started_together_end_with_exactly_max_trials_in_a_postgresql_study(
+    pg_server, project_env, postgres, tmp_path
+):
+    from optuna.trial import TrialState
+
+    server = pg_server
+    study_url = postgres.database("study_max_trials")
+    env = {**project_env, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_ID": server.experiment_id}
+    args = ["--search", "random", "--learning-rates", "1e-3:0.3", "--lambdas", "1e-4:0.1", "--epochs", "30"]
+    args += ["--max-trials", "9", "--study-name", "team", "--storage", study_url, "--max-parallel", "1"]
+    started = time.monotonic()
+    outs = [str(tmp_path / f"out{i}") for i in range(3)]
+    sweeps = [_start(["steps.sweep", *args, "--output-dir", out], env, tmp_path) for out in outs]
+    try:
+        for proc, _err in sweeps:
+            proc.wait(timeout=600)
+    finally:
+        for _proc, err in sweeps:
+            err.close()
+    print(f"three sweeps, --max-trials 9: {time.monotonic() - started:.1f} s")  # for the closing note (-s)
+    for proc, err in sweeps:
+        assert proc.returncode == 0, err.text()[-3000:]
+        assert "Traceback" not in err.text()
+
+    trials = _study(study_url, "team").get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    over = [t for t in trials if t.user_attrs.get("gdlab.over_budget")]
+    print(f"{len(finished)} finished, {len(over)} asked over the budget and failed unrun, {len(trials)} in all")
+    assert len(finished) == 9
+    assert len(trials) == 9 + len(over)  # nothing else: no trial left RUNNING, none failed
+    run_ids = [t.user_attrs["gdlab.run_id"] for t in finished]
+    assert len(set(run_ids)) == 9  # none repeated
+    children = [r for r in _runs(server).get("l1", [])]
+    assert sorted(c.info.run_id for c in children) == sorted(run_ids)
+    assert all(c.info.status == "FINISHED" for c in children)
+    every = server.client.search_runs([server.experiment_id], max_results=1000)
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow  # two sweeps, one killed outright, a PostgreSQL study: about half a minute
+def test_a_sweep_killed_outright_has_its_trial_failed_and_run_again_by_another_and_the_budget_is_met(
+    tracking, project_env, postgres, tmp_path
+):
+    from optuna.trial import TrialState
+
+    study_url = postgres.database("study_retry")
+    env = {**project_env, "GDLAB_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"}  # a trial is stale after 4 s
+    args = ["--search", "random", "--learning-rates", "1e-3:0.3", "--lambdas", "1e-4:0.1", "--max-parallel", "1"]
+    args += ["--epochs", "20000", "--log-every", "500", "--max-trials", "2", "--retry-failed", "true"]
+    args += ["--study-name", "team", "--storage", study_url]
+    first, err = _start(["steps.sweep", *args, "--output-dir", str(tmp_path / "a")], env, tmp_path)
+    try:
+        err.wait_for(": started run")
+        first.kill()  # SIGKILL, mid-trial: nothing of it can say goodbye
+        first.wait(timeout=30)
+    finally:
+        err.close()
+    second, err = _start(["steps.sweep", *args, "--output-dir", str(tmp_path / "b")], env, tmp_path)
+    try:
+        second.wait(timeout=300)
+    finally:
+        err.close()
+    assert second.returncode == 0, err.text()[-3000:]
+    assert "Traceback" not in err.text()
+
+    trials = _study(study_url, "team").get_trials()
+    print({t.number: (t.state.name, t.params, t.system_attrs.get("failed_trial")) for t in trials})
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 2  # the budget
+    (retried,) = [t for t in finished if t.system_attrs.get("failed_trial") == failed.number]
+    assert retried.params == failed.params  # run again with the same values
+    client = tracking.client
+    dead = client.get_run(failed.user_attrs["gdlab.run_id"])
+    print(dead.info.status, dead.data.tags.get("failure_reason"))
+    assert dead.info.status in ("KILLED", "FAILED")  # its worker closed it, or the survivor did
+    (killed_sweep,) = [
+        r
+        for r in client.search_runs([tracking.experiment_id])
+        if r.info.run_id not in {dead.info.run_id}
+        and r.data.tags.get("technique") == "sweep"
+        and r.info.status == "RUNNING"
+    ]
+    recovered = _recover(env, tmp_path)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
+    every = client.search_runs([tracking.experiment_id], max_results=1000)
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]

@@ -143,6 +143,8 @@ class Search:
     study_name: str
     storage: str  # '' (in memory), 'mlflow' or an RDB URL
     seed: int
+    max_trials: int = 0  # the study's total of finished trials, across every sweep sharing it; 0 = none
+    retry_failed: bool = False  # a trial whose sweep died is run again once, with the same values
 
     def sampler(self, run_id: str):
         """Seeded by --seed: reproducible in memory; with a storage, by --seed and the sweep's run
@@ -185,7 +187,8 @@ class _Trials:
     pruned: dict = field(default_factory=dict)  # label -> epoch
 
     def slots(self):
-        """One item a trial to start: --n-trials of them, none once --timeout has passed."""
+        """The trials to start, asked of the study one at a time as a worker frees up: --n-trials of
+        them, none once --timeout has passed or the study has its --max-trials."""
         start = time.monotonic()
         for i in range(self.search.n_trials):
             if self.search.timeout and time.monotonic() - start >= self.search.timeout:
@@ -195,14 +198,56 @@ class _Trials:
                     err=True,
                 )
                 return
-            yield i
+            trial = self.ask()
+            if trial is None:
+                click.echo(
+                    f"the study has its --max-trials {self.search.max_trials} (finished or running, every sweep "
+                    f"sharing it): no new trial starts ({i} started here)",
+                    err=True,
+                )
+                return
+            yield trial
 
-    def make_task(self, _slot, base: dict, where: tuple):
-        """Ask the study for a trial, create its child run (called with signals held)."""
+    def ask(self):
+        """The next trial, or None once the study has --max-trials finished or running ones.
+
+        Counted before asking, and again after: two sweeps that both saw N-1 both ask, and the one
+        whose trial has the higher number (numbers are given out in order by the storage) tells its
+        trial FAIL (user attribute ``gdlab.over_budget``) and starts nothing, so the study ends with
+        exactly N finished trials. A trial of a sweep that died is failed first (the study's
+        heartbeat), and with --retry-failed asked again, with its values, by a sweep still running."""
+        from optuna.trial import TrialState
+
+        from steps.flow.study import fail_stale_trials
+
+        for stale in fail_stale_trials(self.study):  # a trial of a sweep that is gone: end its run too
+            if run_id := stale.user_attrs.get("gdlab.run_id"):
+                reason = f"its sweep stopped beating (trial {stale.number} failed by the study's heartbeat)"
+                close_run(self.parent.client, run_id, "FAILED", reason)
+        limit = self.search.max_trials
+        taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        counted = (*taken, TrialState.WAITING)  # (a waiting trial, e.g. a retry, is the next one asked)
+        if limit and len(self.study.get_trials(deepcopy=False, states=taken)) >= limit:
+            return None
+        with warnings.catch_warnings():  # gdlab beats for its own trials (run_search)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = self.study.ask()
+        if (beat := getattr(self.study._storage, "record_heartbeat", None)) is not None:
+            beat(trial._trial_id)  # (a trial without one is never seen as stale)
+        if limit:
+            ahead = [t for t in self.study.get_trials(deepcopy=False, states=counted) if t.number <= trial.number]
+            if len(ahead) > limit:
+                trial.set_user_attr("gdlab.over_budget", True)
+                self.tell(trial, None, "FAIL")
+                return None
+        return trial
+
+    def make_task(self, trial, base: dict, where: tuple):
+        """Create the trial's child run (called with signals held)."""
         from steps.flow.study import TrialRef
         from steps.flow.workers import Task
 
-        trial, run_id = self.study.ask(), None
+        run_id = None
         try:
             values = self.space.suggest(trial)
             child = child_of(self.space, values, self.shared, label_of(self.space, values, trial.number))
@@ -273,8 +318,15 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
     import mlflow
 
     from steps.flow.launch import best_metric
+    from steps.run.heartbeat import HEARTBEAT
 
     study.sampler = search.sampler(parent.id)
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # (Optuna wraps an RDBStorage in a cache)
+    if search.retry_failed and hasattr(backend, "heartbeat_stale_trial_callback"):
+        import optuna
+
+        backend.heartbeat_stale_trial_callback = optuna.storages.RetryFailedTrialCallback(max_retry=1)
     epoch_metric = "val_loss" if data.X_val is not None else "objective"
     trials = _Trials(parent, study, spec, space, search, shared, best_metric(data), epoch_metric, search.pruner(epochs))
     parent.set_tags({"optuna.study": study.study_name, "optuna.storage": spec.shown()})
@@ -284,8 +336,10 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
     def started(task) -> None:
         click.echo(f"{task.label}: started run {task.run_id}", err=True)
 
+    if (record := getattr(storage, "record_heartbeat", None)) is not None:  # the study's heartbeat (RDB)
+        HEARTBEAT.add(("trials", parent.id), lambda: [record(t._trial_id) for t, _ in list(trials.flying.values())])
     try:
-        for done in pool.run(trials.slots(), lambda slot: trials.make_task(slot, base, where), started):
+        for done in pool.run(trials.slots(), lambda trial: trials.make_task(trial, base, where), started):
             trials.finish(done)
     except BaseException:
         with SIGNALS.closing():  # a second Ctrl-C must not cut the closing short
@@ -293,6 +347,8 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
                 close_run(parent.client, task.run_id, "KILLED", "the workflow was stopped")
             trials.abandon()
         raise
+    finally:
+        HEARTBEAT.remove(("trials", parent.id))
     return _study_so_far(parent, trials)
 
 

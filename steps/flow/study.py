@@ -216,10 +216,54 @@ def storage_of(spec: StorageSpec):
 
             _storages[spec] = optuna.storages.JournalStorage(JournalFileBackend(spec.where))
         elif spec.kind == "rdb":
-            _storages[spec] = optuna.storages.get_storage(spec.where)
+            from steps.run.heartbeat import interval_s, stale_after_s
+
+            # With a heartbeat: a sweep sharing the study fails a trial whose sweep stopped beating.
+            for attempt in range(5):
+                try:
+                    with warnings.catch_warnings():  # ("experimental" since Optuna 2.9)
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        _storages[spec] = optuna.storages.RDBStorage(
+                            spec.where,
+                            heartbeat_interval=max(1, round(interval_s())),
+                            grace_period=max(2, round(stale_after_s())),
+                        )
+                    break
+                except Exception as exc:
+                    # Sweeps started together on a new database all create Optuna's tables; on
+                    # PostgreSQL the losers of that race meet "duplicate key value ... pg_type" (or
+                    # "already exists"). Once the winner has made them, opening again finds them.
+                    if attempt == 4 or not any(w in str(exc) for w in ("duplicate key", "already exists")):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
         else:
             _storages[spec] = _shared_mlflow_storage_class()(spec.where)
     return _storages[spec]
+
+
+def fail_stale_trials(study) -> list:
+    """Optuna's ``fail_stale_trials`` (the trials of a sweep that stopped beating end FAIL, and the
+    storage's stale-trial callback runs: with --retry-failed, Optuna's RetryFailedTrialCallback
+    asks for them again), returning the trials it failed, so that their runs can be ended too."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(copy.deepcopy(storage.get_trial(trial_id)))
+        except UpdateFinishedTrialError:  # another sweep failed it first
+            pass
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial in failed:
+        if callback is not None:
+            callback(study, trial)
+    return failed
 
 
 def close_storage(spec: StorageSpec) -> None:
