@@ -127,80 +127,17 @@ def refused(result, *needles):
 # --------------------------------------------------------------------------- a real PostgreSQL
 
 
-def _postgres_bin() -> Path | None:
-    """The folder of PostgreSQL's server programs (Debian: /usr/lib/postgresql/<version>/bin)."""
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    return versions[-1].parent if versions else None
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A PostgreSQL server of its own for the session: initdb in a temporary folder, on 127.0.0.1 and
-    a free port, trust authentication for the role ``gdlab``. PostgreSQL refuses to run as root,
-    so as root it runs as the ``postgres`` user (runuser). ``postgres.database(name)`` creates a
-    database and returns its URL (``postgresql://gdlab@127.0.0.1:PORT/name``: SQLAlchemy's
+    """A PostgreSQL server of its own for the session (scripts/local_postgres.py: 127.0.0.1, a free
+    port, the role ``gdlab``; as root it runs as the ``postgres`` user). ``postgres.database(name)``
+    creates a database and returns its URL (``postgresql://gdlab@127.0.0.1:PORT/name``: SQLAlchemy's
     psycopg 3 driver, the ``psycopg[binary]`` package). Skipped where PostgreSQL is not installed;
     `.ci/run` installs it."""
-    import pwd
-    import socket
-    import subprocess
-    import time
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import local_postgres
 
-    bindir = _postgres_bin()
-    if bindir is None:
+    if local_postgres.server_programs() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="gdlab-pg-"))  # not under pytest's tmp: the postgres user must reach it
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = root / "data"
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "gdlab", "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}", "-c", "fsync=off"]
-    settings += ["-c", "max_connections=300", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen(
-        [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port), *settings],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"postgresql://gdlab@127.0.0.1:{port}"
-    try:
-        import psycopg
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                psycopg.connect(f"{base}/postgres", connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"PostgreSQL did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.2)
-
-        def database(name: str) -> str:
-            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            return f"{base}/{name}"
-
-        yield SimpleNamespace(url=base, port=port, database=database, bindir=bindir, root=root)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres.running() as server:
+        yield server

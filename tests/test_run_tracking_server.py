@@ -664,10 +664,16 @@ def test_a_second_sigterm_during_an_outage_abandons_the_close_and_recover_never_
 # --------------------------------------------------------------------------- a team on PostgreSQL (issue 24)
 
 
-def _study(url: str, name: str):
+def _trials(url: str, name: str) -> list:
+    """The trials of study ``name`` in the database ``url`` (its connections closed after)."""
     import optuna
 
-    return optuna.load_study(study_name=name, storage=url)
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 @pytest.mark.slow  # a PostgreSQL-backed server and three sweeps against it: about a minute and a half
@@ -695,7 +701,7 @@ def test_three_sweeps_started_together_end_with_exactly_max_trials_in_a_postgres
         assert proc.returncode == 0, err.text()[-3000:]
         assert "Traceback" not in err.text()
 
-    trials = _study(study_url, "team").get_trials()
+    trials = _trials(study_url, "team")
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     over = [t for t in trials if t.user_attrs.get("gdlab.over_budget")]
     print(f"{len(finished)} finished, {len(over)} asked over the budget and failed unrun, {len(trials)} in all")
@@ -736,7 +742,7 @@ def test_a_sweep_killed_outright_has_its_trial_failed_and_run_again_by_another_a
     assert second.returncode == 0, err.text()[-3000:]
     assert "Traceback" not in err.text()
 
-    trials = _study(study_url, "team").get_trials()
+    trials = _trials(study_url, "team")
     print({t.number: (t.state.name, t.params, t.system_attrs.get("failed_trial")) for t in trials})
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -759,3 +765,24 @@ def test_a_sweep_killed_outright_has_its_trial_failed_and_run_again_by_another_a
     assert client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
     every = client.search_runs([tracking.experiment_id], max_results=1000)
     assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow  # a PostgreSQL-backed server killed and restarted under a sweep: about a minute
+def test_a_postgresql_backed_server_restarted_during_a_sweep_loses_nothing(pg_server, project_env, postgres, tmp_path):
+    server = pg_server
+    spill = tmp_path / "spill"
+    env = {**project_env, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_ID": server.experiment_id}
+    env.update({"GDLAB_SPILL_DIR": str(spill), "PYTHONUNBUFFERED": "1"})
+    args = ["steps.sweep", "--search", "random", "--learning-rates", "1e-3:0.3", "--lambdas", "1e-4:0.1"]
+    args += ["--n-trials", "6", "--epochs", "300", "--study-name", "team", "--output-dir", str(tmp_path / "out")]
+    args += ["--storage", postgres.database("study_outage")]
+    _through_an_outage(server, args, env, tmp_path, ": started run", back=True)
+    runs = _runs(server)
+    children = runs["l1"]
+    print({c.info.run_name: (c.info.status, len(_steps(server.client, c.info.run_id))) for c in children})
+    assert len(children) == 6
+    for child in children:
+        assert child.info.status == "FINISHED", child.info.run_name
+        assert _steps(server.client, child.info.run_id) == list(range(300)), child.info.run_name  # gap-free
+    assert all(r.info.status == "FINISHED" for rs in runs.values() for r in rs)
+    assert not _spilled(spill)
