@@ -175,3 +175,35 @@ def test_mlflow_run_builds_its_own_environment(tracking, project_env, env_manage
     assert built, f"{env_manager} built no environment under MLFLOW_ENV_ROOT"
     (run,) = runs(tracking)
     np.testing.assert_allclose(weights_of(tracking, run), LESSON["sgd"], rtol=1e-15)
+
+
+@pytest.mark.slow  # two `mlflow run`s from a Git URL at once, a PostgreSQL study: about a minute
+def test_two_sweeps_from_a_git_url_share_a_postgresql_study_to_its_max_trials(tracking, project_env, git_daemon, postgres):
+    """The team recipe of docs/scale.md as written: `mlflow run <git url> -e sweep -P storage=postgresql://...
+    -P max_trials=...` on two machines at once (here two processes)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    url, sha = git_daemon
+    study = postgres.database("team_recipe")
+    params = ["-P", "search=tpe", "-P", "study_name=lr-l2", "-P", f"storage={study}", "-P", "max_trials=6"]
+    params += ["-P", "technique=l2", "-P", "learning_rates=1e-4:0.3", "-P", "lambdas=1e-5:0.1", "-P", "epochs=30"]
+    cmd = [sys.executable, "-m", "mlflow", "run", url, "-e", "sweep", "--version", sha, "--env-manager", "local"]
+    procs = [
+        subprocess.Popen([*cmd, *params], env=project_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    storage = optuna.storages.RDBStorage(study)
+    try:
+        trials = optuna.load_study(study_name="lr-l2", storage=storage).get_trials()
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 6
+    children = [r for r in runs(tracking) if r.data.tags.get("technique") == "l2"]
+    assert len(children) == 6
+    assert {c.data.tags["mlflow.source.git.commit"] for c in children} == {sha}
+    assert all(r.info.status == "FINISHED" for r in runs(tracking))
