@@ -178,7 +178,9 @@ def test_mlflow_run_builds_its_own_environment(tracking, project_env, env_manage
 
 
 @pytest.mark.slow  # two `mlflow run`s from a Git URL at once, a PostgreSQL study: about a minute
-def test_two_sweeps_from_a_git_url_share_a_postgresql_study_to_its_max_trials(tracking, project_env, git_daemon, postgres):
+def test_two_sweeps_from_a_git_url_share_a_postgresql_study_to_its_max_trials(
+    tracking, project_env, git_daemon, postgres
+):
     """The team recipe of docs/scale.md as written: `mlflow run <git url> -e sweep -P storage=postgresql://...
     -P max_trials=...` on two machines at once (here two processes)."""
     import optuna
