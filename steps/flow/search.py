@@ -218,7 +218,7 @@ class _Trials:
         heartbeat), and with --retry-failed asked again, with its values, by a sweep still running."""
         from optuna.trial import TrialState
 
-        from steps.flow.study import fail_stale_trials
+        from steps.flow.study import fail_stale_trials, storage_behind
 
         for stale in fail_stale_trials(self.study):  # a trial of a sweep that is gone: end its run too
             if run_id := stale.user_attrs.get("gdlab.run_id"):
@@ -232,7 +232,7 @@ class _Trials:
         with warnings.catch_warnings():  # gdlab beats for its own trials (run_search)
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
             trial = self.study.ask()
-        if (beat := getattr(self.study._storage, "record_heartbeat", None)) is not None:
+        if (beat := getattr(storage_behind(self.study), "record_heartbeat", None)) is not None:
             beat(trial._trial_id)  # (a trial without one is never seen as stale)
         if limit:
             ahead = [t for t in self.study.get_trials(deepcopy=False, states=counted) if t.number <= trial.number]
@@ -318,10 +318,11 @@ def run_search(parent, pool, *, search: Search, space: Space, shared: dict, data
     import mlflow
 
     from steps.flow.launch import best_metric
+    from steps.flow.study import storage_behind
     from steps.run.heartbeat import HEARTBEAT
 
     study.sampler = search.sampler(parent.id)
-    storage = study._storage
+    storage = storage_behind(study)
     backend = getattr(storage, "_backend", storage)  # (Optuna wraps an RDBStorage in a cache)
     if search.retry_failed and hasattr(backend, "heartbeat_stale_trial_callback"):
         import optuna

@@ -241,7 +241,13 @@ def storage_of(spec: StorageSpec):
     return _storages[spec]
 
 
-def fail_stale_trials(study) -> list:
+def storage_behind(optuna_study):
+    """The storage an Optuna study reads and writes (Optuna wraps an RDBStorage in a cache: this is
+    the wrapper, whose heartbeat calls reach the database)."""
+    return optuna_study._storage
+
+
+def fail_stale_trials(optuna_study) -> list:
     """Optuna's ``fail_stale_trials`` (the trials of a sweep that stopped beating end FAIL, and the
     storage's stale-trial callback runs: with --retry-failed, Optuna's RetryFailedTrialCallback
     asks for them again), returning the trials it failed, so that their runs can be ended too."""
@@ -249,11 +255,11 @@ def fail_stale_trials(study) -> list:
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
     from optuna.trial import TrialState
 
-    storage = study._storage
+    storage = storage_behind(optuna_study)
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return []
     failed = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
+    for trial_id in storage._get_stale_trial_ids(optuna_study._study_id):
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(copy.deepcopy(storage.get_trial(trial_id)))
@@ -262,7 +268,7 @@ def fail_stale_trials(study) -> list:
     callback = storage.get_heartbeat_stale_trial_callback()
     for trial in failed:
         if callback is not None:
-            callback(study, trial)
+            callback(optuna_study, trial)
     return failed
 
 
