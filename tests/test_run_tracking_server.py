@@ -317,7 +317,7 @@ def test_two_sweep_workers_started_at_once_share_one_study_in_the_tracking_serve
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert sorted(t.user_attrs["gdlab.run_id"] for t in trials) == sorted(c.info.run_id for c in children)
     numbers = sorted(t.number for t in trials)
-    print(f"trial numbers: {numbers}")  # MlflowStorage may repeat one under a race (see steps/flow/study.py)
+    assert numbers == list(range(20))  # none repeated (SharedMlflowStorage corrects the race, steps/flow/study.py)
     pruned = {t.user_attrs["gdlab.run_id"] for t in trials if t.state == TrialState.PRUNED}
     assert pruned == {c.info.run_id for c in children if "pruned" in c.data.tags}
     every = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
@@ -786,3 +786,54 @@ def test_a_postgresql_backed_server_restarted_during_a_sweep_loses_nothing(pg_se
         assert _steps(server.client, child.info.run_id) == list(range(300)), child.info.run_name  # gap-free
     assert all(r.info.status == "FINISHED" for rs in runs.values() for r in rs)
     assert not _spilled(spill)
+
+
+_ASK_AND_TELL = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import mlflow, optuna
+from steps.flow.study import _shared_mlflow_storage_class
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+experiment, trials, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+storage = _shared_mlflow_storage_class()(experiment)
+study = optuna.load_study(study_name="race", storage=storage, sampler=optuna.samplers.RandomSampler())
+time.sleep(max(0.0, start - time.time()))
+for _ in range(trials):
+    trial = study.ask()
+    study.tell(trial, trial.suggest_float("x", -1, 1) ** 2)
+storage.flush_all_batches()
+"""
+
+
+@pytest.mark.slow  # a server, four workers a round on two loaded cores, two rounds: about a minute
+def test_workers_sharing_an_mlflow_stored_study_on_loaded_cores_never_share_a_trial_number(server, server_env):
+    """The shared-study race (issue 24), under load: both cores kept busy while four workers ask and
+    tell as fast as they can through a real server, twice over."""
+    import optuna
+    from optuna.study import StudyDirection
+
+    from steps.flow.study import _shared_mlflow_storage_class
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)
+    try:
+        for round_ in range(2):
+            experiment = server.client.create_experiment(f"race-{round_}")
+            _shared_mlflow_storage_class()(experiment).create_new_study([StudyDirection.MINIMIZE], "race")
+            start = str(time.time() + 6)  # every worker has imported and opened the study by then
+            workers = [
+                subprocess.Popen([sys.executable, "-c", _ASK_AND_TELL, experiment, "10", start], env=server_env)
+                for _ in range(4)
+            ]
+            for w in workers:
+                assert w.wait(timeout=300) == 0
+            trials = optuna.load_study(study_name="race", storage=_shared_mlflow_storage_class()(experiment)).trials
+            print(f"round {round_}: {len(trials)} trials, numbers {sorted(t.number for t in trials)}")
+            assert len(trials) == 40
+            assert sorted(t.number for t in trials) == list(range(40))
+    finally:
+        mlflow.set_tracking_uri(before)
+        for b in busy:
+            b.kill()
+            b.wait()

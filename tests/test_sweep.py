@@ -318,3 +318,36 @@ def test_a_study_in_an_in_memory_database_is_refused(tracking):
         assert result.exit_code == 2, result.output
         assert "a database in memory" in result.output
     assert tracking.client.search_runs([tracking.experiment_id]) == []
+
+
+def test_two_trials_of_an_mlflow_stored_study_never_keep_one_number(tracking, monkeypatch):
+    """The shared-study race (issue 24): a worker takes its timestamp, is descheduled, and writes it
+    after another worker's later one; MLflow orders the study's ``trial_id`` history by timestamp,
+    so both read the same place and the two trials got one number (two children named
+    "(trial 0)"). Numbers are read again when a trial ends."""
+    import types
+
+    import mlflow.optuna.storage as mlflow_storage
+    import optuna
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    from steps.flow.study import _shared_mlflow_storage_class
+
+    shared = _shared_mlflow_storage_class()
+    first, second = shared(tracking.experiment_id), shared(tracking.experiment_id)
+    study_id = first.create_new_study([StudyDirection.MINIMIZE], "race")
+    now = {"t": 1000.0}
+    monkeypatch.setattr(mlflow_storage, "time", types.SimpleNamespace(time=lambda: now["t"], sleep=lambda s: None))
+    now["t"] = 1000.105
+    late = second.create_new_trial(study_id)  # the second worker's trial: a later timestamp, written first
+    now["t"] = 1000.100
+    early = first.create_new_trial(study_id)  # the first worker's: taken earlier, written after
+    assert first.get_trial_number_from_id(early) == second.get_trial_number_from_id(late) == 0  # the race
+    for storage, trial_id in ((first, early), (second, late)):
+        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5])
+    for storage in (first, second):
+        storage.flush_all_batches()
+    monkeypatch.undo()
+    trials = optuna.load_study(study_name="race", storage=shared(tracking.experiment_id)).get_trials()
+    assert sorted((t.number, t._trial_id) for t in trials) == [(0, early), (1, late)]

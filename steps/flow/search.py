@@ -300,8 +300,29 @@ class _Trials:
             ok = value is not None and math.isfinite(value)
             self.tell(trial, value if ok else None, None if ok else "FAIL")
             what = f"finished, {self.metric} = {value:.6g}" if ok else f"finished without a finite {self.metric}"
+        label = self._renamed(trial, label, done.run_id)
         self.outcomes[label] = Outcome(done.run_id, done.status == "FINISHED")
         progress(len(self.outcomes), self.search.n_trials, label, done.run_id, what)
+
+    def _renamed(self, trial, label: str, run_id: str) -> str:
+        """The child's name with the trial's number as the study has it now: an mlflow-stored study
+        corrects a number two trials shared when the trial ends (SharedMlflowStorage)."""
+        from steps.flow.study import storage_behind
+
+        if self.spec.kind != "mlflow":
+            return label
+        try:
+            number = storage_behind(self.study).get_trial_number_from_id(trial._trial_id)
+        except Exception:  # only a name
+            return label
+        old = f"(trial {trial.number})"
+        if number == trial.number or not label.endswith(old):
+            return label
+        label = f"{label[: -len(old)]}(trial {number})"
+        with SIGNALS.held():
+            self.parent.client.update_run(run_id, name=label)
+            self.parent.client.set_tag(run_id, "optuna.trial", str(number))
+        return label
 
     def abandon(self) -> None:
         """The sweep is stopping: the trials still in flight end FAIL in the study."""

@@ -93,9 +93,14 @@ def _shared_mlflow_storage_class():
           trial's values before its end status, so a finished trial is whole);
         * only the trials in the states asked for are read.
 
-        What it cannot change: a trial's number is its place in the study run's ``trial_id``
-        metric history, so two trials created in the same instant by two workers can get the
-        same number (gdlab keys trials by their run ids, never by number).
+        * a trial's number is its place in the study run's ``trial_id`` metric history, read
+          when the trial is created; but that history is ordered by timestamp (then value),
+          not by arrival: a worker that took its timestamp, was descheduled (a loaded machine)
+          and wrote it after another worker's later one lands before it, and both read the same
+          place: two trials of one number. So the number is read again when the trial ends, by
+          then every trial that took an earlier timestamp has long written it, and corrected.
+
+        gdlab keys trials by their run ids, never by number; the number names the child run.
         """
 
         page_size = 1000  # trial runs read a request
@@ -103,6 +108,28 @@ def _shared_mlflow_storage_class():
         def __init__(self, experiment_id: str):
             super().__init__(experiment_id)
             self._finished: dict = {}
+            self._study_of: dict = {}  # trial id -> study id, for the trials this process made
+
+        def create_new_trial(self, study_id, template_trial=None):
+            trial_id = super().create_new_trial(study_id, template_trial)
+            self._study_of[trial_id] = study_id
+            return trial_id
+
+        def place(self, trial_id) -> int | None:
+            """The trial's place in its study's ``trial_id`` history now (trials this process made)."""
+            study_id = self._study_of.get(trial_id)
+            if study_id is None:
+                return None
+            mark = float(hash(trial_id))  # (what MlflowStorage logged: str hashes differ between processes)
+            history = self._mlflow_client.get_metric_history(study_id, "trial_id")
+            return next((i for i, m in enumerate(history) if m.value == mark), None)
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            if state.is_finished() and (number := self.place(trial_id)) is not None:
+                from mlflow.entities import RunTag
+
+                self._queue_batch_operation(trial_id, tags=[RunTag("numbers", str(number))])  # written first
+            return super().set_trial_state_values(trial_id, state, values)
 
         def _trial_runs(self, study_id):
             runs, token = [], None
