@@ -159,6 +159,7 @@ def test_a_pruned_run_or_one_without_the_model_a_child_logs_never_stands_in_for_
 # --------------------------------------------------------------------------- one writer a run (issue 23, case 7)
 
 
+@pytest.mark.slow  # two training processes: about 10 s
 def test_a_second_process_given_the_id_of_a_run_a_live_process_writes_is_refused_and_writes_nothing(
     tracking, project_env
 ):

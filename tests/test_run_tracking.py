@@ -380,6 +380,7 @@ def _refused_upload(args: list[str], env: dict, cwd: Path) -> None:
     assert "marked FAILED" in line
 
 
+@pytest.mark.slow  # four runs, two of them retrying a 503 for 2 s: about 30 s
 @pytest.mark.parametrize("module", ["steps.train", "steps.sgd"])
 @pytest.mark.parametrize("store", ["full", "503"])
 def test_an_artifact_store_that_is_full_or_answers_503_is_one_line_and_the_run_failed(
@@ -397,6 +398,7 @@ def test_an_artifact_store_that_is_full_or_answers_503_is_one_line_and_the_run_f
     assert sorted(m.step for m in tracking.client.get_metric_history(run.info.run_id, "loss")) == list(range(5))
 
 
+@pytest.mark.slow  # two runs and a compare: about 10 s
 def test_compare_on_a_full_artifact_store_is_one_line_and_its_run_failed(tracking, project_env, full_disk):
     experiment_id = tracking.client.create_experiment("artifacts-full", artifact_location=full_disk.as_uri())
     env = {**project_env, "MLFLOW_EXPERIMENT_ID": experiment_id}
