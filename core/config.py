@@ -467,6 +467,16 @@ class TrainConfig:
         Number(whole=True, low=1),
         "Log metrics every N epochs (the last epoch always).",
     )
+    curvature_every: int = option(
+        LOOP,
+        0,
+        Number(whole=True, low=0),
+        "Every N logged epochs, log the objective's curvature at that epoch's parameters: sharpness (the "
+        "Hessian's largest eigenvalue), lr_sharpness (lr x sharpness: gradient descent on a quadratic is "
+        "stable iff it is below 2) and, where the Hessian is exact (the neuron, test functions), "
+        "min_eigenvalue and condition_number; a network's sharpness by Lanczos on Hessian-vector products. "
+        "0 = off.",
+    )
     seed: int = option(
         LOOP,
         0,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import curvature as curvature_mod
 from . import data as data_mod
 from . import functions, optimizers
 from .config import TEST_FUNCTIONS, TrainConfig
@@ -215,6 +216,8 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     classifier = getattr(model, "kind", None) == "logistic"  # (a test function has no kind)
     closure_steps = isinstance(opt, optimizers.Lbfgs)
     steps, epoch, callback_time = 0, 0, 0.0
+    curvature_every, reported = cfg.curvature_every, 0
+    gram = curvature_mod.gram_of(model, X) if curvature_every else None  # a linear model's, once
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         lr = lr_at(epoch) if plateau is None else plateau_state.lr
@@ -244,6 +247,11 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
             metrics = _epoch_metrics(loss, full_grad, val, lr, theta[:d], penalty)
             if classifier:
                 metrics.update(model.metrics(theta, X, y, Xv, yv))  # accuracy, val_accuracy
+            if curvature_every and reported % curvature_every == 0:  # measured, not optimization: off the clock
+                t_curv = time.perf_counter()
+                metrics.update(curvature_mod.curvature(model, theta, X, y, penalty, gram).metrics(lr))
+                callback_time += time.perf_counter() - t_curv
+            reported += 1
         if stop:
             callback_time += _report(callback, epoch, metrics, theta, theta)
             stopped_early = True

@@ -1,0 +1,184 @@
+"""The curvature of the training objective at a point: why a learning rate is stable or crawls.
+
+The objective is what the optimizer descends: the loss (MSE or log loss) plus the penalty's
+smooth part, lambda * (L2 share) * sum w^2 (the L1 part has no curvature off w = 0). Its Hessian H
+at theta says how the loss bends there. On a quadratic, gradient descent with learning rate eta
+is stable iff eta * lambda_max(H) < 2, and the direction of the smallest eigenvalue shrinks by
+|1 - eta * lambda_min| a step (Goh, "Why Momentum Really Works", Distill 2017; d2l.ai 12.3);
+full-batch GD on a network drives lambda_max up to about 2 / eta and holds it there (Cohen et
+al. 2021, "the edge of stability").
+
+* Exact, where the Hessian has a closed form (:func:`hessian`): the neuron models, with X_a = [X, 1]
+  with an intercept and z = X w + b,
+
+      linear    H = 2/n X_aᵀ X_a
+      relu      H = 2/n X_aᵀ D X_a,   D = diag(z > 0)  (ReLU'' = 0 off z = 0, as autograd has it)
+      logistic  H = 1/n X_aᵀ S X_a,   S = diag(p (1 - p)),  p = sigmoid(z)
+
+  plus 2 * lambda * (L2 share) on the weights' diagonal; and the six test functions, by hand.
+  ``eigvalsh`` then gives every eigenvalue: the sharpness, the smallest, the condition number.
+* A network (:class:`core.mlp.MLP`): its Hessian is never formed. Hessian-vector products come
+  from a central difference of the analytic gradient, H v = (g(θ + h v) - g(θ - h v)) / 2h + O(h²)
+  (h = :data:`HVP_STEP` times (1 + |θ|)), and Lanczos (``scipy.sparse.linalg.eigsh``, largest
+  algebraic eigenvalue, relative tolerance :data:`LANCZOS_TOL`, at most :data:`LANCZOS_MAXITER`
+  iterations) finds the sharpness alone. Measured against torch's autograd Hessian in
+  tests/test_core_curvature.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .functions import Objective
+from .models import Model
+from .neuron import sigmoid
+from .penalties import Penalty
+
+HVP_STEP = 1e-5  # relative step of the central difference (error O(h²) in H v; rounding O(eps / h))
+LANCZOS_TOL = 1e-6  # eigsh's relative tolerance on the sharpness of a network
+LANCZOS_MAXITER = 300
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """The objective's curvature at one point: its largest eigenvalue (sharpness) and, where the
+    Hessian is formed, its smallest and the condition number (None otherwise, or where the
+    smallest is not positive)."""
+
+    sharpness: float
+    smallest: float | None = None
+    exact: bool = True
+
+    @property
+    def condition(self) -> float | None:
+        if self.smallest is None or not self.smallest > 0:
+            return None
+        return self.sharpness / self.smallest
+
+    def metrics(self, lr: float) -> dict[str, float]:
+        """As a run logs them: sharpness, lr_sharpness (eta * lambda_max: a quadratic is stable under GD
+        iff it is below 2) and, where known, min_eigenvalue and condition_number."""
+        out = {"sharpness": self.sharpness, "lr_sharpness": lr * self.sharpness}
+        if self.smallest is not None:
+            out["min_eigenvalue"] = self.smallest
+        if self.condition is not None:
+            out["condition_number"] = self.condition
+        return out
+
+
+def _function_hessian(name: str, x: float, y: float, kappa: float) -> np.ndarray:
+    if name == "rosenbrock":
+        return np.array([[2.0 - 400.0 * y + 1200.0 * x * x, -400.0 * x], [-400.0 * x, 200.0]])
+    if name == "beale":
+        h = np.zeros((2, 2))
+        for i, c in enumerate((1.5, 2.25, 2.625), start=1):
+            t = c - x + x * y**i
+            g = np.array([y**i - 1.0, i * x * y ** (i - 1)])
+            second = np.array([[0.0, i * y ** (i - 1)], [i * y ** (i - 1), i * (i - 1) * x * y ** (i - 2)]])
+            h += 2.0 * (np.outer(g, g) + t * second)
+        return h
+    if name == "himmelblau":
+        a, b = x * x + y - 11.0, x + y * y - 7.0
+        return np.array([[8.0 * x * x + 4.0 * a + 2.0, 4.0 * (x + y)], [4.0 * (x + y), 2.0 + 8.0 * y * y + 4.0 * b]])
+    if name == "rastrigin":
+        k = 2.0 * np.pi
+        return np.diag([2.0 + 10.0 * k * k * np.cos(k * x), 2.0 + 10.0 * k * k * np.cos(k * y)])
+    if name == "booth":
+        return np.array([[10.0, 8.0], [8.0, 10.0]])
+    if name == "ill_conditioned":
+        return np.diag([1.0, kappa])
+    raise ValueError(f"no Hessian for {name!r}")
+
+
+def hessian(model, theta: np.ndarray, X=None, y=None, penalty: Penalty | None = None, gram=None) -> np.ndarray | None:
+    """The objective's Hessian at ``theta`` (n_params, n_params), or None for a network (see
+    :func:`curvature`). ``gram``: a linear model's X_aᵀ X_a, which does not change, computed once."""
+    if isinstance(model, Objective):
+        h = _function_hessian(model.name, float(theta[0]), float(theta[1]), model.condition_number)
+    elif isinstance(model, Model) and not getattr(model, "hidden", ()):  # (an MLP is a Model too)
+        h = _neuron_hessian(model, theta, X, gram)
+    else:
+        return None
+    if penalty is not None and penalty.active and penalty.l2_weight:
+        d = model.n_weights
+        h[np.arange(d), np.arange(d)] += 2.0 * penalty.l2_weight
+    return h
+
+
+def gram_of(model, X) -> np.ndarray | None:
+    """X_aᵀ X_a of a linear model (its Hessian is 2/n of it, wherever theta is), else None."""
+    if not isinstance(model, Model) or getattr(model, "hidden", ()) or model.kind != "linear":
+        return None
+    Xa = _with_ones(X, model.fit_intercept)
+    return Xa.T @ Xa
+
+
+def _with_ones(X, fit_intercept: bool) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return np.column_stack([X, np.ones(len(X))]) if fit_intercept else X
+
+
+def _neuron_hessian(model: Model, theta, X, gram=None) -> np.ndarray:
+    n = len(X)
+    if model.kind == "linear":
+        return 2.0 / n * (gram if gram is not None else gram_of(model, X)).copy()
+    z = model.logits(theta, X)
+    if model.kind == "relu":
+        active = z > 0.0
+        Xa = _with_ones(X[active], model.fit_intercept)
+        return 2.0 / n * (Xa.T @ Xa)
+    p = sigmoid(z)
+    Xa = _with_ones(X, model.fit_intercept)
+    return (Xa.T * (p * (1.0 - p) / n)) @ Xa
+
+
+def curvature(model, theta, X=None, y=None, penalty: Penalty | None = None, gram=None) -> Curvature:
+    """The objective's sharpness at ``theta`` (and, where the Hessian is formed, its smallest
+    eigenvalue); exact for the neuron models and the test functions, Lanczos over Hessian-vector
+    products for a network."""
+    h = hessian(model, theta, X, y, penalty, gram)
+    if h is not None:
+        eigenvalues = np.linalg.eigvalsh(h)
+        return Curvature(float(eigenvalues[-1]), float(eigenvalues[0]))
+    return Curvature(network_sharpness(model, theta, X, y, penalty), None, exact=False)
+
+
+def hvp(model, theta, X, y, v, penalty: Penalty | None = None, step: float = HVP_STEP) -> np.ndarray:
+    """H v by a central difference of the analytic gradient (penalty's smooth part included)."""
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0:
+        return np.zeros_like(theta)
+    h = step * (1.0 + float(np.linalg.norm(theta))) / norm
+    d = model.n_weights
+    grads = []
+    for sign in (1.0, -1.0):
+        point = theta + sign * h * v
+        _, g = model.loss_and_grad(point, X, y)
+        g = np.array(g, dtype=np.float64)
+        if penalty is not None and penalty.active and penalty.l2_weight:
+            g[:d] += 2.0 * penalty.l2_weight * point[:d]
+        grads.append(g)
+    return (grads[0] - grads[1]) / (2.0 * h)
+
+
+def network_sharpness(model, theta, X, y, penalty: Penalty | None = None) -> float:
+    """The largest eigenvalue of a network's objective Hessian: Lanczos on :func:`hvp`."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    theta = np.asarray(theta, dtype=np.float64)
+    p = len(theta)
+    if p <= 2:  # (eigsh needs k < p: form it instead)
+        h = np.column_stack([hvp(model, theta, X, y, e, penalty) for e in np.eye(p)])
+        return float(np.linalg.eigvalsh((h + h.T) / 2.0)[-1])
+    op = LinearOperator((p, p), matvec=lambda v: hvp(model, theta, X, y, np.ravel(v), penalty), dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(p)
+    try:
+        values = eigsh(op, k=1, which="LA", tol=LANCZOS_TOL, maxiter=LANCZOS_MAXITER, v0=v0, return_eigenvectors=False)
+    except ArpackNoConvergence as exc:
+        values = exc.eigenvalues
+        if len(values) == 0:
+            return math.nan
+    return float(np.max(values))
