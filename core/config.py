@@ -87,7 +87,7 @@ def unused_options(settings: dict) -> set[str]:
     split = number("validation_fraction")
     if split == 0:
         unused.add("patience")
-    unused.update(o for o in ("clip_norm", "clip_value") if o in settings and number(o) == 0)
+    unused.update(o for o in ("clip_norm", "clip_value", "curvature_every") if o in settings and number(o) == 0)
     if settings.get("warmup_epochs") is not None and number("warmup_epochs") == 0:
         unused.add("warmup_start_factor")
     batch = number("batch_size")
@@ -474,7 +474,7 @@ class TrainConfig:
         "Every N logged epochs, log the objective's curvature at that epoch's parameters: sharpness (the "
         "Hessian's largest eigenvalue), lr_sharpness (lr x sharpness: gradient descent on a quadratic is "
         "stable iff it is below 2) and, where the Hessian is exact (the neuron, test functions), "
-        "min_eigenvalue and condition_number; a network's sharpness by Lanczos on Hessian-vector products. "
+        "condition_number; a network's sharpness by Lanczos on Hessian-vector products. "
         "0 = off.",
     )
     seed: int = option(

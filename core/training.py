@@ -217,7 +217,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
     closure_steps = isinstance(opt, optimizers.Lbfgs)
     steps, epoch, callback_time = 0, 0, 0.0
     curvature_every, reported = cfg.curvature_every, 0
-    gram = curvature_mod.gram_of(model, X) if curvature_every else None  # a linear model's, once
+    tracker = curvature_mod.Tracker(model, X, y, penalty) if curvature_every else None
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         lr = lr_at(epoch) if plateau is None else plateau_state.lr
@@ -249,7 +249,7 @@ def _fit(cfg: TrainConfig, data: data_mod.Dataset, callback: Callback | None) ->
                 metrics.update(model.metrics(theta, X, y, Xv, yv))  # accuracy, val_accuracy
             if curvature_every and reported % curvature_every == 0:  # measured, not optimization: off the clock
                 t_curv = time.perf_counter()
-                metrics.update(curvature_mod.curvature(model, theta, X, y, penalty, gram).metrics(lr))
+                metrics.update(tracker(theta).metrics(lr))
                 callback_time += time.perf_counter() - t_curv
             reported += 1
         if stop:

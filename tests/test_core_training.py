@@ -412,3 +412,37 @@ def test_the_readme_diabetes_example_diverges_raw_and_converges_standardized():
     w, b = original_units(result.weights, result.bias, ds.mean, ds.scale)
     np.testing.assert_allclose(w, ols.coef_, atol=0.03)  # s5's is the farthest: 0.027 (README's table)
     assert b == pytest.approx(ols.intercept_, abs=0.2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"model": "linear", "penalty": "l2", "lam": 0.1},
+        {"model": "logistic", "dataset": "synthetic", "fit_intercept": True},
+        {"dataset": "rosenbrock", "learning_rate": 0.001},
+        {"hidden": (3,), "dataset": "synthetic", "model": "linear", "epochs": 5},
+    ],
+    ids=["lesson", "linear+l2", "logistic", "rosenbrock", "network"],
+)
+def test_curvature_every_logs_the_objectives_curvature_at_each_logged_epochs_parameters(options):
+    from core.curvature import curvature
+    from core.penalties import Penalty
+
+    cfg = TrainConfig(**{"epochs": 30, "log_every": 3, "curvature_every": 2, **options})
+    data = training.load_data(cfg)
+    model, _, _ = training.components(cfg, data.n_features)
+    penalty = Penalty(cfg.penalty, cfg.lam, cfg.l1_ratio, cfg.l1_method)
+    seen = []
+    training.fit(cfg, data, lambda epoch, metrics, theta: seen.append((epoch, dict(metrics), theta.copy())))
+    logged = [(e, m, t) for e, m, t in seen if "sharpness" in m]
+    assert [e for e, _, _ in logged] == [e for e, _, _ in seen][::2]  # every 2nd logged epoch
+    for _, metrics, theta in logged:
+        direct = curvature(model, theta, data.X_train, data.y_train, penalty)
+        assert metrics["sharpness"] == pytest.approx(direct.sharpness, rel=1e-12)
+        assert metrics["lr_sharpness"] == pytest.approx(metrics["lr"] * direct.sharpness, rel=1e-12)
+        if direct.condition is not None:
+            assert metrics["condition_number"] == pytest.approx(direct.condition, rel=1e-12)
+    plain = []
+    training.fit(TrainConfig(**{**cfg.__dict__, "curvature_every": 0}), data, lambda e, m, t: plain.append(m))
+    assert not any("sharpness" in m for m in plain)

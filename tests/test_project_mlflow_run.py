@@ -57,7 +57,7 @@ def test_mlflow_run_local_env_logs_the_lessons_weights_with_another_spelling_of_
     assert run.data.tags["technique"] == "adam"
     assert run.data.tags["mlflow.project.entryPoint"] == "adam"
     assert run.data.params["learning_rate"] == "1e-2"
-    assert len(run.data.params) == 60  # adam's 58 declared parameters (MLflow logs them) + optimizer, penalty
+    assert len(run.data.params) == 61  # adam's 59 declared parameters (MLflow logs them) + optimizer, penalty
     weights = weights_of(tracking, run)
     np.testing.assert_allclose(weights, LESSON["adam"], rtol=1e-14)
     assert f"Final weights: {weights}" in proc.stdout
