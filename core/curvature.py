@@ -206,3 +206,58 @@ def network_sharpness(model, theta, X, y, penalty: Penalty | None = None) -> flo
         if len(values) == 0:
             return math.nan
     return float(np.max(values))
+
+
+# --------------------------------------------------------------------------- what theory predicts on a quadratic
+#
+# On f(θ) = ½ (θ - θ*)ᵀ H (θ - θ*) + f*, each eigencomponent of the error e = θ - θ* (eigenvalue λ)
+# evolves on its own (Goh 2017): gradient descent multiplies it by 1 - ηλ a step; heavy ball
+# (torch's SGD momentum μ: v ← μ v + g, θ ← θ - η v) and Nesterov (θ ← θ - η (g + μ v)) carry
+# (e, v) through a 2x2 matrix whose spectral radius is the rate. The error then shrinks by the
+# largest rate over the eigenvalues, and f - f* (quadratic in e) by its square.
+
+
+def iteration_matrix(lam: float, lr: float, momentum: float = 0.0, nesterov: bool = False) -> np.ndarray:
+    """The map (e, v) ↦ (e', v') of one step on an eigencomponent with eigenvalue ``lam``."""
+    if nesterov:  # g = λe, v' = μv + g, e' = e - η(g + μv')
+        return np.array([[1.0 - lr * lam * (1.0 + momentum), -lr * momentum * momentum], [lam, momentum]])
+    return np.array([[1.0 - lr * lam, -lr * momentum], [lam, momentum]])  # v' = μv + λe, e' = e - ηv'
+
+
+def predicted_rate(eigenvalues, lr: float, momentum: float = 0.0, nesterov: bool = False) -> float:
+    """The factor by which the error shrinks a step, asymptotically: max over the Hessian's
+    eigenvalues of |1 - ηλ| (gradient descent) or of the iteration matrix's spectral radius."""
+    rates = []
+    for lam in np.atleast_1d(eigenvalues):
+        if momentum == 0.0 and not nesterov:
+            rates.append(abs(1.0 - lr * lam))
+        else:
+            rates.append(float(np.max(np.abs(np.linalg.eigvals(iteration_matrix(lam, lr, momentum, nesterov))))))
+    return max(rates)
+
+
+def stability_edge(sharpness: float, momentum: float = 0.0, nesterov: bool = False) -> float:
+    """The learning rate above which the sharpest direction grows: 2/λ for gradient descent,
+    2(1 + μ)/λ for heavy ball, 2(1 + μ)/((1 + 2μ) λ) for Nesterov (where the iteration matrix's
+    eigenvalue reaches -1)."""
+    if nesterov:
+        return 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) * sharpness)
+    return 2.0 * (1.0 + momentum) / sharpness
+
+
+def measured_rate(losses, f_star: float = 0.0) -> float:
+    """The factor by which the error shrank a step over the last half of ``losses`` (one an epoch):
+    exp(slope / 2) of the least-squares line through log(f - f*) (f - f* is quadratic in the error).
+    NaN if f - f* is not positive throughout."""
+    gap = np.asarray(losses, dtype=np.float64) - f_star
+    tail = gap[len(gap) // 2 :]
+    if len(tail) < 2 or not np.all(tail > 0):
+        return math.nan
+    steps = np.arange(len(tail), dtype=np.float64)
+    slope = np.polyfit(steps, np.log(tail), 1)[0]
+    return float(np.exp(slope / 2.0))
+
+
+def rate_map(eigenvalues, lrs, momenta, nesterov: bool = False) -> np.ndarray:
+    """Goh's phase diagram: the predicted rate at each (momentum, lr), shape (len(momenta), len(lrs))."""
+    return np.array([[predicted_rate(eigenvalues, lr, m, nesterov) for lr in lrs] for m in momenta])

@@ -446,3 +446,39 @@ def test_curvature_every_logs_the_objectives_curvature_at_each_logged_epochs_par
     plain = []
     training.fit(TrainConfig(**{**cfg.__dict__, "curvature_every": 0}), data, lambda e, m, t: plain.append(m))
     assert not any("sharpness" in m for m in plain)
+
+
+@pytest.mark.parametrize(
+    ("momentum", "nesterov", "lr", "epochs"),
+    [(0.0, False, 0.015, 300), (0.5, False, 0.01, 300), (0.5, True, 0.01, 300), (0.0, False, 0.0199, 3000)],
+    ids=["gd", "heavy ball", "nesterov", "gd near its edge"],
+)
+def test_the_rate_theory_predicts_on_a_quadratic_is_the_rate_a_run_measures(momentum, nesterov, lr, epochs):
+    """ill_conditioned (κ = 100): Hessian diag(1, 100). The slope of log f over the last half of the
+    run is the predicted rate squared (issue 25: to 1e-6). Near the edge the two directions shrink
+    at 0.99 and 0.9801 a step: the slower one takes 3,000 epochs to stand alone."""
+    from core.curvature import measured_rate, predicted_rate
+
+    cfg = TrainConfig(dataset="ill_conditioned", condition_number=100.0, learning_rate=lr, epochs=epochs,
+                      momentum=momentum, nesterov=nesterov)  # fmt: skip
+    losses = []
+    training.fit(cfg, training.load_data(cfg), lambda e, m, t: losses.append(m["loss"]))
+    predicted = predicted_rate([1.0, 100.0], lr, momentum, nesterov)
+    assert measured_rate(losses) == pytest.approx(predicted, rel=1e-6)
+
+
+@pytest.mark.parametrize(("momentum", "nesterov"), [(0.0, False), (0.9, False), (0.9, True)])
+def test_runs_start_to_diverge_at_the_predicted_stability_edge(momentum, nesterov):
+    from core.curvature import stability_edge
+
+    edge = stability_edge(100.0, momentum, nesterov)
+    for lr, grows in ((edge * 0.99, False), (edge * 1.01, True)):
+        cfg = TrainConfig(dataset="ill_conditioned", condition_number=100.0, learning_rate=lr, epochs=400,
+                          momentum=momentum, nesterov=nesterov, init="0.0,1.0")  # fmt: skip
+        losses = []
+        try:
+            training.fit(cfg, training.load_data(cfg), lambda e, m, t, seen=losses: seen.append(m["loss"]))
+        except training.DivergenceError:
+            assert grows, f"lr {lr:g} diverged below the edge {edge:g}"
+            continue
+        assert (losses[-1] > losses[0]) == grows, (lr, edge, losses[0], losses[-1])
