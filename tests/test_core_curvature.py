@@ -140,3 +140,17 @@ def test_the_lessons_hessian_has_the_eigenvalues_the_readme_quotes():
     assert found.sharpness == pytest.approx(0.458, abs=5e-4)
     assert found.smallest == pytest.approx(0.0020, abs=5e-5)
     assert 2 / found.sharpness == pytest.approx(4.37, abs=0.005)  # GD is stable below this lr
+
+
+@pytest.mark.parametrize("hidden", [(6,), (4, 3)], ids=["one layer", "two layers"])
+@pytest.mark.parametrize("kind", ["linear", "relu", "logistic"])
+def test_a_networks_hessian_vector_product_is_torchs_exactly(hidden, kind):
+    from core.curvature import hvp
+
+    model = MLP(kind, 3, True, hidden)
+    y = Y_CLS if kind == "logistic" else Y_REG
+    penalty = Penalty("l2", 0.02)
+    theta = model.init("normal", 11) + RNG.normal(scale=0.3, size=model.n_params)
+    v = RNG.normal(size=model.n_params)
+    theirs = _torch_hessian(_network_objective(model, y, penalty), theta) @ v
+    assert _relative(hvp(model, theta, X, y, v, penalty), theirs) <= 1e-10
