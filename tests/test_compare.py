@@ -1190,3 +1190,24 @@ def test_an_empty_output_dir_is_the_default_and_a_filesystem_root_is_refused(tra
         result = invoke(command, ["--output-dir", "/"])
         assert result.exit_code == 2, result.output
         assert "'/' is the root of the filesystem" in result.output
+
+
+def test_compare_shows_the_curvature_runs_logged_and_draws_sharpness_against_2_over_lr(tracking, tmp_path):
+    from steps.train import train
+
+    for lr in ("0.5", "5"):  # the lesson's sharpness is 0.458: stable below lr 4.37
+        args = ["--learning-rate", lr, "--epochs", "20", "--curvature-every", "1"]
+        assert CliRunner().invoke(train, args).exit_code == 0
+    out = tmp_path / "report"
+    result = CliRunner().invoke(compare, ["--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {float(r["learning_rate"]): r for r in read_csv(out / "compare.csv")}
+    for row in rows.values():
+        run = tracking.client.get_run(row["run_id"])
+        assert float(row["sharpness"]) == run.data.metrics["sharpness"]
+        assert float(row["condition_number"]) == run.data.metrics["condition_number"]
+    assert "sharpness" in result.output
+    assert (out / "internals.png").exists()
+    internals = (Path(tracking.client.get_run(rows[5.0]["run_id"]).info.artifact_uri.removeprefix("file://"))
+                 / "internals.csv").read_text().splitlines()  # fmt: skip
+    assert internals[0].endswith(",sharpness")

@@ -187,6 +187,7 @@ INTERNAL_PANELS = (
     ("grad_norm", "gradient norm  ‖∇J(θ)‖  (before clipping)", True),
     ("update_norm", "update norm  ‖θₑ₊₁ − θₑ‖  (the step taken)", True),
     ("zero_weights", "weights exactly 0 (L1)", False),
+    ("sharpness", "sharpness  λₘₐₓ(∇²J);  dotted: 2/lr", True),
 )
 
 
@@ -214,6 +215,9 @@ def internals(table: Table, st: list[Style]):
             kw = {"label": s.label} if labelled else {}
             ax.plot(x[keep], y[keep], color=s.color, lw=1.8 if labelled else 0.7, alpha=0.9 if labelled else 0.4,
                     ls="--" if s.failed else "-", drawstyle="steps-post" if not log else "default", **kw)  # fmt: skip
+            if column == "sharpness" and "lr" in cols:  # the stability line: GD on a quadratic is stable below it
+                edge = 2.0 / cols["lr"]
+                ax.plot(x[keep], edge[keep], color=s.color, lw=1.0, ls=":", alpha=0.8)
         if log:
             ax.set_yscale("log")
         else:  # a count

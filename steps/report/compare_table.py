@@ -96,10 +96,15 @@ class Table:
     gathered: list[Gathered]  # in the table's row order
 
 
+# The objective's curvature at the last epoch it was logged (`--curvature-every`): a column each
+# when any run has it.
+CURVATURE = ("sharpness", "condition_number")
+
 # The table's own columns; a run's param of the same name (another tool's `bias`, say) is shown
 # as params.<name> instead of clashing with it (FIXED_COLUMNS come from the run's tags first).
 REPORT_COLUMNS = frozenset(
-    (*METRICS, "zero_weights", "weights", "bias", "train_time_s", "epochs_run", "status", "note", "start_time")
+    {*METRICS, "zero_weights", *CURVATURE, "weights", "bias", "train_time_s", "epochs_run", "status", "note"}
+    | {"start_time"}
 )
 
 
@@ -164,6 +169,7 @@ def _frame(gathered: list[Gathered], params: list[dict], columns: list[str]):
         row.update({k: p.get(k) for k in columns})
         row.update({k: m.get(k, np.nan) for k in METRICS})
         row["zero_weights"] = m.get("zero_weights")
+        row.update({k: m.get(k, np.nan) for k in CURVATURE})
         row["weights"] = g.weights
         row["bias"] = g.bias
         row["train_time_s"] = m.get("train_time_s", np.nan)
@@ -203,6 +209,7 @@ def _result_columns(df) -> list[str]:
     shown += [k for k in ("final_accuracy", "final_val_accuracy") if df[k].notna().any()]  # classifiers
     if df["penalty"].isin(["l1", "elasticnet"]).any() or (df["zero_weights"].fillna(0) > 0).any():
         shown.append("zero_weights")  # what an L1 term does; zeros without one are worth seeing too
+    shown += [k for k in CURVATURE if df[k].notna().any()]
     shown.append("weights")
     if df["bias"].notna().any():
         shown.append("bias")
@@ -235,6 +242,7 @@ NUMERIC = {
     "final_accuracy",
     "final_val_accuracy",
     "zero_weights",
+    *CURVATURE,
     "bias",
     "train_time_s",
     "epochs_run",

@@ -35,8 +35,8 @@ MAX_TRAJECTORY_PARAMS = 10
 # ... and thinned to at most this many points (the loss metric itself keeps every logged epoch).
 MAX_TRAJECTORY_POINTS = 10_000
 # The optimizer's internals per logged epoch (core.training's metrics), kept as internals.csv
-# for compare's panel of them (one artifact a run instead of four metric histories).
-INTERNALS = ("lr", "grad_norm", "update_norm", "zero_weights", "val_loss")  # internals.csv: compare draws them
+# for compare's panel of them (one artifact a run instead of four metric histories): compare draws them.
+INTERNALS = ("lr", "grad_norm", "update_norm", "zero_weights", "val_loss", "sharpness")
 INTERNALS_FILE = "internals.csv"
 
 
