@@ -294,16 +294,19 @@ def stability_edge(sharpness: float, momentum: float = 0.0, nesterov: bool = Fal
     return 2.0 * (1.0 + momentum) / sharpness
 
 
-def measured_rate(losses, f_star: float = 0.0) -> float:
-    """The factor by which the error shrank a step over the last half of ``losses`` (one an epoch):
-    exp(slope / 2) of the least-squares line through log(f - f*) (f - f* is quadratic in the error).
-    NaN if f - f* is not positive throughout."""
-    gap = np.asarray(losses, dtype=np.float64) - f_star
-    tail = gap[len(gap) // 2 :]
-    if len(tail) < 2 or not np.all(tail > 0):
+def measured_rate(losses, f_star: float = 0.0, epochs=None, floor: float = 0.0) -> float:
+    """The factor by which the error shrank an epoch over the last half of ``losses`` (logged at
+    ``epochs``, default one an epoch): exp(slope / 2) of the least-squares line through log(f - f*)
+    against the epoch (f - f* is quadratic in the error). Points whose f - f* is below ``floor``
+    (rounding, once a run has converged) are left out. NaN with fewer than 3 points left."""
+    losses = np.asarray(losses, dtype=np.float64)
+    epochs = np.arange(len(losses), dtype=np.float64) if epochs is None else np.asarray(epochs, dtype=np.float64)
+    half = len(losses) // 2
+    gap, at = losses[half:] - f_star, epochs[half:]
+    keep = np.isfinite(gap) & (gap > floor)
+    if np.count_nonzero(keep) < 3:
         return math.nan
-    steps = np.arange(len(tail), dtype=np.float64)
-    slope = np.polyfit(steps, np.log(tail), 1)[0]
+    slope = np.polyfit(at[keep] - at[keep][0], np.log(gap[keep]), 1)[0]
     return float(np.exp(slope / 2.0))
 
 

@@ -1211,3 +1211,19 @@ def test_compare_shows_the_curvature_runs_logged_and_draws_sharpness_against_2_o
     internals = (Path(tracking.client.get_run(rows[5.0]["run_id"]).info.artifact_uri.removeprefix("file://"))
                  / "internals.csv").read_text().splitlines()  # fmt: skip
     assert internals[0].endswith(",sharpness")
+
+
+def test_compare_states_the_rate_theory_predicts_beside_the_measured_one_on_a_quadratic(tracking, tmp_path):
+    from steps.train import train
+
+    cases = [("0.015", "0", "0.985"), ("0.01", "0.5", "0.979574")]  # gradient descent, heavy ball
+    for lr, momentum, _ in cases:
+        args = ["--dataset", "ill_conditioned", "--condition-number", "100", "--learning-rate", lr]
+        assert CliRunner().invoke(train, [*args, "--momentum", momentum, "--epochs", "300"]).exit_code == 0
+    result = CliRunner().invoke(compare, ["--output-dir", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    for _, _, rate in cases:
+        assert f"theory predicts the error shrinks by {rate} an epoch" in result.output
+        assert f"its loss curve shows {rate} over its last half" in result.output
+    assert "(heavy ball's 2×2 map)" in result.output
+    assert "(max |1 − lr λ|)" in result.output

@@ -416,7 +416,61 @@ def findings(table: Table) -> list[str]:
         zeros = rec.get("zero_weights")
         if rec.get("penalty") in ("l1", "elasticnet") and not missing(zeros) and zeros > 0 and rec.get("weights"):
             out.append(f"{_who(rec, lr_varies)} set {int(zeros)} of {len(rec['weights'])} weights to exactly 0.")
+    for rec, g in zip(recs, table.gathered, strict=True):
+        if rec["status"] == "FINISHED" and (said := _theory(g)):
+            out.append(f"{_who(rec, lr_varies)}: {said}")
     return out
+
+
+def _theory(g) -> str | None:
+    """On a quadratic (ill_conditioned; a linear model's least squares, without a penalty), run by
+    SGD at a constant rate on the full batch: the rate theory predicts beside the one the run's
+    loss curve shows (core.curvature), else None."""
+    from core.curvature import measured_rate, predicted_rate
+    from steps.report.problems import config_of
+
+    cfg = config_of(g.params)
+    if cfg is None or g.loss is None or g.epochs is None or len(g.loss) < 6:
+        return None
+    extras = (cfg.warmup_epochs, cfg.batch_size, cfg.clip_norm, cfg.clip_value, cfg.dampening, cfg.weight_decay)
+    plain = cfg.optimizer == "sgd" and cfg.lr_schedule == "constant" and cfg.penalty == "none" and not any(extras)
+    if not plain:
+        return None
+    try:
+        eigenvalues, f_star = _quadratic(cfg)
+    except Exception:  # the data is not here any more, or not readable: no sentence
+        return None
+    if eigenvalues is None:
+        return None
+    predicted = predicted_rate(eigenvalues, cfg.learning_rate, cfg.momentum, cfg.nesterov)
+    measured = measured_rate(g.loss, f_star, g.epochs, floor=1e-12 * max(1.0, abs(f_star)))
+    if not math.isfinite(measured):
+        return None
+    how = "max |1 − lr λ|" if not cfg.momentum else ("Nesterov's" if cfg.nesterov else "heavy ball's") + " 2×2 map"
+    lam = f"{min(eigenvalues):.3g} to {max(eigenvalues):.3g}"
+    return (
+        f"on this quadratic (Hessian eigenvalues {lam}) theory predicts the error shrinks by "
+        f"{predicted:.6g} an epoch ({how}); its loss curve shows {measured:.6g} over its last half."
+    )
+
+
+def _quadratic(cfg):
+    """The Hessian's eigenvalues and the lowest loss f* of a quadratic problem, or (None, None)."""
+    import numpy as np
+
+    from core.config import TEST_FUNCTIONS
+    from core.training import load_data
+
+    if cfg.dataset == "ill_conditioned":
+        return [1.0, cfg.condition_number], 0.0
+    if cfg.dataset in TEST_FUNCTIONS or cfg.model != "linear" or cfg.hidden:
+        return None, None
+    data = load_data(cfg)
+    X = np.column_stack([data.X_train, np.ones(len(data.X_train))]) if cfg.fit_intercept else data.X_train
+    y = data.y_train
+    solution = np.linalg.lstsq(X, y, rcond=None)[0]
+    residual = X @ solution - y
+    return np.linalg.eigvalsh(2.0 / len(y) * (X.T @ X)).tolist(), float(residual @ residual) / len(y)
 
 
 def md_escape(text: str) -> str:
