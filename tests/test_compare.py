@@ -1227,3 +1227,4 @@ def test_compare_states_the_rate_theory_predicts_beside_the_measured_one_on_a_qu
         assert f"its loss curve shows {rate} over its last half" in result.output
     assert "(heavy ball's 2×2 map)" in result.output
     assert "(max |1 − lr λ|)" in result.output
+    assert (tmp_path / "report" / "rates.png").exists()  # Goh's phase diagram, the two runs marked

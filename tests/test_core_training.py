@@ -482,3 +482,14 @@ def test_runs_start_to_diverge_at_the_predicted_stability_edge(momentum, nestero
             assert grows, f"lr {lr:g} diverged below the edge {edge:g}"
             continue
         assert (losses[-1] > losses[0]) == grows, (lr, edge, losses[0], losses[-1])
+
+
+def test_the_rate_map_is_the_predicted_rate_at_every_point():
+    from core.curvature import predicted_rate, rate_map
+
+    lrs, momenta = np.geomspace(1e-4, 0.05, 7), np.linspace(0.0, 0.95, 5)
+    for nesterov in (False, True):
+        grid = rate_map([1.0, 37.0, 100.0], lrs, momenta, nesterov)
+        for i, m in enumerate(momenta):
+            for j, lr in enumerate(lrs):
+                assert grid[i, j] == pytest.approx(predicted_rate([1.0, 37.0, 100.0], lr, m, nesterov), rel=1e-12)

@@ -178,7 +178,54 @@ def _figures(table: Table) -> dict:
     inside = internals(table, st)
     if inside is not None:
         out["internals.png"] = inside
+    phase = rates(table, st)
+    if phase is not None:
+        out["rates.png"] = phase
     return out
+
+
+def rates(table: Table, st: list[Style]):
+    """Goh's phase diagram for a quadratic problem (ill_conditioned; a linear model's least squares):
+    the rate theory predicts at each (learning rate, momentum) of SGD, heavy ball, with every SGD
+    run of the table marked where it ran; None unless every run is on that quadratic and one is SGD."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    from core.curvature import rate_map, stability_edge
+    from steps.report.compare_table import quadratic_of
+
+    eigenvalues = None
+    marks = []
+    for i, g in enumerate(table.gathered):
+        found = quadratic_of(g)
+        if found is None:  # a run on something else (a ReLU neuron beside a linear one): no one map fits
+            return None
+        cfg, values = found
+        eigenvalues = eigenvalues if eigenvalues is not None else values
+        if cfg.optimizer == "sgd" and not cfg.nesterov:
+            marks.append((cfg.learning_rate, cfg.momentum, i))
+    if eigenvalues is None or not marks:
+        return None
+    top = max(eigenvalues)
+    lrs = np.geomspace(stability_edge(top) / 1e4, stability_edge(top, 0.99) * 1.5, 240)
+    momenta = np.linspace(0.0, 0.99, 200)
+    grid = rate_map(eigenvalues, lrs, momenta)
+    shown = np.ma.masked_where(grid >= 1.0, 1.0 - grid)  # 1 - rate: the share of the error gone a step
+    fig = Figure(figsize=(8.5, 5.6), dpi=FIG_DPI, layout="constrained")
+    ax = fig.subplots()
+    mesh = ax.pcolormesh(lrs, momenta, shown, shading="auto", cmap="viridis", norm=LogNorm())
+    fig.colorbar(mesh, ax=ax, label="1 − rate: the share of the error gone an epoch (brighter: faster)")
+    ax.plot(stability_edge(top, momenta), momenta, color="black", lw=1.2, ls="--", label="stability edge 2(1+μ)/λmax")
+    for lr, momentum, i in marks:
+        ax.scatter([lr], [momentum], color=st[i].color, edgecolor="white", s=90, zorder=3, label=st[i].label)
+    ax.set_xscale("log")
+    ax.set_xlim(lrs[0], lrs[-1])
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("momentum (heavy ball)")
+    lam = f"λ from {min(eigenvalues):.3g} to {top:.3g}"
+    ax.set_title(f"Rate theory predicts on this quadratic ({lam}); white: diverges", fontsize=11, loc="left")
+    ax.legend(fontsize=9, loc="upper left")
+    return fig
 
 
 # What the internals panel shows of each run's internals.csv: (column, title, log scale).

@@ -422,6 +422,21 @@ def findings(table: Table) -> list[str]:
     return out
 
 
+def quadratic_of(g):
+    """(config, Hessian eigenvalues) of a run on a quadratic problem (ill_conditioned; a linear
+    model's least squares without a penalty), else None."""
+    from steps.report.problems import config_of
+
+    cfg = config_of(g.params)
+    if cfg is None or cfg.penalty != "none":
+        return None
+    try:
+        eigenvalues, _ = _quadratic(cfg)
+    except Exception:  # the data is not here any more, or not readable
+        return None
+    return None if eigenvalues is None else (cfg, eigenvalues)
+
+
 def _theory(g) -> str | None:
     """On a quadratic (ill_conditioned; a linear model's least squares, without a penalty), run by
     SGD at a constant rate on the full batch: the rate theory predicts beside the one the run's

@@ -46,6 +46,14 @@ DRAWN = (
         "term the count of weights at exactly 0.",
     ),
     ReportFile(
+        "rates.png",
+        "Rates theory predicts",
+        "On a quadratic (ill_conditioned; a linear model's least squares): the rate at which the error "
+        "shrinks an epoch under SGD with heavy-ball momentum, for every learning rate and momentum "
+        "(Goh's phase diagram, from the Hessian's eigenvalues); white diverges, the dashed line is the "
+        "stability edge, and each SGD run is marked where it ran.",
+    ),
+    ReportFile(
         "sensitivity.png",
         "Sensitivity to the learning rate",
         "The ranking metric of each run against its learning rate (log scales), one line per optimizer "
