@@ -174,6 +174,7 @@ class Plan:
     base: dict  # problem name -> its options
     metric: dict = field(default_factory=dict)  # problem name -> final metric scored
     trials: list = field(default_factory=list)
+    curvature: dict = field(default_factory=dict)  # problem name -> "; at the start, sharpness ..." (the report's)
 
 
 def values_label(values: dict) -> str:

@@ -218,8 +218,8 @@ def text_report(rows, targets, plan, areas) -> str:
         body = [_cells(r) for r in pr]
         widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
         lines.append(
-            f"\n{problem.name}: {problem.about}; score {plan.metric[problem.name]}, "
-            f"target {_fmt(targets[problem.name])}"
+            f"\n{problem.name}: {problem.about}{plan.curvature.get(problem.name, '')}; "
+            f"score {plan.metric[problem.name]}, target {_fmt(targets[problem.name])}"
         )
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
         lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in body]
@@ -233,6 +233,30 @@ def text_report(rows, targets, plan, areas) -> str:
     for c, a in _by_area(plan, areas):
         lines.append(f"  {c}: {a:.3f}")
     return "\n".join(lines)
+
+
+def curvature_at_start(plan, problem: str) -> str:
+    """ "; at the start, sharpness S (gradient descent stable below lr 2/S), condition number C" of a
+    problem (core.curvature at its initial parameters: why one learning rate suits it and another
+    not); '' if it cannot be worked out."""
+    from core.curvature import curvature
+    from core.training import components, load_data
+
+    trial = next((t for t in plan.trials if t.problem == problem), None)
+    if trial is None:
+        return ""
+    cfg = trial.child.config
+    try:
+        data = load_data(cfg)
+        model, _, penalty = components(cfg, data.n_features)
+        found = curvature(model, model.init(cfg.init, cfg.seed), data.X_train, data.y_train, penalty)
+    except Exception:  # (a dataset gone since the plan was made): the report goes on without it
+        return ""
+    if not (math.isfinite(found.sharpness) and found.sharpness > 0):
+        return ""
+    cond = f", condition number {found.condition:.3g}" if found.condition is not None else ""
+    edge = 2 / found.sharpness
+    return f"; at the start, sharpness {found.sharpness:.3g} (gradient descent stable below lr {edge:.3g}){cond}"
 
 
 def winners_of(plan, rows) -> dict[str, str]:
@@ -265,6 +289,8 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
 
     from steps.run.tracking import upload
 
+    for problem in plan.problems:
+        plan.curvature[problem.name] = curvature_at_start(plan, problem.name)
     rows, targets, scores = verdict_rows(plan, target_tol, target_loss)
     rat = verdict.ratios(scores)
     areas = np.atleast_1d(verdict.profile_area(rat, TAU_MAX))
@@ -324,7 +350,10 @@ def markdown(rows, targets, plan, areas, images: list[str]) -> str:
             "",
             f"## {md_escape(problem.name)}",
             "",
-            md_escape(f"{problem.about}; score {plan.metric[problem.name]}; target {_fmt(targets[problem.name])}"),
+            md_escape(
+                f"{problem.about}{plan.curvature.get(problem.name, '')}; score {plan.metric[problem.name]}; "
+                f"target {_fmt(targets[problem.name])}"
+            ),
             "",
         ]
         parts.append("| " + " | ".join(h for _, h in COLUMNS) + " |")
@@ -361,7 +390,8 @@ def html_report(rows, targets, plan, areas, images: dict[str, bytes]) -> str:
     for problem in plan.problems:
         pr = [r for r in rows if r["problem"] == problem.name]
         parts.append(
-            f"<h2>{e(problem.name)}</h2><p class='meta'>{e(problem.about)}; score "
+            f"<h2>{e(problem.name)}</h2>"
+            f"<p class='meta'>{e(problem.about + plan.curvature.get(problem.name, ''))}; score "
             f"{e(plan.metric[problem.name])}; target {e(_fmt(targets[problem.name]))}</p>"
         )
         parts.append("<div class='scroll'><table><thead><tr>")
