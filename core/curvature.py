@@ -77,7 +77,8 @@ def _function_hessian(name: str, x: float, y: float, kappa: float) -> np.ndarray
         for i, c in enumerate((1.5, 2.25, 2.625), start=1):
             t = c - x + x * y**i
             g = np.array([y**i - 1.0, i * x * y ** (i - 1)])
-            second = np.array([[0.0, i * y ** (i - 1)], [i * y ** (i - 1), i * (i - 1) * x * y ** (i - 2)]])
+            yy = i * (i - 1) * x * y ** (i - 2) if i > 1 else 0.0  # (i = 1: no y² term; 0.0 ** -1 raised)
+            second = np.array([[0.0, i * y ** (i - 1)], [i * y ** (i - 1), yy]])
             h += 2.0 * (np.outer(g, g) + t * second)
         return h
     if name == "himmelblau":

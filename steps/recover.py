@@ -115,7 +115,11 @@ def orphans(client, waiting: set[str] = frozenset()) -> tuple[list[str], int]:
         if live_owner(tags[OWNER_TAG], tags.get(HEARTBEAT_TAG)):
             alive += 1
             continue
-        owner = json.loads(tags[OWNER_TAG])
+        try:
+            owner = json.loads(tags[OWNER_TAG])
+            owner.get("host")
+        except (ValueError, AttributeError):  # not a tag gdlab wrote: not ours to judge
+            continue
         try:
             beat = float(tags.get(HEARTBEAT_TAG, "nan"))
             last = datetime.datetime.fromtimestamp(beat, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -198,3 +198,16 @@ def test_a_networks_hessian_vector_product_is_torchs_exactly(hidden, kind):
     v = RNG.normal(size=model.n_params)
     theirs = _torch_hessian(_network_objective(model, y, penalty), theta) @ v
     assert _relative(hvp(model, theta, X, y, v, penalty), theirs) <= 1e-10
+
+
+@pytest.mark.parametrize("point", [(1.0, 0.0), (0.0, 0.0), (3.0, 0.5)])
+def test_beales_hessian_is_finite_where_y_is_0_and_is_the_gradients_derivative(point):
+    # y ** (i - 2) with i = 1 was 0.0 ** -1 at y = 0: a run from --init zeros crashed.
+    from core.functions import beale_grad
+
+    theta, h = np.array(point), 1e-6
+    ours = hessian(Objective("beale"), theta)
+    numeric = np.column_stack(
+        [(np.array(beale_grad(*(theta + h * e))) - np.array(beale_grad(*(theta - h * e)))) / (2 * h) for e in np.eye(2)]
+    )
+    np.testing.assert_allclose(ours, numeric, rtol=1e-6, atol=1e-6)

@@ -124,3 +124,37 @@ def test_recover_removes_the_study_journal_of_a_sweep_that_is_gone_and_keeps_a_l
         assert live.exists()
     finally:
         live.rmdir()
+
+
+def test_a_workflow_never_ends_a_child_whose_values_wait_in_its_spill_file(tracking, monkeypatch):
+    """A worker's flush gave up and spilled; the parent's close must not end the run before `recover`
+    has written the values (it did: recover then kept them in .ended, unwritten)."""
+    from mlflow.entities import Metric
+
+    from steps.flow.launch import close_run
+    from steps.recover import replay
+    from steps.run import tracking as store
+
+    monkeypatch.setenv("GDLAB_SPILL_DIR", str(tracking.root / "spill"))
+    client = tracking.client
+    run_id = client.create_run(tracking.experiment_id).info.run_id
+    path = store.spill(run_id, metrics=[Metric("loss", 0.5, 1, 0), Metric("loss", 0.25, 2, 1)])
+    close_run(store.store_client(), run_id, "FAILED", "its worker gave up on the store")
+    assert client.get_run(run_id).info.status == "RUNNING"
+    replay(path)
+    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.5, 0.25]
+    ended = client.get_run(run_id)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags["failure_reason"] == "its worker gave up on the store"
+
+
+@pytest.mark.parametrize("tag", ["not json", "123", "[1, 2]"])
+def test_recover_leaves_a_run_whose_owner_tag_it_cannot_read_alone(tracking, tag):
+    from click.testing import CliRunner
+
+    from steps.recover import recover
+
+    run_id = tracking.client.create_run(tracking.experiment_id, tags={OWNER_TAG: tag}).info.run_id
+    result = CliRunner().invoke(recover, [])
+    assert result.exit_code == 0, result.output
+    assert tracking.client.get_run(run_id).info.status == "RUNNING"

@@ -269,6 +269,9 @@ def close_run(client, run_id: str, status: str, reason: str | None) -> None:
     the store has gone away, how the run should end is spilled for `recover`."""
     from steps.run import tracking
 
+    if tracking.spill_file(run_id).exists():  # its values wait there: `recover` writes them, then ends it
+        tracking.spill(run_id, end={"status": status, "failure_reason": reason or status.lower()})
+        return
     try:
         end_if_open(client, run_id, status, reason)
     except StoreGone as exc:

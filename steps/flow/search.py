@@ -220,6 +220,10 @@ class _Trials:
 
         from steps.flow.study import fail_stale_trials, storage_behind
 
+        record = getattr(storage_behind(self.study), "record_heartbeat", None)
+        if record is not None:  # this sweep's own trials are alive, whatever the heartbeat thread managed
+            for trial, _ in self.flying.values():
+                record(trial._trial_id)
         for stale in fail_stale_trials(self.study):  # a trial of a sweep that is gone: end its run too
             if run_id := stale.user_attrs.get("gdlab.run_id"):
                 reason = f"its sweep stopped beating (trial {stale.number} failed by the study's heartbeat)"

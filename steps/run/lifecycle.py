@@ -297,9 +297,9 @@ def tracked_run(
                     stopped = _abandoned(run, status, stopped)
                     run = None
             if run is not None:
-                HEARTBEAT.remove(run.id)  # nothing beats into the run once it is being ended
                 try:
                     with SIGNALS.closing():  # a signal now waits: the run must not be left RUNNING, nor metrics lost
+                        HEARTBEAT.remove(run.id)  # nothing beats into the run once it is being ended
                         _close(run, status)
                         _end(run, status)
                 except (KeyboardInterrupt, Terminated) as exc:  # a second signal abandoned the close
@@ -374,6 +374,12 @@ def _end(run: Run, status: str) -> None:
     from steps.run import tracking
 
     if tracking.gone() or tracking.spill_file(run.id).exists():
+        if not tracking.gone():  # (a write given up on for another reason: say where its values are)
+            click.echo(
+                f"warning: run {run.id} is left RUNNING: what it could not write is in "
+                f"{tracking.spill_file(run.id)}; `python -m steps.recover` writes it and ends the run",
+                err=True,
+            )
         _let_go(run.id)
         return
     try:

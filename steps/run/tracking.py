@@ -146,8 +146,15 @@ def spilled_since_start() -> list[Path]:
     where = spill_dir()
     if not where.is_dir():
         return []
-    found = [p for p in where.glob("*.jsonl") if p.stat().st_mtime >= STARTED - 1]
-    return sorted(found, key=lambda p: p.stat().st_mtime)
+    found = []
+    for p in where.glob("*.jsonl"):
+        try:
+            changed = p.stat().st_mtime
+        except OSError:  # (replayed by `recover` meanwhile)
+            continue
+        if changed >= STARTED - 1:
+            found.append((changed, p))
+    return [p for _, p in sorted(found)]
 
 
 def spill(run_id: str, metrics=(), end: dict | None = None) -> Path:
