@@ -1,4 +1,5 @@
-"""Environment variables set for the span of a block (MLflow reads several at call time)."""
+"""Environment variables: set for the span of a block (MLflow reads several at call time), and
+gdlab's own seconds read from one."""
 
 from __future__ import annotations
 
@@ -18,3 +19,12 @@ def setenv(name: str, value: str):
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
+
+
+def seconds(name: str, default: float, least: float) -> float:
+    """The number of seconds in ``os.environ[name]``, at least ``least``; ``default`` when it is
+    unset or not a number."""
+    try:
+        return max(least, float(os.environ.get(name, default)))
+    except ValueError:
+        return default

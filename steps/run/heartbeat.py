@@ -23,15 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from steps.run.env import seconds
+
 INTERVAL_S = 15.0  # GDLAB_HEARTBEAT_S
 STALE_BEATS = 4  # a heartbeat this many intervals old says its process is gone
 
 
 def interval_s() -> float:
-    try:
-        return max(0.1, float(os.environ.get("GDLAB_HEARTBEAT_S", INTERVAL_S)))
-    except ValueError:
-        return INTERVAL_S
+    return seconds("GDLAB_HEARTBEAT_S", INTERVAL_S, 0.1)
 
 
 def stale_after_s() -> float:

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from steps.cli.options import as_param
-from steps.run.env import setenv
+from steps.run.env import seconds, setenv
 from steps.run.errors import ArtifactsFailed, StoreGone
 
 # MLflow's log_batch takes at most 1,000 metrics a call.
@@ -77,10 +77,7 @@ def gone() -> str | None:
 
 
 def store_timeout_s() -> float:
-    try:
-        return max(0.0, float(os.environ.get("GDLAB_STORE_TIMEOUT_S", STORE_TIMEOUT_S)))
-    except ValueError:
-        return STORE_TIMEOUT_S
+    return seconds("GDLAB_STORE_TIMEOUT_S", STORE_TIMEOUT_S, 0.0)
 
 
 def bound_http_waits() -> None:
