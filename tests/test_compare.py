@@ -298,9 +298,12 @@ def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
 
 def test_html_report_is_self_contained(lesson):
     html = (lesson.out / "compare.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 3
-    for needle in ("http://", "https://", "<script", "<link", "@import", "url("):
+    # The loss curves and the paths are drawn live (tests/test_report_interactive.py); the rest embedded.
+    assert html.count('<img src="data:image/png;base64,') == 1
+    for needle in ('src="http', "<link", "@import"):
         assert needle not in html
+    assert html.count("<script") == 3  # the data, plotly.js, interactive.js: nothing fetched
+    assert "default-src 'none'" in html  # ... and the page's policy lets it fetch nothing
     assert '<table id="runs">' in html
     # every picture has its title and caption (internals.png was headed by its file name, uncaptioned)
     from html import escape as html_escape
@@ -309,6 +312,9 @@ def test_html_report_is_self_contained(lesson):
 
     for picture in DRAWN:
         if not (lesson.out / picture.name).exists():  # (sensitivity.png: for three learning rates or more)
+            continue
+        if picture.name in ("loss_curves.png", "trajectories.png"):
+            assert picture.name in html  # named as the pictures of the plots above
             continue
         assert f"<h2>{picture.title}</h2>" in html
         assert html_escape(picture.caption) in html
@@ -327,7 +333,8 @@ def test_html_report_renders_in_headless_chromium(lesson, tmp_path):
     assert body.count("<tr") == 6
     for technique in ("adam", "sgd", "l1", "l2", "FAILED"):
         assert f">{technique}<" in body
-    assert dom.stdout.count("<img") == 3
+    assert dom.stdout.count("<img") == 1  # internals.png; the rest are plots (tests/test_report_interactive.py)
+    assert 'class="main-svg"' in dom.stdout  # plotly drew them
 
     shot = tmp_path / "shot.png"
     res = run_chromium(["--screenshot=" + str(shot), "--window-size=1200,900", page], tmp_path / "profile-shot")

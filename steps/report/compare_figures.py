@@ -281,12 +281,23 @@ def internals(table: Table, st: list[Style]):
     return fig
 
 
-def sensitivity(table: Table, st: list[Style]):
-    """The ranking metric against the learning rate, a line per kind (and lambda), log scales; with
-    lambdas too (one kind), the lr x lambda grid as a heatmap. None unless three or more learning
-    rates were tried (a sweep's grid, a search)."""
-    from matplotlib.figure import Figure
+@dataclass
+class Sensitivity:
+    """The ranking metric against the learning rate: the runs (records), a line per kind (and
+    lambda) with its finished rows and its failed ones, the height a failed run is drawn at, the
+    best row (None: no run has the metric), and the grid's learning rates and each run's lambda."""
 
+    recs: list
+    lines: list  # (label, colour, finished rows, failed rows), each by learning rate
+    top: float
+    best: int | None
+    lrs: list
+    lam: list
+    heat: bool  # one kind, two lambdas or more: the lr x lambda grid as well
+
+
+def sensitivity_of(table: Table, st: list[Style]) -> Sensitivity | None:
+    """None unless three or more learning rates were tried (a sweep's grid, a search)."""
     df, metric = table.frame, table.sort_metric
     lrs = sorted({float(v) for v in df["learning_rate"] if not missing(v)}) if "learning_rate" in df else []
     if len(lrs) < 3:
@@ -294,26 +305,44 @@ def sensitivity(table: Table, st: list[Style]):
     recs = df.to_dict("records")
     lam = [float(r["lambda"]) if not missing(r.get("lambda")) else 0.0 for r in recs]
     kinds = [kind_of(r) for r in recs]
+    groups: dict[tuple, list] = {}
+    for k in range(len(recs)):
+        groups.setdefault((kinds[k], lam[k] if len(set(lam)) > 1 else None), []).append(k)
+    values = [float(r[metric]) for r in recs if not missing(r[metric]) and r["status"] == "FINISHED"]
+    lines = []
+    for (kind, lam_k), rows in groups.items():
+        rows = sorted(rows, key=lambda k: float(recs[k]["learning_rate"]))
+        ok = [k for k in rows if recs[k]["status"] == "FINISHED" and not missing(recs[k][metric])]
+        color = st[rows[0]].color if len(groups) > 1 else "C0"
+        label = kind + (f" λ={lam_k:g}" if lam_k is not None else "")
+        lines.append((label, color, ok, [k for k in rows if k not in ok]))
+    best = None
+    if values:
+        best = min(range(len(recs)), key=lambda k: float(recs[k][metric]) if not missing(recs[k][metric]) else math.inf)
     heat = len(set(kinds)) == 1 and len(set(lam)) >= 2
+    return Sensitivity(recs, lines, max(values) * 3 if values else 1.0, best, lrs, lam, heat)
+
+
+def sensitivity(table: Table, st: list[Style]):
+    """The ranking metric against the learning rate, a line per kind (and lambda), log scales; with
+    lambdas too (one kind), the lr x lambda grid as a heatmap. None unless three or more learning
+    rates were tried (a sweep's grid, a search)."""
+    from matplotlib.figure import Figure
+
+    sens = sensitivity_of(table, st)
+    if sens is None:
+        return None
+    metric, recs, lam, lrs, top = table.sort_metric, sens.recs, sens.lam, sens.lrs, sens.top
+    heat = sens.heat
     fig = Figure(figsize=(13 if heat else 8, 5.2), dpi=FIG_DPI, layout="constrained")
     axes = fig.subplots(1, 2 if heat else 1, squeeze=False)[0]
     ax = axes[0]
-    lines: dict[tuple, list] = {}
-    for k in range(len(recs)):
-        lines.setdefault((kinds[k], lam[k] if len(set(lam)) > 1 else None), []).append(k)
-    values = [float(r[metric]) for r in recs if not missing(r[metric]) and r["status"] == "FINISHED"]
-    top = max(values) * 3 if values else 1.0
-    for (kind, lam_k), rows in lines.items():
-        rows = sorted(rows, key=lambda k: float(recs[k]["learning_rate"]))
-        ok = [k for k in rows if recs[k]["status"] == "FINISHED" and not missing(recs[k][metric])]
-        color = st[rows[0]].color if len(lines) > 1 else "C0"
-        label = kind + (f" λ={lam_k:g}" if lam_k is not None else "")
+    for label, color, ok, bad in sens.lines:
         ax.plot([recs[k]["learning_rate"] for k in ok], [recs[k][metric] for k in ok], marker="o", color=color,
                 lw=1.8, label=label)  # fmt: skip
-        bad = [k for k in rows if k not in ok]
         ax.plot([recs[k]["learning_rate"] for k in bad], [top] * len(bad), ls="none", marker="x", ms=9, color=color)
-    if values:
-        best = min(range(len(recs)), key=lambda k: float(recs[k][metric]) if not missing(recs[k][metric]) else math.inf)
+    values = [float(recs[k][metric]) for _, _, ok, _ in sens.lines for k in ok]
+    if (best := sens.best) is not None:
         ax.plot(recs[best]["learning_rate"], recs[best][metric], marker="*", ms=16, color="gold", mec="black", zorder=5)
         if on_edge(lrs, float(recs[best]["learning_rate"])):
             where = (recs[best]["learning_rate"], recs[best][metric])
@@ -739,10 +768,24 @@ def trajectories(table: Table, st: list[Style]):
     return fig
 
 
-def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bool) -> bool:
-    """One panel: the loss surface of the panel's data and model, the runs' weight paths on it,
-    the legend. Returns whether the axes should get one scale for both weights (:func:`_equal_scale`,
-    which needs the laid-out figure)."""
+@dataclass
+class PanelView:
+    """What a panel shows, for the still picture and the interactive page alike: its runs' paths
+    (clipped far outside the extent, so a diverged one stays drawable), the extent lo..hi and
+    whether both axes get one scale, the run its bias is taken from, and its surface."""
+
+    runs: list  # (row index, Gathered, path)
+    lo: np.ndarray
+    hi: np.ndarray
+    equal: bool
+    objective: Objective | None
+    surface: Surface | None
+    note: str
+
+
+def panel_view(panel: Panel, table: Table, st: list[Style], grid: int = 360) -> PanelView:
+    """The loss surface of the panel's data and model (``grid`` points a side) under the runs'
+    paths, and the legend's note on it."""
     runs = panel.runs
     ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
     bias = ref[1].bias if ref[1].bias is not None else 0.0
@@ -753,11 +796,23 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
         data = None
     regression = cfg is None or cfg.model != "logistic"  # least-squares weights mean nothing to a classifier
     lo, hi, equal = _extent(runs, st, data if regression else None, bias, objective)
-    contour, note = _surface(fig, ax, runs, cfg, data, bias, lo, hi, objective)
+    surface = surface_of(runs, cfg, data, bias, lo, hi, objective, grid)
+    note = "No loss surface: the run's data file is not readable here; paths only."
+    if surface is not None:
+        note = surface.note
     if data is not None and ref[1].bias is not None:
         note += f", at bias b = {bias:.4g} (the final bias of {st[ref[0]].label})"
-    # A diverged path leaves the picture: clip it (far outside) so it stays drawable.
     runs = [(i, g, np.clip(path, lo - 20 * (hi - lo), hi + 20 * (hi - lo))) for i, g, path in runs]
+    return PanelView(runs, lo, hi, equal, objective, surface, note)
+
+
+def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bool) -> bool:
+    """One panel: the loss surface of the panel's data and model, the runs' weight paths on it,
+    the legend. Returns whether the axes should get one scale for both weights (:func:`_equal_scale`,
+    which needs the laid-out figure)."""
+    view = panel_view(panel, table, st)
+    runs, lo, hi, objective = view.runs, view.lo, view.hi, view.objective
+    contour = None if view.surface is None else _draw_surface(fig, ax, view.surface, lo, hi)
     labelled = len(runs) <= MAX_LABELLED
     _draw_paths(ax, runs, st, labelled)
     minima = _draw_minima(ax, objective)
@@ -772,10 +827,10 @@ def _draw_panel(fig, ax, panel: Panel, table: Table, st: list[Style], single: bo
         sub = " · ".join(b for b in subtitle(table).split(" · ") if not b.endswith((" data", " model", " function")))
         ax.set_title(sub, fontsize=10, loc="right", color="0.35")
     ax.grid(True, alpha=0.2)
-    _panel_legend(fig, ax, runs, table, st, contour, note, single, minima)
+    _panel_legend(fig, ax, runs, table, st, contour, view.note, single, minima)
     if labelled:
         _zoom_path_ends(ax, runs, st, contour, lo, hi)
-    return equal
+    return view.equal
 
 
 def _extent(runs, st: list[Style], data, bias: float, objective: Objective | None = None):
@@ -811,13 +866,31 @@ def _extent(runs, st: list[Style], data, bias: float, objective: Objective | Non
     return lo, hi, equal
 
 
-def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None):
-    """Draw the loss surface (the objective, or the loss alone when the runs' penalties differ) under
-    the extent lo..hi; returns what :func:`_draw_surface` returns (None without data) and the
-    legend's note on what the contours show. A test function's surface is the function itself
-    (its penalty added when the runs share one), on the levels its shape needs."""
+@dataclass
+class Surface:
+    """A loss surface on a grid: ``Z`` at (``W0``, ``W1``), the contour ``levels`` (None: flat),
+    log- or evenly spaced, whether the lowest point gets a star (a model's; a test function marks
+    its own minima), what it is (the loss, or the objective) and the legend's note on it."""
+
+    W0: np.ndarray
+    W1: np.ndarray
+    Z: np.ndarray
+    levels: np.ndarray | None
+    log: bool
+    star: bool
+    what: str
+    note: str
+
+
+MODEL_LEVELS, MODEL_DECADES = 18, 3  # a model's contours: log-spaced over this many decades below the top
+
+
+def surface_of(runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None, n: int = 360):
+    """The loss surface (the objective, or the loss alone when the runs' penalties differ) under the
+    extent lo..hi on an ``n`` x ``n`` grid, or None without data. A test function's surface is the
+    function itself (its penalty added when the runs share one), on the levels its shape needs."""
     if data is None:
-        return None, "No loss surface: the run's data file is not readable here; paths only."
+        return None
     pens = {_penalty_of(config_of(g.params)) for _, g, _ in runs}
     pen = _penalty_of(cfg) if len(pens) == 1 else None
     pen = pen if pen is not None and pen.active else None
@@ -825,21 +898,22 @@ def _surface(fig, ax, runs, cfg, data, bias: float, lo, hi, objective: Objective
     what = _penalty_text(pen, loss) if pen is not None else loss
     # The surface covers more than the extent, so widening never shows an empty margin.
     glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
-    g0, g1 = np.linspace(glo[0], ghi[0], 360), np.linspace(glo[1], ghi[1], 360)
+    g0, g1 = np.linspace(glo[0], ghi[0], n), np.linspace(glo[1], ghi[1], n)
     W0, W1, Z = loss_surface(cfg, data[0], data[1], g0, g1, bias, penalized=pen is not None)
     if objective is None:
-        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi)
-    elif (levels := _function_levels(Z, _inside(W0, W1, lo, hi), objective.function.levels)) is not None:
-        log = objective.function.levels == "log"
-        contour = _draw_surface(fig, ax, W0, W1, Z, what, lo, hi, levels=levels, log=log, star=False)
+        zmax = float(np.nanmax(Z))
+        zmin = max(float(np.nanmin(Z)), zmax * 10.0**-MODEL_DECADES, 1e-12)
+        levels = np.geomspace(zmin, zmax, MODEL_LEVELS) if zmax > zmin * 1.0001 else None
+        log = True
     else:
-        contour = None
+        levels = _function_levels(Z, _inside(W0, W1, lo, hi), objective.function.levels)
+        log = objective.function.levels == "log"
     note = f"Contours: {what}"
     if objective is not None:  # (the formula is in the title)
         note += f" ({objective.function.levels}-spaced levels)"
     if len(pens) > 1:
         note += f" (the runs' penalties differ, so the surface shows the {loss} alone)"
-    return contour, note
+    return Surface(W0, W1, Z, levels, log, objective is None, what, note)
 
 
 def _inside(W0, W1, lo, hi):
@@ -948,19 +1022,16 @@ def _equal_scale(ax) -> None:
         ax.set_ylim(y0 - grow, y1 + grow)
 
 
-def _draw_surface(fig, ax, W0, W1, Z, what: str, lo, hi, *, levels=None, log: bool = True, star: bool = True):
-    """Filled contours and their lines on ``levels`` (by default 18 log-spaced over three decades
-    below the highest value), a colour bar and, with ``star``, the lowest point in [lo, hi]."""
+def _draw_surface(fig, ax, surface: Surface, lo, hi):
+    """Filled contours and their lines on the surface's levels, a colour bar and, for a model, the
+    lowest point in [lo, hi]; None for a flat surface."""
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    star = star and _draw_lowest(ax, W0, W1, Z, lo, hi)
+    W0, W1, Z, levels, log = surface.W0, surface.W1, surface.Z, surface.levels, surface.log
+    star = surface.star and _draw_lowest(ax, W0, W1, Z, lo, hi)
     if levels is None:
-        zmax = float(np.nanmax(Z))
-        zmin = max(float(np.nanmin(Z)), zmax * 1e-3, 1e-12)
-        if not zmax > zmin * 1.0001:
-            return None
-        levels = np.geomspace(zmin, zmax, 18)
+        return None
     zmin, zmax = float(levels[0]), float(levels[-1])
     norm = LogNorm(zmin, zmax) if log else Normalize(zmin, zmax)
     Zc = np.clip(Z, zmin, None)
@@ -971,7 +1042,7 @@ def _draw_surface(fig, ax, W0, W1, Z, what: str, lo, hi, *, levels=None, log: bo
     cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
     cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     cb.ax.yaxis.set_minor_locator(FixedLocator([]))
-    cb.set_label(f"{what}  ({'log' if log else 'linear'} colour scale)")
+    cb.set_label(f"{surface.what}  ({'log' if log else 'linear'} colour scale)")
     return (W0, W1, Zc, levels, star)
 
 

@@ -587,9 +587,10 @@ ul.notes li { margin: 2px 0; }
 """
 
 
-def html_report(table: Table, title: str, images: dict[str, bytes], colors: list) -> str:
+def html_report(table: Table, title: str, images: dict[str, bytes], colors: list, live=None) -> str:
     """The self-contained HTML report: the table (each run_id with the ``colors`` of its row's
-    curves, RGB in 0..1), the settings, the notes and the ``images`` embedded."""
+    curves, RGB in 0..1), the settings, the notes and the ``images`` embedded; with ``live``
+    (:class:`steps.report.interactive.Live`) its interactive plots, in place of the pictures they show."""
     header, rows, right = display_rows(table)
     df = table.frame
     e = html.escape
@@ -614,7 +615,8 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
+        live.head if live else "",
+        f"<title>{e(title)}</title><style>{CSS}{live.css if live else ''}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         f'<p class="meta">{len(df)} runs, sorted by <code>{e(table.sort_metric)}</code> (best first, failed runs '
         f"last). Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Full precision in <code>compare.csv</code>.</p>",
@@ -632,10 +634,16 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         parts.append("<h2>Findings</h2><ul class='findings'>")
         parts += [f"<li>{e(f)}</li>" for f in found]
         parts.append("</ul>")
+    if live:
+        parts.append(live.body)
     for name, data in images.items():
+        if not name.endswith(".png") or (live and name in live.covered):
+            continue
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         known = ALL.get(name, ReportFile(name, name))
         parts.append(f"<h2>{e(known.title)}</h2>")
         parts.append(f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(known.caption)}</figcaption></figure>')
+    if live:
+        parts.append(live.scripts)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -1,0 +1,335 @@
+"""The interactive part of compare.html and of the benchmark's report: plotly.js figures drawn in
+the browser from one JSON blob of the runs' numbers.
+
+Why plotly (docs/design.md, "The interactive report"): Optuna's own interactive plots are plotly, so a
+sweep's history and importances look as users know them; one ``plotly.min.js`` ships inside the
+``plotly`` wheel on PyPI, so the page inlines it and needs no network at view time; hover, legend
+toggling, zoom and pan come built in, and contours are one trace type.
+
+The page is self-contained: plotly.js and :data:`SCRIPT` (``interactive.js``) are inlined, the data
+is a ``<script type="application/json">`` block, and a Content-Security-Policy lets only those two
+scripts run (by their SHA-256) and fetch nothing. Every text that comes from a run (names, params,
+tags, experiment names from a shared server) reaches plotly HTML-escaped (plotly reads a few HTML
+tags in its texts and shows ``&lt;`` as ``<``), and the JSON escapes ``<``, ``>`` and ``&`` so no text
+can close its block.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from core.config import TEST_FUNCTIONS
+from steps.report.compare_figures import (
+    MAX_LABELLED,
+    Style,
+    _curve,
+    _panels,
+    kind_of,
+    loss_names,
+    order_note,
+    panel_view,
+    sensitivity_of,
+    subtitle,
+)
+from steps.report.compare_table import Table, missing
+
+SCRIPT = Path(__file__).with_name("interactive.js")
+GRID = 100  # surface grid points a side (the still picture has 360)
+POINT_BUDGET = 100_000  # run-epochs a page carries at most: each run's curve and path thinned to fit
+MIN_POINTS = 20  # ... but never fewer than this a run
+MAX_LEGEND = 60  # more runs than this: a legend entry a kind, which hides or shows all its runs
+DIGITS = 7  # significant digits of each number on the page
+
+
+def t(text) -> str:
+    """A text from a run, as plotly must get it to show it as written: HTML-escaped, and with each
+    ``%`` an entity (plotly fills ``%{x}`` in a legend's or a hover's text before it reads entities)."""
+    return html.escape(str(text), quote=False).replace("%", "&#37;")
+
+
+def hex_color(color) -> str:
+    if isinstance(color, str):
+        return {"C0": "#1f77b4"}.get(color, color)
+    return "#" + "".join(f"{round(255 * float(x)):02x}" for x in color[:3])
+
+
+def nums(values, digits: int = DIGITS) -> list:
+    """Numbers for the page: ``digits`` significant digits, None for what is not finite."""
+    return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in np.asarray(values, dtype=float).ravel()]
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.min.js as the ``plotly`` wheel ships it."""
+    from importlib.resources import files
+
+    return (files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+
+
+def blob(data: dict) -> str:
+    """``data`` as JSON that can sit inside a script block: no ``<``, ``>``, ``&`` or line separators."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(a, b)
+    return text
+
+
+def _sha(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def head() -> str:
+    """The page's Content-Security-Policy: only plotly.js and interactive.js run; nothing is fetched."""
+    scripts = f"{_sha(plotly_js())} {_sha(SCRIPT.read_text(encoding='utf-8'))}"
+    policy = f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
+    return f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+
+
+def scripts(data: dict) -> str:
+    """The data block and the two scripts, for the end of the page's body."""
+    return (
+        f'<script type="application/json" id="gdlab-data">{blob(data)}</script>\n'
+        f"<script>{plotly_js()}</script>\n<script>{SCRIPT.read_text(encoding='utf-8')}</script>"
+    )
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def compare_data(table: Table, st: list[Style], study: dict | None = None) -> dict:
+    """Everything compare.html draws, as plain numbers and escaped texts."""
+    n = len(table.gathered)
+    cap = max(MIN_POINTS, POINT_BUDGET // max(n, 1))
+    curves = {}
+    for i, g in enumerate(table.gathered):
+        if g.loss is not None:
+            x, y = _curve(table, i, g)
+            if len(x):
+                curves[i] = (x, y)
+    panels, more = _panels(table)
+    views = [panel_view(p, table, st, GRID) for p in panels]
+    paths: dict[int, tuple] = {}
+    for k, view in enumerate(views):
+        for i, g, path in view.runs:
+            epochs = np.asarray(g.epochs, dtype=float) if g.epochs is not None else np.arange(len(path), dtype=float)
+            final = table.frame.loc[i, "epochs_run"]
+            end = float(final) if not missing(final) else (epochs[-1] + 1 if len(epochs) else 0.0)
+            pe = np.append(epochs, end)[: len(path)]
+            paths[i] = (k, pe, path[: len(pe)])
+    steps = sorted(
+        {float(e) for x, _ in curves.values() for e in x} | {float(e) for _, pe, _ in paths.values() for e in pe}
+    )
+    shown = _thin(steps, cap)
+    kinds = [kind_of(r) for r in table.frame.to_dict("records")]
+    runs = []
+    for i, g in enumerate(table.gathered):
+        rec = table.frame.loc[i]
+        run = {
+            "id": t(g.run_id),
+            "label": t(st[i].label),
+            "kind": t(kinds[i]),
+            "color": hex_color(st[i].color),
+            "failed": st[i].failed,
+            "metric": nums([rec[table.sort_metric]])[0] if not missing(rec[table.sort_metric]) else None,
+        }
+        if i in curves:
+            x, y = curves[i]
+            keep = _kept(x, shown)
+            run["e"], run["l"] = nums(x[keep]), nums(y[keep])
+        if i in paths:
+            k, pe, path = paths[i]
+            keep = _kept(pe, shown)
+            run["panel"], run["pe"] = k, nums(pe[keep])
+            run["px"], run["py"] = nums(path[keep, 0]), nums(path[keep, 1])
+            if run.get("e") == run["pe"]:
+                del run["pe"]  # the same epochs as the curve's: said once
+        runs.append(run)
+    done = [y for i, (_, y) in curves.items() if not st[i].failed]
+    on_functions = all(g.params.get("dataset") in TEST_FUNCTIONS for g in table.gathered)
+    data = {
+        "kind": "compare",
+        "metric": t(table.sort_metric),
+        "order": t(order_note(table)),
+        "subtitle": t(subtitle(table)),
+        "yLabel": t("f(x, y)" if on_functions else f"training loss ({loss_names(table)})"),
+        "lossRange": _range(done),
+        "legend": "run" if n <= MAX_LEGEND else "kind",
+        "labelled": n <= MAX_LABELLED,
+        "epochs": nums(sorted(shown)),
+        "runs": runs,
+        "panels": [_panel(p, view) for p, view in zip(panels, views, strict=True)],
+        "morePanels": more,
+        "sensitivity": _sensitivity(table, st),
+        "study": study,
+    }
+    return data
+
+
+def _range(done: list) -> list | None:
+    """The loss axis (log10): the finished runs' range (a diverged curve runs off the top)."""
+    if not done:
+        return None
+    return [math.log10(min(float(y.min()) for y in done) / 1.5), math.log10(max(float(y.max()) for y in done) * 3)]
+
+
+def _thin(steps: list[float], cap: int) -> set[float]:
+    """At most about ``cap`` of the logged epochs, evenly spread, with the first and the last."""
+    if len(steps) <= cap:
+        return set(steps)
+    pick = np.unique(np.linspace(0, len(steps) - 1, cap).round().astype(int))
+    return {steps[j] for j in pick}
+
+
+def _kept(epochs, shown: set[float]) -> np.ndarray:
+    """Which of a run's points are on the page: those at a shown epoch, and its last."""
+    keep = np.array([float(e) in shown for e in epochs], dtype=bool)
+    if len(keep):
+        keep[-1] = True
+    return keep
+
+
+def _panel(panel, view) -> dict:
+    obj = view.objective
+    out = {
+        "title": t(panel.title),
+        "heading": "Paths of the point (x, y) on a test function" if obj else "Weight paths on the loss surface",
+        "xLabel": "x" if obj else "w₀ (weight of feature 0)",
+        "yLabel": "y" if obj else "w₁ (weight of feature 1)",
+        "lo": nums(view.lo),
+        "hi": nums(view.hi),
+        "equal": view.equal,
+        "note": t(view.note),
+        "minima": [nums(m) for m in obj.function.minima] if obj else [],
+        "starts": [nums(s) for s in {tuple(np.round(path[0], 12)) for _, _, path in view.runs}],
+        "surface": None,
+    }
+    s = view.surface
+    if s is not None and s.levels is not None:
+        lo, hi = float(s.levels[0]), float(s.levels[-1])
+        z = np.clip(s.Z, lo, None)
+        if s.log:
+            z, lo, hi = np.log10(z), math.log10(lo), math.log10(hi)
+        out["surface"] = {
+            "x": nums(s.W0[0], 6),
+            "y": nums(s.W1[:, 0], 6),
+            "z": [nums(row, 5) for row in z],
+            "start": lo,
+            "end": hi,
+            "size": (hi - lo) / max(len(s.levels) - 1, 1),
+            "log": s.log,
+            "what": t(s.what),
+        }
+    return out
+
+
+def _sensitivity(table: Table, st: list[Style]) -> dict | None:
+    sens = sensitivity_of(table, st)
+    if sens is None:
+        return None
+    metric, recs = table.sort_metric, sens.recs
+    lines = []
+    for label, color, ok, bad in sens.lines:
+        lines.append(
+            {
+                "label": t(label),
+                "color": hex_color(color),
+                "x": nums([recs[k]["learning_rate"] for k in ok]),
+                "y": nums([recs[k][metric] for k in ok]),
+                "runs": [t(st[k].label) for k in ok],
+                "bad": nums([recs[k]["learning_rate"] for k in bad]),
+                "badRuns": [t(st[k].label) for k in bad],
+            }
+        )
+    best = sens.best
+    return {
+        "heat": sens.heat,
+        "metric": t(metric),
+        "lines": lines,
+        "top": nums([sens.top])[0],
+        "best": None if best is None else nums([recs[best]["learning_rate"], recs[best][metric]]),
+        "bestRun": None if best is None else t(st[best].label),
+    }
+
+
+def study_json(trials: list, importances: dict[str, float] | None) -> bytes:
+    """study.json, a sweep's study as its report draws it: each complete trial's number and value,
+    and the parameter importances (name -> share; {} when they cannot be computed)."""
+    done = sorted((tr.number, float(tr.value)) for tr in trials if tr.value is not None and math.isfinite(tr.value))
+    out = {"number": [n for n, _ in done], "value": [v for _, v in done], "importances": importances or {}}
+    return json.dumps(out, indent=1).encode("utf-8")
+
+
+def _study(raw: bytes | None) -> dict | None:
+    """study.json for the page: the best value so far added, the names escaped; None if unreadable."""
+    try:
+        spec = json.loads(raw) if raw else None
+        number, value = [int(n) for n in spec["number"]], [float(v) for v in spec["value"]]
+        importances = {t(k): float(v) for k, v in dict(spec.get("importances") or {}).items()}
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+        return None
+    best, so_far = [], math.inf
+    for v in value:
+        so_far = min(so_far, v)
+        best.append(so_far)
+    return {"number": number, "value": nums(value), "best": nums(best), "importances": importances}
+
+
+# --------------------------------------------------------------------------- the page
+
+
+CSS = """
+.player { position: sticky; top: 0; z-index: 10; background: #fff; padding: 8px 0; border-bottom: 1px solid #e3e7ec;
+  display: flex; align-items: center; gap: 12px; }
+.player input[type=range] { flex: 1; max-width: 640px; }
+.player button { font: inherit; padding: 3px 12px; border: 1px solid #b8c2cc; border-radius: 4px; background: #f3f5f8;
+  cursor: pointer; }
+#gd-epoch-label { font-variant-numeric: tabular-nums; min-width: 8em; }
+.gd-plot { width: 100%; min-height: 300px; }
+"""
+PLAYER = (
+    '<div id="gd-player" class="player"><button id="gd-play" type="button">▶ play</button>'
+    '<input id="gd-epoch" type="range" min="0" max="0" step="1" value="0" aria-label="epoch">'
+    '<span id="gd-epoch-label"></span></div>'
+)
+HOW = (
+    "Hover a line or a point for its run, epoch and value. Click a legend entry to hide that run in every plot "
+    "(double-click: that run alone); drag to zoom, double-click to zoom back out. The slider and ▶ play move "
+    "every run's marker along its loss curve and its path, epoch by epoch."
+)
+
+
+@dataclass(frozen=True)
+class Live:
+    """The interactive part of a report page: what goes in its head (the policy), its style, its
+    body (the player and the plots' place), the scripts at its end, and the pictures it replaces."""
+
+    head: str
+    css: str
+    body: str
+    scripts: str
+    covered: frozenset
+
+
+def live_compare(table: Table, st: list[Style], study: bytes | None = None) -> Live:
+    """compare.html's interactive plots; ``study``: a sweep's study.json."""
+    data = compare_data(table, st, _study(study))
+    covered = {"loss_curves.png", "trajectories.png"}
+    if data["sensitivity"] is not None and not data["sensitivity"]["heat"]:
+        covered.add("sensitivity.png")  # (the lr x lambda grid is in the picture only)
+    if data["study"] is not None:
+        covered |= {"optimization_history.png", "param_importances.png"}
+    stills = ", ".join(sorted(covered))
+    body = (
+        f'<h2>Interactive plots</h2><p class="meta">{html.escape(HOW)} The same as pictures: {stills}.</p>'
+        f'{PLAYER}<div id="gd-plots"></div>'
+    )
+    return Live(head(), CSS, body, scripts(data), frozenset(covered))

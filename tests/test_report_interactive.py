@@ -1,0 +1,251 @@
+"""The interactive report (steps/report/interactive.py, interactive.js) in a real headless Chromium,
+driven by selenium through chromium-driver: the page loads with no console message and no network
+request, hiding a run hides it in every plot, the slider puts each run's marker on its logged
+weights of that epoch, and hostile text from runs is shown as text, never run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from steps.adam import adam
+from steps.compare import compare
+from steps.l1 import l1
+from steps.l2 import l2
+from steps.sgd import sgd
+from steps.train import train
+
+LESSON = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2}
+SCRIPT_PAYLOAD = "<script>window.__pwned = 'script'</script>"
+ATTR_PAYLOAD = '"><img src=x onerror="window.__pwned = \'img\'">'
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+
+
+def invoke(command, args=()):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module, its console and network logged."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed: python -m pip install -e '.[test]'")
+    if CHROMIUM is None or DRIVER is None:
+        pytest.skip("Chromium and its driver are not installed: apt-get install -y chromium chromium-driver")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1300,1000", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"):  # fmt: skip
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    driver.set_script_timeout(120)
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, path: Path) -> SimpleNamespace:
+    """Load ``path`` and wait until every plot is drawn; what the console said and which URLs the
+    page asked for while loading, and the seconds it took."""
+    driver.get_log("browser"), driver.get_log("performance")  # (drain what an earlier page left)
+    start = time.perf_counter()
+    driver.get(path.as_uri())
+    error = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.gdlab.ready.then(() => done(null), e => done(String(e && e.stack || e)));"
+    )
+    seconds = time.perf_counter() - start
+    assert error is None, error
+    console = driver.get_log("browser")
+    events = [json.loads(e["message"])["message"] for e in driver.get_log("performance")]
+    urls = [m["params"]["request"]["url"] for m in events if m["method"] == "Network.requestWillBeSent"]
+    return SimpleNamespace(console=console, urls=urls, seconds=seconds)
+
+
+def traces(driver, div: str) -> list[dict]:
+    """The plot's traces as the page holds them (name, meta, visible, x, y, customdata)."""
+    return driver.execute_script(
+        "return document.getElementById(arguments[0]).data.map(t => ({name: t.name, meta: t.meta || null,"
+        " visible: t.visible === undefined ? true : t.visible, x: t.x, y: t.y, customdata: t.customdata || null}))",
+        div,
+    )
+
+
+def plot_ids(driver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.gd-plot')].map(d => d.id)")
+
+
+def trajectory(client, run_id: str, dst: Path) -> dict[float, list[float]]:
+    path = Path(client.download_artifacts(run_id, "trajectory.csv", str(dst)))
+    with path.open(newline="") as fh:
+        return {float(r["epoch"]): [float(r["w_0"]), float(r["w_1"]), float(r["loss"])] for r in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def lesson_page(tmp_path_factory, open_store):
+    """The lesson's four runs, compared: compare.html and the store."""
+    root = tmp_path_factory.mktemp("interactive")
+    with pytest.MonkeyPatch.context() as mp:
+        store = open_store(root, mp)
+        for command in LESSON.values():
+            invoke(command)
+        invoke(compare, ["--output-dir", root / "out"])
+        found = store.client.search_runs([store.experiment_id])
+        ids = {r.data.tags["technique"]: r.info.run_id for r in found if r.data.tags["technique"] in LESSON}
+        with (root / "out" / "compare.csv").open(newline="") as fh:
+            order = [(r["technique"], r["run_id"]) for r in csv.DictReader(fh)]  # the table's, best first
+        yield SimpleNamespace(page=root / "out" / "compare.html", client=store.client, ids=ids, order=order)
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+def test_the_lesson_page_loads_with_no_console_message_and_no_network_request(browser, lesson_page):
+    seen = open_page(browser, lesson_page.page)
+    assert seen.console == []
+    assert seen.urls[0] == lesson_page.page.as_uri()
+    assert all(u == lesson_page.page.as_uri() or u.startswith("data:") for u in seen.urls), seen.urls
+    assert plot_ids(browser) == ["gd-loss", "gd-paths-0"]
+    # the run's name on every line of the loss plot, its legend entry each
+    names = [t["name"] for t in traces(browser, "gd-loss") if t["meta"] and "run" in t["meta"]]
+    assert sorted(names) == ["adam", "l1 λ=0.01", "l2 λ=0.01", "sgd"]
+    size = lesson_page.page.stat().st_size
+    assert size < 6_000_000, size  # plotly.js is 4.8 MB of it
+
+
+def test_hovering_a_curve_names_the_run_the_epoch_and_the_loss(browser, lesson_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    open_page(browser, lesson_page.page)
+    plot = browser.find_element("id", "gd-loss")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot)
+    # the last point of adam's curve: its final marker, where the slider starts
+    now = next(t for t in traces(browser, "gd-loss") if t["name"] == "now")
+    k = next(j for j, c in enumerate(now["customdata"]) if c[1] == lesson_page.ids["adam"])
+    xy = browser.execute_script(
+        "const d = document.getElementById('gd-loss'), l = d._fullLayout;"
+        "return [l.xaxis.l2p(arguments[0]) + l.margin.l, l.yaxis.l2p(Math.log10(arguments[1])) + l.margin.t]",
+        now["x"][k],
+        now["y"][k],
+    )
+    rect = plot.rect
+    ActionChains(browser).move_to_element_with_offset(plot, xy[0] - rect["width"] / 2, xy[1] - rect["height"] / 2)\
+        .perform()  # fmt: skip
+    time.sleep(0.3)
+    label = browser.execute_script("return [...document.querySelectorAll('.hoverlayer text')].map(t => t.textContent)")
+    text = " ".join(label)
+    for part in ("adam", "epoch 100", "loss 0.00644"):
+        assert part in text, label
+
+
+def test_hiding_a_run_in_the_legend_hides_it_in_every_plot(browser, lesson_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    open_page(browser, lesson_page.page)
+    entry = next(
+        e
+        for e in browser.find_elements("css selector", "#gd-loss .legend .traces")
+        if e.find_element("css selector", ".legendtext").text == "sgd"
+    )
+    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
+    browser.execute_script("return new Promise(r => setTimeout(r, 400))")
+    for div in ("gd-loss", "gd-paths-0"):
+        shown = {t["name"]: t["visible"] for t in traces(browser, div) if t["meta"] and "run" in t["meta"]}
+        assert shown.pop("sgd") == "legendonly", div
+        assert set(shown.values()) == {True}, div
+        now = next(t for t in traces(browser, div) if t["name"] == "now")
+        assert [c[1] for c in now["customdata"]] == [i for t, i in lesson_page.order if t != "sgd"], div
+    # a second click shows it again
+    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
+    browser.execute_script("return new Promise(r => setTimeout(r, 400))")
+    assert all(t["visible"] is True for t in traces(browser, "gd-paths-0") if t["meta"] and "run" in t["meta"])
+
+
+@pytest.mark.parametrize("epoch", [0, 37, 100])
+def test_the_slider_puts_every_runs_marker_on_its_logged_weights_of_that_epoch(browser, lesson_page, epoch, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, lesson_page.page)
+    slider = browser.find_element("id", "gd-epoch")
+    browser.execute_script("arguments[0].focus()", slider)
+    slider.send_keys(Keys.HOME)
+    for _ in range(epoch):
+        slider.send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element("id", "gd-epoch-label").text == f"epoch {epoch}"
+    paths = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
+    losses = next(t for t in traces(browser, "gd-loss") if t["name"] == "now")
+    assert len(paths["x"]) == len(losses["x"]) == 4
+    for technique, run_id in lesson_page.ids.items():
+        logged = trajectory(lesson_page.client, run_id, tmp_path / technique)
+        if epoch == 100:  # the end: the final weights (weights.json), after the last logged epoch
+            spec = json.loads(Path(lesson_page.client.download_artifacts(run_id, "weights.json", tmp_path)).read_text())
+            want = [*spec["weights"], lesson_page.client.get_run(run_id).data.metrics["final_loss"]]
+        else:
+            want = logged[float(epoch)]
+        k = [c[1] for c in paths["customdata"]].index(run_id)
+        assert paths["customdata"][k][0] == epoch
+        np.testing.assert_allclose([paths["x"][k], paths["y"][k]], want[:2], rtol=1e-6, err_msg=technique)
+        j = [c[1] for c in losses["customdata"]].index(run_id)
+        np.testing.assert_allclose([losses["x"][j], losses["y"][j]], [epoch, want[2]], rtol=1e-6, err_msg=technique)
+
+
+def test_play_moves_the_markers_through_the_epochs(browser, lesson_page):
+    open_page(browser, lesson_page.page)
+    browser.find_element("id", "gd-play").click()  # from the end: starts again at epoch 0
+    browser.execute_script("return new Promise(r => setTimeout(r, 1500))")
+    middle = int(browser.find_element("id", "gd-epoch").get_attribute("value"))
+    assert 0 < middle < 100
+    assert browser.find_element("id", "gd-play").text == "❚❚ pause"
+    browser.find_element("id", "gd-play").click()
+    assert browser.find_element("id", "gd-play").text == "▶ play"
+
+
+@pytest.fixture(scope="module")
+def hostile_page(tmp_path_factory, open_store):
+    """Runs whose experiment name, run names, technique tags and a param carry HTML payloads, compared."""
+    root = tmp_path_factory.mktemp("hostile")
+    with pytest.MonkeyPatch.context() as mp:
+        store = open_store(root, mp)
+        experiment = store.client.create_experiment(f"team {SCRIPT_PAYLOAD}{ATTR_PAYLOAD}")
+        mp.setenv("MLFLOW_EXPERIMENT_ID", experiment)
+        for lr, payload in ((0.01, SCRIPT_PAYLOAD), (0.05, ATTR_PAYLOAD), (0.2, "%{x} &amp; <b>bold</b>")):
+            invoke(train, ["--learning-rate", lr])
+            run = store.client.search_runs([experiment], order_by=["attributes.start_time DESC"])[0].info.run_id
+            store.client.set_tag(run, "technique", payload)
+            store.client.set_tag(run, "mlflow.runName", payload)
+            store.client.log_param(run, "notes", payload)
+        invoke(compare, ["--output-dir", root / "out"])
+        yield SimpleNamespace(page=root / "out" / "compare.html")
+
+
+def test_hostile_text_from_runs_is_shown_as_text_and_never_runs(browser, hostile_page):
+    seen = open_page(browser, hostile_page.page)
+    assert seen.console == []  # (a payload that ran into the page's policy would be logged here)
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert browser.execute_script("return document.querySelectorAll('script').length") == 3  # data, plotly, ours
+    assert browser.execute_script("return document.querySelectorAll('img[src=x], b').length") == 0
+    legend = browser.execute_script(
+        "return [...document.querySelectorAll('#gd-loss .legendtext')].map(t => t.textContent)"
+    )
+    # (the table shortens a long technique in the middle, and labels take it from there)
+    for payload in (SCRIPT_PAYLOAD, '"><img src=x onerror="window.__pwne', "%{x} &amp; <b>bold</b>"):
+        assert any(payload in text for text in legend), (payload, legend)
+    for shown in (browser.title, browser.find_element("css selector", "h1").text):  # the experiment's name
+        assert "team <script>window.__pwned" in shown
+        assert '"><img src=x onerror="window.__pwned' in shown
