@@ -23,6 +23,7 @@ from steps.compare import compare
 from steps.l1 import l1
 from steps.l2 import l2
 from steps.sgd import sgd
+from steps.sweep import sweep
 from steps.train import train
 
 LESSON = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2}
@@ -249,3 +250,33 @@ def test_hostile_text_from_runs_is_shown_as_text_and_never_runs(browser, hostile
     for shown in (browser.title, browser.find_element("css selector", "h1").text):  # the experiment's name
         assert "team <script>window.__pwned" in shown
         assert '"><img src=x onerror="window.__pwned' in shown
+
+
+@pytest.fixture(scope="module")
+def search_page(tmp_path_factory, open_store):
+    """A random search of five trials, compared: compare.html and the study it wrote."""
+    root = tmp_path_factory.mktemp("search")
+    with pytest.MonkeyPatch.context() as mp:
+        open_store(root, mp)
+        args = ["--technique", "sgd", "--search", "random", "--n-trials", "5", "--learning-rates", "1e-3:0.5"]
+        invoke(sweep, [*args, "--epochs", "30", "--max-parallel", "1", "--output-dir", root / "out"])
+        study = json.loads((root / "out" / "study.json").read_text())
+        yield SimpleNamespace(page=root / "out" / "compare.html", study=study)
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, search_page):
+    seen = open_page(browser, search_page.page)
+    assert seen.console == []
+    assert plot_ids(browser) == ["gd-loss", "gd-paths-0", "gd-sensitivity", "gd-history", "gd-importances"]
+    value, best = traces(browser, "gd-history")
+    assert value["x"] == search_page.study["number"]
+    np.testing.assert_allclose(value["y"], search_page.study["value"], rtol=1e-6)
+    np.testing.assert_allclose(best["y"], np.minimum.accumulate(search_page.study["value"]), rtol=1e-6)
+    (bars,) = traces(browser, "gd-importances")
+    assert bars["y"] == ["learning_rate"]
+    # the sensitivity plot: every finished trial, by its learning rate
+    points = [t for t in traces(browser, "gd-sensitivity") if t["name"] == "sgd"]
+    assert len(points[0]["x"]) == 5
+    assert points[0]["x"] == sorted(points[0]["x"])

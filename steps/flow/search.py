@@ -36,7 +36,7 @@ METHODS = ("grid", "random", "tpe")
 # The median pruner: the first trials run in full, and none is pruned in its first tenth of the epochs.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_SHARE = 0.1
-FIGURES = EXTRA_FILES  # optimization_history.png, param_importances.png (steps.report.report_files)
+FIGURES = EXTRA_FILES  # optimization_history.png, param_importances.png, study.json (steps.report.report_files)
 
 
 @dataclass(frozen=True)
@@ -448,6 +448,7 @@ def study_figures(trials: list) -> dict[str, bytes]:
     import optuna
     from optuna.visualization import matplotlib as vis
 
+    from steps.report.interactive import study_json
     from steps.report.report_files import drawn
 
     snapshot = optuna.create_study(direction="minimize")
@@ -465,4 +466,12 @@ def study_figures(trials: list) -> dict[str, bytes]:
         FIGURES[0]: lambda: sized(optimization_history),
         FIGURES[1]: lambda: sized(lambda study: vis.plot_param_importances(study, evaluator=evaluator)),
     }
-    return drawn(draw, dpi=100)
+    images = drawn(draw, dpi=100)
+    try:  # (importances need two complete trials, and values that differ)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importances = optuna.importance.get_param_importances(snapshot, evaluator=evaluator)
+    except (ValueError, RuntimeError):
+        importances = {}
+    images[FIGURES[2]] = study_json(snapshot.trials, importances)  # the report draws both live from it
+    return images

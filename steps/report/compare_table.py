@@ -555,7 +555,7 @@ def markdown(table: Table, title: str, images: list[str]) -> str:
     if found := findings(table):
         parts += ["", "Findings (from the runs' own numbers):", "", *[f"- {md_escape(f)}" for f in found]]
     parts += ["", "Full precision: `compare.csv`.", ""]
-    for name in images:
+    for name in (n for n in images if n.endswith((".png", ".gif"))):
         parts += [f"![{name}]({name})", ""]
         if (known := ALL.get(name)) is not None and known.caption:
             parts += [md_escape(known.caption), ""]

@@ -75,6 +75,12 @@ ADDED = (
         "Optuna's parameter importances (PED-ANOVA) over the study's complete trials: how much "
         "each searched value decides whether a trial lands among the best.",
     ),
+    ReportFile(
+        "study.json",
+        "The sweep's study",
+        "Each complete trial's number and value, and the parameter importances: compare.html draws the "
+        "optimization history and the importances from it, live.",
+    ),
 )
 ALL = {f.name: f for f in (*TABLES, *DRAWN, *ADDED)}
 OUTPUT_FILES = tuple(f.name for f in (*TABLES, *DRAWN))
