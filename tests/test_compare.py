@@ -36,7 +36,8 @@ from steps.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LESSON = {"sgd": sgd, "adam": adam, "l1": l1, "l2": l2}
-OUTPUTS = {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png", "internals.png"}
+OUTPUTS = {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.png", "trajectories.gif",
+           "internals.png"}  # fmt: skip
 
 
 def invoke(command, args=(), env=None):

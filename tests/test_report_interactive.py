@@ -6,6 +6,7 @@ weights of that epoch, and hostile text from runs is shown as text, never run.""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -280,3 +281,47 @@ def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, se
     points = [t for t in traces(browser, "gd-sensitivity") if t["name"] == "sgd"]
     assert len(points[0]["x"]) == 5
     assert points[0]["x"] == sorted(points[0]["x"])
+
+
+# --------------------------------------------------------------------------- trajectories.gif
+
+
+def test_the_gif_moves_the_lessons_runs_from_the_start_to_their_final_weights(lesson_page):
+    from PIL import Image
+
+    gif = lesson_page.page.with_name("trajectories.gif")
+    logged = {a.path for a in lesson_page.client.list_artifacts(compare_run(lesson_page).info.run_id)}
+    assert "trajectories.gif" in logged  # with the compare run
+    assert "![trajectories.gif](trajectories.gif)" in lesson_page.page.with_name("compare.md").read_text()
+    assert "trajectories.gif" not in lesson_page.page.read_text()  # (the page has the same, live)
+    with Image.open(gif) as im:
+        assert im.size == (512, 400)
+        assert im.info["loop"] == 0
+        frames = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB"), dtype=int))
+    # 40 frames moving (101 logged epochs, thinned), the last one held: Pillow keeps one of equal frames
+    assert len(frames) == 40
+    moved = [int((np.abs(b - a).sum(axis=2) > 0).sum()) for a, b in itertools.pairwise(frames)]
+    assert all(m > 0 for m in moved)  # every frame moves something (the runs, and the epoch in the corner)
+    assert max(moved) < 0.2 * 512 * 400  # ... over a background that stays put
+    assert gif.stat().st_size < 300_000, gif.stat().st_size
+
+
+def compare_run(page):
+    (run,) = [r for r in page.client.search_runs([r.info.experiment_id for r in [page.client.get_run(page.ids["sgd"])]])
+              if r.data.tags.get("technique") == "compare"]  # fmt: skip
+    return run
+
+
+def test_no_gif_without_two_weight_paths():
+    from steps.report.animation import trajectories_gif
+    from steps.report.compare_figures import styles
+    from steps.report.compare_runs import Gathered
+    from steps.report.compare_table import build_table
+
+    info = SimpleNamespace(run_id="0" * 32, run_name="x", status="FINISHED", start_time=0)
+    data = SimpleNamespace(params={"optimizer": "sgd", "dataset": "synthetic"}, metrics={"final_loss": 1.0}, tags={})
+    table = build_table([Gathered(run=SimpleNamespace(info=info, data=data), technique="train")])
+    assert trajectories_gif(table, styles(table)) is None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from steps.report.animation import trajectories_gif
 from steps.report.compare_figures import figures, styles
 from steps.report.compare_runs import gather, reraise_unless_missing, resolve_experiment, search
 from steps.report.compare_table import (
@@ -264,6 +265,19 @@ def _index(output_dir: Path, sections: list[Section]) -> Path:
 # --------------------------------------------------------------------------- files
 
 
+def animation(table: Table, st) -> bytes | None:
+    """trajectories.gif, or None (no 2-weight paths; or it could not be drawn: a note, and the report goes on)."""
+    from steps.run.tracking import first_line
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return trajectories_gif(table, st)
+    except Exception as exc:
+        click.echo(f"note: trajectories.gif not drawn ({first_line(exc)})", err=True)
+        return None
+
+
 def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict | None = None) -> list[Path]:
     """Write compare.csv/.md/.html, the figures and ``images`` (PNG bytes by file name) into
     ``output_dir``; returns the paths."""
@@ -271,6 +285,10 @@ def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict |
     for name, fig in figs.items():
         fig.savefig(output_dir / name)  # same call as mlflow.log_figure: identical files
         files.append(output_dir / name)
+    st = styles(table)
+    if (gif := animation(table, st)) is not None:
+        (output_dir / "trajectories.gif").write_bytes(gif)
+        files.append(output_dir / "trajectories.gif")
     for name, data in (images or {}).items():
         (output_dir / name).write_bytes(data)
         files.append(output_dir / name)
@@ -279,7 +297,6 @@ def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict |
     md_path = output_dir / "compare.md"
     md_path.write_text(markdown(table, title, [f.name for f in files]), encoding="utf-8")
     html_path = output_dir / "compare.html"
-    st = styles(table)
     live = live_compare(table, st, (images or {}).get("study.json"))
     html = html_report(table, title, {f.name: f.read_bytes() for f in files}, [s.color for s in st], live)
     html_path.write_text(html, encoding="utf-8")

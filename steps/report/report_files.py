@@ -61,6 +61,15 @@ DRAWN = (
         "grid of the metric. A star marks the best; on the grid's edge, the best may lie beyond it.",
     ),
 )
+# The animation compare writes (steps.report.animation); compare.html has the same, live.
+ANIMATED = (
+    ReportFile(
+        "trajectories.gif",
+        "Weight paths, moving",
+        "The runs (the best few) moving along their paths on the loss surface, epoch by epoch: the first "
+        "panel of trajectories.png.",
+    ),
+)
 # Pictures a workflow adds (a sweep's search: steps.flow.search.study_figures), written and embedded as they are.
 ADDED = (
     ReportFile(
@@ -82,8 +91,8 @@ ADDED = (
         "optimization history and the importances from it, live.",
     ),
 )
-ALL = {f.name: f for f in (*TABLES, *DRAWN, *ADDED)}
-OUTPUT_FILES = tuple(f.name for f in (*TABLES, *DRAWN))
+ALL = {f.name: f for f in (*TABLES, *DRAWN, *ANIMATED, *ADDED)}
+OUTPUT_FILES = tuple(f.name for f in (*TABLES, *DRAWN, *ANIMATED))
 EXTRA_FILES = tuple(f.name for f in ADDED)
 
 
