@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from steps.adam import adam
+from steps.benchmark import benchmark
 from steps.compare import compare
 from steps.l1 import l1
 from steps.l2 import l2
@@ -86,6 +87,18 @@ def traces(driver, div: str) -> list[dict]:
     return driver.execute_script(
         "return document.getElementById(arguments[0]).data.map(t => ({name: t.name, meta: t.meta || null,"
         " visible: t.visible === undefined ? true : t.visible, x: t.x, y: t.y, customdata: t.customdata || null}))",
+        div,
+    )
+
+
+def settle(driver, div: str) -> None:
+    """Wait for a legend click to take effect: plotly waits its double-click delay (300 ms) to tell a
+    click from a double click, then restyles; done when the plot's visibilities change (5 s at most)."""
+    driver.execute_async_script(
+        "const [id, done] = arguments, d = document.getElementById(id);"
+        "const now = () => JSON.stringify(d.data.map(t => t.visible));"
+        "const was = now(), t0 = Date.now();"
+        "(function poll() { if (now() !== was || Date.now() - t0 > 5000) done(); else setTimeout(poll, 50); })();",
         div,
     )
 
@@ -166,7 +179,7 @@ def test_hiding_a_run_in_the_legend_hides_it_in_every_plot(browser, lesson_page)
         if e.find_element("css selector", ".legendtext").text == "sgd"
     )
     ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    browser.execute_script("return new Promise(r => setTimeout(r, 400))")
+    settle(browser, "gd-loss")
     for div in ("gd-loss", "gd-paths-0"):
         shown = {t["name"]: t["visible"] for t in traces(browser, div) if t["meta"] and "run" in t["meta"]}
         assert shown.pop("sgd") == "legendonly", div
@@ -175,7 +188,7 @@ def test_hiding_a_run_in_the_legend_hides_it_in_every_plot(browser, lesson_page)
         assert [c[1] for c in now["customdata"]] == [i for t, i in lesson_page.order if t != "sgd"], div
     # a second click shows it again
     ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    browser.execute_script("return new Promise(r => setTimeout(r, 400))")
+    settle(browser, "gd-loss")
     assert all(t["visible"] is True for t in traces(browser, "gd-paths-0") if t["meta"] and "run" in t["meta"])
 
 
@@ -281,6 +294,52 @@ def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, se
     points = [t for t in traces(browser, "gd-sensitivity") if t["name"] == "sgd"]
     assert len(points[0]["x"]) == 5
     assert points[0]["x"] == sorted(points[0]["x"])
+
+
+@pytest.fixture(scope="module")
+def benchmark_page(tmp_path_factory, open_store):
+    """A benchmark of two contenders on the lesson: benchmark.html and trials.csv."""
+    root = tmp_path_factory.mktemp("benchmark")
+    with pytest.MonkeyPatch.context() as mp:
+        open_store(root, mp)
+        args = ["--optimizers", "sgd,adam", "--budget", "4", "--lr-range", "1e-3:0.5", "--seeds", "2"]
+        invoke(benchmark, [*args, "--epochs", "40", "--output-dir", root / "out"])
+        with (root / "out" / "trials.csv").open(newline="") as fh:
+            trials = list(csv.DictReader(fh))
+        yield SimpleNamespace(page=root / "out" / "benchmark.html", trials=trials)
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+def test_the_benchmarks_sensitivity_curves_and_profile_are_plots(browser, benchmark_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    seen = open_page(browser, benchmark_page.page)
+    assert seen.console == []
+    assert all(u == benchmark_page.page.as_uri() or u.startswith("data:") for u in seen.urls), seen.urls
+    assert plot_ids(browser) == ["gd-sensitivity-0", "gd-curves-0", "gd-profile"]
+    assert browser.execute_script("return document.querySelectorAll('figure img').length") == 0
+    lines = {t["name"]: t for t in traces(browser, "gd-sensitivity-0") if t["name"] in ("sgd", "adam")}
+    for contender, line in lines.items():
+        tuned = sorted(
+            (float(r["lr"]), float(r["score"]))
+            for r in benchmark_page.trials
+            if r["contender"] == contender and r["phase"] in ("tune", "default")
+        )
+        np.testing.assert_allclose(line["x"], [lr for lr, _ in tuned], rtol=1e-6)
+        np.testing.assert_allclose(line["y"], [v for _, v in tuned], rtol=1e-6)
+    # a legend click hides a contender's line, its band and its winner's ring
+    browser.execute_script("document.getElementById('gd-curves-0').scrollIntoView()")
+    entry = next(
+        e
+        for e in browser.find_elements("css selector", "#gd-curves-0 .legend .traces")
+        if e.find_element("css selector", ".legendtext").text == "adam"
+    )
+    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
+    settle(browser, "gd-curves-0")
+    shown = traces(browser, "gd-curves-0")
+    assert [t["visible"] for t in shown if t["name"] == "adam"] == ["legendonly"] * 3
+    assert [t["visible"] for t in shown if t["name"] == "sgd"] == [True] * 3
 
 
 # --------------------------------------------------------------------------- trajectories.gif

@@ -287,6 +287,7 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
     import mlflow
     import pandas as pd
 
+    from steps.report.interactive import live_benchmark
     from steps.run.tracking import upload
 
     for problem in plan.problems:
@@ -320,7 +321,8 @@ def report(parent, plan, target_tol: float, target_loss: float | None, out: Path
         for name, data in images.items():
             (folder / name).write_bytes(data)
         (folder / "benchmark.md").write_text(markdown(rows, targets, plan, areas, list(images)))
-        (folder / "benchmark.html").write_text(html_report(rows, targets, plan, areas, images))
+        live = live_benchmark(plan, targets, scores, areas, TAU_MAX)
+        (folder / "benchmark.html").write_text(html_report(rows, targets, plan, areas, images, live), encoding="utf-8")
         with parent.held():
             upload(lambda: mlflow.log_artifacts(str(folder)), "the benchmark's report")
         if out is not None:
@@ -378,11 +380,14 @@ def _protocol(plan) -> str:
     )
 
 
-def html_report(rows, targets, plan, areas, images: dict[str, bytes]) -> str:
+def html_report(rows, targets, plan, areas, images: dict[str, bytes], live=None) -> str:
+    """The self-contained page: the verdict tables, the profile's areas, and the pictures, or with
+    ``live`` (:func:`steps.report.interactive.live_benchmark`) its plots in their place."""
     e = html.escape
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>gdlab benchmark</title>",
-        f"<style>{CSS}</style></head><body>",
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        live.head if live else "",
+        f"<title>gdlab benchmark</title><style>{CSS}{live.css if live else ''}</style></head><body>",
         "<h1>Benchmark: every contender tuned with the same budget, rerun over seeds</h1>",
         f"<p class='meta'>{e(_protocol(plan))}</p>",
         f"<p class='meta'>{e(LEGEND)}</p>",
@@ -405,9 +410,15 @@ def html_report(rows, targets, plan, areas, images: dict[str, bytes]) -> str:
     parts.append("<h2>Performance profile</h2><ul class='notes'>")
     parts += [f"<li>{e(c)}: {a:.3f}</li>" for c, a in _by_area(plan, areas)]
     parts.append("</ul>")
+    if live:
+        parts.append(live.body)
     for name, data in images.items():
+        if live and name in live.covered:
+            continue
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         parts.append(f'<figure><img src="{uri}" alt="{e(name)}"><figcaption>{e(CAPTIONS[name])}</figcaption></figure>')
+    if live:
+        parts.append(live.scripts)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -463,26 +474,37 @@ def _floor(values) -> float:
     return float(max(v.min(), min(v.max(), HIGH) * 1e-180, 1e-300))
 
 
-def _sensitivity(plan, color):
+def sensitivity_lines(plan, problem: str):
+    """The sensitivity plot of one problem: its ceiling, and per contender the tuning trials by
+    learning rate (lr, score clamped to the axis; NaN for a diverged one), the diverged trials'
+    learning rates, and the winner's (lr, score) or None."""
     from steps.flow.benchmark_plan import winners
 
     best = winners(plan)
+    tune = [t for t in plan.trials if t.problem == problem and t.phase in ("tune", "default")]
+    top = _top(tune)
+    floor = _floor([t.score for t in tune if t.score <= top])
+    lines = []
+    for c in plan.contenders:
+        mine = sorted((t for t in tune if t.contender == c.label), key=lambda t: t.values["learning_rate"])
+        lr = [t.values["learning_rate"] for t in mine]
+        y = [min(float(_clamped(t.score, floor)), top) if math.isfinite(t.score) else np.nan for t in mine]
+        bad = [x for x, t in zip(lr, mine, strict=True) if not math.isfinite(t.score)]
+        w = best.get((problem, c.label))
+        won = None if w is None else (w.values["learning_rate"], float(_clamped(w.score, floor)))
+        lines.append((c.label, lr, y, bad, won))
+    return top, lines
+
+
+def _sensitivity(plan, color):
     fig, axes = _panels(len(plan.problems))
     for ax, problem in zip(axes, plan.problems, strict=True):
-        tune = [t for t in plan.trials if t.problem == problem.name and t.phase in ("tune", "default")]
-        top = _top(tune)
-        floor = _floor([t.score for t in tune if t.score <= top])
-        for c in plan.contenders:
-            mine = sorted((t for t in tune if t.contender == c.label), key=lambda t: t.values["learning_rate"])
-            lr = [t.values["learning_rate"] for t in mine]
-            y = [min(float(_clamped(t.score, floor)), top) if math.isfinite(t.score) else np.nan for t in mine]
-            ax.plot(lr, y, "-o" if plan.space == "lr" else "o", ms=3, lw=1.2, color=color[c.label], label=c.label)
-            bad = [x for x, t in zip(lr, mine, strict=True) if not math.isfinite(t.score)]
-            ax.plot(bad, [top] * len(bad), "x", ms=5, color=color[c.label])
-            if (w := best.get((problem.name, c.label))) is not None:
-                ax.plot(
-                    [w.values["learning_rate"]], [_clamped(w.score, floor)], "o", ms=10, mfc="none", mec=color[c.label]
-                )
+        top, lines = sensitivity_lines(plan, problem.name)
+        for label, lr, y, bad, won in lines:
+            ax.plot(lr, y, "-o" if plan.space == "lr" else "o", ms=3, lw=1.2, color=color[label], label=label)
+            ax.plot(bad, [top] * len(bad), "x", ms=5, color=color[label])
+            if won is not None:
+                ax.plot([won[0]], [won[1]], "o", ms=10, mfc="none", mec=color[label])
         ax.axvline(plan.shared_lr, ls=":", color="0.4", lw=1)
         ax.set(xscale="log", yscale="log", title=problem.name, xlabel="learning rate", ylabel=plan.metric[problem.name])
         ax.grid(alpha=0.3, which="both", lw=0.4)
@@ -503,29 +525,37 @@ def _top(tune: list) -> float:
     return float(min(HIGH, 10 * kept[-1]))
 
 
+def seed_curves(plan, targets, problem: str):
+    """The winners rerun over the seeds, on one problem: per contender (label, epochs, median, q1,
+    q3), clamped to the axis, and the target (clamped; None when there is none to draw)."""
+    curves = []
+    for c in plan.contenders:
+        key = (problem, c.label, "seed")
+        seeds = [t for t in plan.trials if (t.problem, t.contender, t.phase) == key and t.history[0]]
+        if not seeds:
+            continue
+        epochs = sorted({e for t in seeds for e in t.history[0]})
+        index = {e: i for i, e in enumerate(epochs)}
+        grid = np.full((len(seeds), len(epochs)), np.nan)
+        for k, t in enumerate(seeds):
+            for e, v in zip(*t.history, strict=True):
+                grid[k, index[e]] = v if math.isfinite(v) else np.nan
+        curves.append((c.label, epochs, *np.nanpercentile(grid, [50, 25, 75], axis=0)))
+    floor = _floor(np.concatenate([m for _, _, m, _, _ in curves] + [[targets[problem]]]))
+    curves = [(label, e, *(_clamped(v, floor) for v in (med, q1, q3))) for label, e, med, q1, q3 in curves]
+    target = targets[problem]
+    return curves, float(_clamped(target, floor)) if math.isfinite(target) and target > 0 else None
+
+
 def _curves(plan, targets, color):
     fig, axes = _panels(len(plan.problems))
     for ax, problem in zip(axes, plan.problems, strict=True):
-        curves = []
-        for c in plan.contenders:
-            key = (problem.name, c.label, "seed")
-            seeds = [t for t in plan.trials if (t.problem, t.contender, t.phase) == key and t.history[0]]
-            if not seeds:
-                continue
-            epochs = sorted({e for t in seeds for e in t.history[0]})
-            index = {e: i for i, e in enumerate(epochs)}
-            grid = np.full((len(seeds), len(epochs)), np.nan)
-            for k, t in enumerate(seeds):
-                for e, v in zip(*t.history, strict=True):
-                    grid[k, index[e]] = v if math.isfinite(v) else np.nan
-            curves.append((c, epochs, *np.nanpercentile(grid, [50, 25, 75], axis=0)))
-        floor = _floor(np.concatenate([m for _, _, m, _, _ in curves] + [[targets[problem.name]]]))
-        for c, epochs, med, q1, q3 in curves:
-            ax.plot(epochs, _clamped(med, floor), color=color[c.label], lw=1.3, label=c.label)
-            ax.fill_between(epochs, _clamped(q1, floor), _clamped(q3, floor), color=color[c.label], alpha=0.2, lw=0)
-        target = targets[problem.name]
-        if math.isfinite(target) and target > 0:
-            ax.axhline(float(_clamped(target, floor)), ls="--", color="0.3", lw=1)
+        curves, target = seed_curves(plan, targets, problem.name)
+        for label, epochs, med, q1, q3 in curves:
+            ax.plot(epochs, med, color=color[label], lw=1.3, label=label)
+            ax.fill_between(epochs, q1, q3, color=color[label], alpha=0.2, lw=0)
+        if target is not None:
+            ax.axhline(target, ls="--", color="0.3", lw=1)
         ylabel = plan.metric[problem.name].removeprefix("final_")
         ax.set(yscale="log", title=problem.name, xlabel="epoch", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both", lw=0.4)
@@ -534,15 +564,21 @@ def _curves(plan, targets, color):
     return fig
 
 
-def _profile(plan, scores, areas, color):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+def profile_steps(scores):
+    """The performance profile: τ from 1 up (log-spaced) and each contender's share of problems
+    within τ (:func:`core.verdict.performance_profile`)."""
     rat = verdict.ratios(scores)
     finite = rat[np.isfinite(rat)]
     hi = min(1e6, max(TAU_MAX * 2.5, float(finite.max()) * 1.2 if finite.size else 1.0))
     taus = np.geomspace(1.0, hi, 400)
-    rho = verdict.performance_profile(scores, taus)
+    return taus, verdict.performance_profile(scores, taus)
+
+
+def _profile(plan, scores, areas, color):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    taus, rho = profile_steps(scores)
     for j, c in enumerate(plan.contenders):
         label = f"{c.label} (area {areas[j]:.2f})"
         ax.step(taus, rho[:, j], where="post", color=color[c.label], lw=1.4, label=label)

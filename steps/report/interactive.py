@@ -333,3 +333,212 @@ def live_compare(table: Table, st: list[Style], study: bytes | None = None) -> L
         f'{PLAYER}<div id="gd-plots"></div>'
     )
     return Live(head(), CSS, body, scripts(data), frozenset(covered))
+
+
+# --------------------------------------------------------------------------- the benchmark's report
+
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def benchmark_data(plan, targets, scores, areas, tau_max: float) -> dict:
+    """The benchmark's plots as plotly figures (traces and layouts) of escaped texts: per problem the
+    learning-rate sensitivity and the winners' seed curves, then the performance profile."""
+    from steps.report.benchmark_report import profile_steps, seed_curves, sensitivity_lines
+
+    color = {c.label: TAB10[i % 10] for i, c in enumerate(plan.contenders)}
+    figures = []
+    for k, problem in enumerate(plan.problems):
+        name, metric = t(problem.name), t(plan.metric[problem.name])
+        top, lines = sensitivity_lines(plan, problem.name)
+        traces = []
+        for label, lr, y, bad, won in lines:
+            c, lab = color[label], t(label)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers" if plan.space == "lr" else "markers",
+                    "name": lab,
+                    "legendgroup": lab,
+                    "x": nums(lr),
+                    "y": nums(y),
+                    "line": {"color": c, "width": 1.4},
+                    "marker": {"color": c, "size": 6},
+                    "hovertemplate": f"{lab}<br>lr %{{x:.4g}}<br>{metric} %{{y:.6g}}<extra></extra>",
+                }
+            )
+            if bad:
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"{lab} (diverged)",
+                        "legendgroup": lab,
+                        "showlegend": False,
+                        "x": nums(bad),
+                        "y": nums([top] * len(bad)),
+                        "marker": {"symbol": "x", "color": c, "size": 9},
+                        "hovertemplate": f"{lab}<br>lr %{{x:.4g}}<br>diverged<extra></extra>",
+                    }
+                )
+            if won is not None:
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"{lab} (winner)",
+                        "legendgroup": lab,
+                        "showlegend": False,
+                        "x": nums([won[0]]),
+                        "y": nums([won[1]]),
+                        "marker": {"symbol": "circle-open", "color": c, "size": 16, "line": {"width": 2}},
+                        "hovertemplate": f"{lab}: the winner<br>lr %{{x:.4g}}<br>{metric} %{{y:.6g}}<extra></extra>",
+                    }
+                )
+        shared = {
+            "type": "line",
+            "xref": "x",
+            "yref": "paper",
+            "x0": plan.shared_lr,
+            "x1": plan.shared_lr,
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": "#666", "width": 1, "dash": "dot"},
+        }
+        figures.append(
+            {
+                "id": f"gd-sensitivity-{k}",
+                "title": f"{name}: learning-rate sensitivity",
+                "traces": traces,
+                "layout": {
+                    "title": {"text": f"{name}: each tuning trial's {metric}"},
+                    "height": 440,
+                    "xaxis": {"type": "log", "title": {"text": "learning rate"}},
+                    "yaxis": {"type": "log", "title": {"text": metric}},
+                    "shapes": [shared],
+                },
+            }
+        )
+        curves, target = seed_curves(plan, targets, problem.name)
+        traces = []
+        for label, epochs, med, q1, q3 in curves:
+            c, lab = color[label], t(label)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": nums(epochs),
+                    "y": nums(q3),
+                    "legendgroup": lab,
+                    "showlegend": False,
+                    "line": {"width": 0, "color": c},
+                    "hoverinfo": "skip",
+                    "name": lab,
+                }
+            )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": nums(epochs),
+                    "y": nums(q1),
+                    "legendgroup": lab,
+                    "showlegend": False,
+                    "line": {"width": 0, "color": c},
+                    "fill": "tonexty",
+                    "fillcolor": c + "33",
+                    "hoverinfo": "skip",
+                    "name": lab,
+                }
+            )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": lab,
+                    "legendgroup": lab,
+                    "x": nums(epochs),
+                    "y": nums(med),
+                    "line": {"color": c, "width": 1.8},
+                    "hovertemplate": f"{lab}<br>epoch %{{x}}<br>median %{{y:.6g}}<extra></extra>",
+                }
+            )
+        shapes = []
+        if target is not None:
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "yref": "y",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": target,
+                    "y1": target,
+                    "line": {"color": "#444", "width": 1, "dash": "dash"},
+                }
+            )
+        ylabel = t(plan.metric[problem.name].removeprefix("final_"))
+        figures.append(
+            {
+                "id": f"gd-curves-{k}",
+                "title": f"{name}: the winners over the seeds",
+                "traces": traces,
+                "layout": {
+                    "title": {"text": f"{name}: median {ylabel} over the seeds, inter-quartile band"},
+                    "height": 440,
+                    "xaxis": {"title": {"text": "epoch"}},
+                    "yaxis": {"type": "log", "title": {"text": ylabel}},
+                    "shapes": shapes,
+                },
+            }
+        )
+    taus, rho = profile_steps(scores)
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "line": {"shape": "hv", "color": color[c.label], "width": 1.8},
+            "name": f"{t(c.label)} (area {areas[j]:.2f})",
+            "x": nums(taus),
+            "y": nums(rho[:, j]),
+            "hovertemplate": f"{t(c.label)}<br>τ %{{x:.3g}}<br>share %{{y:.2f}}<extra></extra>",
+        }
+        for j, c in enumerate(plan.contenders)
+    ]
+    tau = {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": tau_max,
+        "x1": tau_max,
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": "#666", "width": 1, "dash": "dot"},
+    }
+    figures.append(
+        {
+            "id": "gd-profile",
+            "title": "Performance profile",
+            "traces": traces,
+            "layout": {
+                "title": {"text": "Share of problems within τ of the best median epochs-to-target"},
+                "height": 440,
+                "xaxis": {"type": "log", "title": {"text": "τ"}},
+                "yaxis": {"range": [-0.03, 1.03], "title": {"text": "share of problems"}},
+                "shapes": [tau],
+            },
+        }
+    )
+    return {"kind": "benchmark", "figures": figures}
+
+
+def live_benchmark(plan, targets, scores, areas, tau_max: float) -> Live:
+    """benchmark.html's interactive plots, in place of its three pictures."""
+    body = (
+        '<h2>Interactive plots</h2><p class="meta">Hover a point for its contender and value; click a legend '
+        "entry to hide a contender, double-click for it alone; drag to zoom, double-click to zoom back out. The "
+        "same as pictures: sensitivity.png, curves.png, profile.png.</p>"
+        '<div id="gd-plots"></div>'
+    )
+    data = benchmark_data(plan, targets, scores, areas, tau_max)
+    covered = frozenset({"sensitivity.png", "curves.png", "profile.png"})
+    return Live(head(), CSS, body, scripts(data), covered)
