@@ -5,6 +5,7 @@ weights of that epoch, and hostile text from runs is shown as text, never run.""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -91,6 +92,26 @@ def traces(driver, div: str) -> list[dict]:
     )
 
 
+def legend(driver, div: str) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(`#${arguments[0]} .legendtext`)].map(t => t.textContent)", div
+    )
+
+
+def click_legend(driver, div: str, text: str) -> None:
+    """Click the legend entry ``text`` of plot ``div`` as a person would, and wait for it to take effect."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", driver.find_element("id", div))
+    entry = next(
+        e
+        for e in driver.find_elements("css selector", f"#{div} .legend .traces")
+        if e.find_element("css selector", ".legendtext").text == text
+    )
+    ActionChains(driver).click(entry.find_element("css selector", ".legendtoggle")).perform()
+    settle(driver, div)
+
+
 def settle(driver, div: str) -> None:
     """Wait for a legend click to take effect: plotly waits its double-click delay (300 ms) to tell a
     click from a double click, then restyles; done when the plot's visibilities change (5 s at most)."""
@@ -113,22 +134,31 @@ def trajectory(client, run_id: str, dst: Path) -> dict[float, list[float]]:
         return {float(r["epoch"]): [float(r["w_0"]), float(r["w_1"]), float(r["loss"])] for r in csv.DictReader(fh)}
 
 
+@contextlib.contextmanager
+def store_with(tmp_path_factory, open_store, name: str, *commands):
+    """A fresh store under a folder ``name``, made current, after running ``commands`` ((command,
+    args) each); yields the folder and the store."""
+    root = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        store = open_store(root, mp)
+        for command, args in commands:
+            invoke(command, args)
+        yield root, store
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
 @pytest.fixture(scope="module")
 def lesson_page(tmp_path_factory, open_store):
     """The lesson's four runs, compared: compare.html and the store."""
-    root = tmp_path_factory.mktemp("interactive")
-    with pytest.MonkeyPatch.context() as mp:
-        store = open_store(root, mp)
-        for command in LESSON.values():
-            invoke(command)
-        invoke(compare, ["--output-dir", root / "out"])
+    steps = [(command, []) for command in LESSON.values()]
+    with store_with(tmp_path_factory, open_store, "interactive", *steps, (compare, ["--output-dir", "out"])) as made:
+        root, store = made
         found = store.client.search_runs([store.experiment_id])
         ids = {r.data.tags["technique"]: r.info.run_id for r in found if r.data.tags["technique"] in LESSON}
         with (root / "out" / "compare.csv").open(newline="") as fh:
             order = [(r["technique"], r["run_id"]) for r in csv.DictReader(fh)]  # the table's, best first
         yield SimpleNamespace(page=root / "out" / "compare.html", client=store.client, ids=ids, order=order)
-        while mlflow.active_run():
-            mlflow.end_run()
 
 
 def test_the_lesson_page_loads_with_no_console_message_and_no_network_request(browser, lesson_page):
@@ -170,16 +200,8 @@ def test_hovering_a_curve_names_the_run_the_epoch_and_the_loss(browser, lesson_p
 
 
 def test_hiding_a_run_in_the_legend_hides_it_in_every_plot(browser, lesson_page):
-    from selenium.webdriver.common.action_chains import ActionChains
-
     open_page(browser, lesson_page.page)
-    entry = next(
-        e
-        for e in browser.find_elements("css selector", "#gd-loss .legend .traces")
-        if e.find_element("css selector", ".legendtext").text == "sgd"
-    )
-    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    settle(browser, "gd-loss")
+    click_legend(browser, "gd-loss", "sgd")
     for div in ("gd-loss", "gd-paths-0"):
         shown = {t["name"]: t["visible"] for t in traces(browser, div) if t["meta"] and "run" in t["meta"]}
         assert shown.pop("sgd") == "legendonly", div
@@ -187,8 +209,7 @@ def test_hiding_a_run_in_the_legend_hides_it_in_every_plot(browser, lesson_page)
         now = next(t for t in traces(browser, div) if t["name"] == "now")
         assert [c[1] for c in now["customdata"]] == [i for t, i in lesson_page.order if t != "sgd"], div
     # a second click shows it again
-    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    settle(browser, "gd-loss")
+    click_legend(browser, "gd-loss", "sgd")
     assert all(t["visible"] is True for t in traces(browser, "gd-paths-0") if t["meta"] and "run" in t["meta"])
 
 
@@ -255,12 +276,10 @@ def test_hostile_text_from_runs_is_shown_as_text_and_never_runs(browser, hostile
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.execute_script("return document.querySelectorAll('script').length") == 3  # data, plotly, ours
     assert browser.execute_script("return document.querySelectorAll('img[src=x], b').length") == 0
-    legend = browser.execute_script(
-        "return [...document.querySelectorAll('#gd-loss .legendtext')].map(t => t.textContent)"
-    )
+    shown = legend(browser, "gd-loss")
     # (the table shortens a long technique in the middle, and labels take it from there)
     for payload in (SCRIPT_PAYLOAD, '"><img src=x onerror="window.__pwne', "%{x} &amp; <b>bold</b>"):
-        assert any(payload in text for text in legend), (payload, legend)
+        assert any(payload in text for text in shown), (payload, shown)
     for shown in (browser.title, browser.find_element("css selector", "h1").text):  # the experiment's name
         assert "team <script>window.__pwned" in shown
         assert '"><img src=x onerror="window.__pwned' in shown
@@ -269,15 +288,11 @@ def test_hostile_text_from_runs_is_shown_as_text_and_never_runs(browser, hostile
 @pytest.fixture(scope="module")
 def search_page(tmp_path_factory, open_store):
     """A random search of five trials, compared: compare.html and the study it wrote."""
-    root = tmp_path_factory.mktemp("search")
-    with pytest.MonkeyPatch.context() as mp:
-        open_store(root, mp)
-        args = ["--technique", "sgd", "--search", "random", "--n-trials", "5", "--learning-rates", "1e-3:0.5"]
-        invoke(sweep, [*args, "--epochs", "30", "--max-parallel", "1", "--output-dir", root / "out"])
+    args = ["--technique", "sgd", "--search", "random", "--n-trials", "5", "--learning-rates", "1e-3:0.5"]
+    args += ["--epochs", "30", "--max-parallel", "1", "--output-dir", "out"]
+    with store_with(tmp_path_factory, open_store, "search", (sweep, args)) as (root, _):
         study = json.loads((root / "out" / "study.json").read_text())
         yield SimpleNamespace(page=root / "out" / "compare.html", study=study)
-        while mlflow.active_run():
-            mlflow.end_run()
 
 
 def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, search_page):
@@ -299,21 +314,15 @@ def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, se
 @pytest.fixture(scope="module")
 def benchmark_page(tmp_path_factory, open_store):
     """A benchmark of two contenders on the lesson: benchmark.html and trials.csv."""
-    root = tmp_path_factory.mktemp("benchmark")
-    with pytest.MonkeyPatch.context() as mp:
-        open_store(root, mp)
-        args = ["--optimizers", "sgd,adam", "--budget", "4", "--lr-range", "1e-3:0.5", "--seeds", "2"]
-        invoke(benchmark, [*args, "--epochs", "40", "--output-dir", root / "out"])
+    args = ["--optimizers", "sgd,adam", "--budget", "4", "--lr-range", "1e-3:0.5", "--seeds", "2"]
+    args += ["--epochs", "40", "--output-dir", "out"]
+    with store_with(tmp_path_factory, open_store, "benchmark", (benchmark, args)) as (root, _):
         with (root / "out" / "trials.csv").open(newline="") as fh:
             trials = list(csv.DictReader(fh))
         yield SimpleNamespace(page=root / "out" / "benchmark.html", trials=trials)
-        while mlflow.active_run():
-            mlflow.end_run()
 
 
 def test_the_benchmarks_sensitivity_curves_and_profile_are_plots(browser, benchmark_page):
-    from selenium.webdriver.common.action_chains import ActionChains
-
     seen = open_page(browser, benchmark_page.page)
     assert seen.console == []
     assert all(u == benchmark_page.page.as_uri() or u.startswith("data:") for u in seen.urls), seen.urls
@@ -329,14 +338,7 @@ def test_the_benchmarks_sensitivity_curves_and_profile_are_plots(browser, benchm
         np.testing.assert_allclose(line["x"], [lr for lr, _ in tuned], rtol=1e-6)
         np.testing.assert_allclose(line["y"], [v for _, v in tuned], rtol=1e-6)
     # a legend click hides a contender's line, its band and its winner's ring
-    browser.execute_script("document.getElementById('gd-curves-0').scrollIntoView()")
-    entry = next(
-        e
-        for e in browser.find_elements("css selector", "#gd-curves-0 .legend .traces")
-        if e.find_element("css selector", ".legendtext").text == "adam"
-    )
-    ActionChains(browser).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    settle(browser, "gd-curves-0")
+    click_legend(browser, "gd-curves-0", "adam")
     shown = traces(browser, "gd-curves-0")
     assert [t["visible"] for t in shown if t["name"] == "adam"] == ["legendonly"] * 3
     assert [t["visible"] for t in shown if t["name"] == "sgd"] == [True] * 3
@@ -384,3 +386,28 @@ def test_no_gif_without_two_weight_paths():
     data = SimpleNamespace(params={"optimizer": "sgd", "dataset": "synthetic"}, metrics={"final_loss": 1.0}, tags={})
     table = build_table([Gathered(run=SimpleNamespace(info=info, data=data), technique="train")])
     assert trajectories_gif(table, styles(table)) is None
+
+
+# --------------------------------------------------------------------------- a thousand runs
+
+
+def test_a_thousand_run_comparison_opens_with_a_legend_entry_a_kind(browser, tmp_path):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks" / "bench_report.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    page = bench.write_page(1000, tmp_path / "out")
+    assert page.stat().st_size < 12_000_000, page.stat().st_size  # (8.8 MB on 2026-12-06: benchmarks/README.md)
+    seen = open_page(browser, page)
+    assert seen.console == []
+    print(f"the 1,000-run page opened in {seen.seconds:.1f} s")
+    assert sorted(legend(browser, "gd-loss")) == sorted(f"{kind}: 125 runs" for kind in bench.KINDS)
+    now = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
+    assert len(now["x"]) == 1000
+    # hiding a kind hides its 125 runs' markers too
+    click_legend(browser, "gd-loss", "adam: 125 runs")
+    now = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
+    assert len(now["x"]) == 875

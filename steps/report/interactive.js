@@ -153,7 +153,7 @@
   function markerTrace(name) {
     return { type: "scatter", mode: "markers", x: [], y: [], text: [], customdata: [], name: name,
       showlegend: false, meta: { role: "now" },
-      marker: { size: 11, color: [], line: { color: "#000", width: 1.2 } },
+      marker: { size: data.labelled ? 11 : 6, color: [], line: { color: "#000", width: data.labelled ? 1.2 : 0.5 } },
       hovertemplate: "%{text}<br>epoch %{customdata[0]}<br>(%{x:.6g}, %{y:.6g})<extra></extra>" };
   }
 
