@@ -99,29 +99,23 @@ def legend(driver, div: str) -> list[str]:
 
 
 def click_legend(driver, div: str, text: str) -> None:
-    """Click the legend entry ``text`` of plot ``div`` as a person would, and wait for it to take effect."""
+    """Click the legend entry ``text`` of plot ``div`` as a person would, and wait for it to take
+    effect: plotly waits its double-click delay (300 ms) to tell a click from a double click, then
+    restyles; done when the plot's visibilities differ from before the click (5 s at most)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
+    visible = "return JSON.stringify(document.getElementById(arguments[0]).data.map(t => t.visible))"
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", driver.find_element("id", div))
     entry = next(
         e
         for e in driver.find_elements("css selector", f"#{div} .legend .traces")
         if e.find_element("css selector", ".legendtext").text == text
     )
+    before = driver.execute_script(visible, div)
     ActionChains(driver).click(entry.find_element("css selector", ".legendtoggle")).perform()
-    settle(driver, div)
-
-
-def settle(driver, div: str) -> None:
-    """Wait for a legend click to take effect: plotly waits its double-click delay (300 ms) to tell a
-    click from a double click, then restyles; done when the plot's visibilities change (5 s at most)."""
-    driver.execute_async_script(
-        "const [id, done] = arguments, d = document.getElementById(id);"
-        "const now = () => JSON.stringify(d.data.map(t => t.visible));"
-        "const was = now(), t0 = Date.now();"
-        "(function poll() { if (now() !== was || Date.now() - t0 > 5000) done(); else setTimeout(poll, 50); })();",
-        div,
-    )
+    deadline = time.monotonic() + 5
+    while driver.execute_script(visible, div) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def plot_ids(driver) -> list[str]:
@@ -220,9 +214,7 @@ def test_the_slider_puts_every_runs_marker_on_its_logged_weights_of_that_epoch(b
     open_page(browser, lesson_page.page)
     slider = browser.find_element("id", "gd-epoch")
     browser.execute_script("arguments[0].focus()", slider)
-    slider.send_keys(Keys.HOME)
-    for _ in range(epoch):
-        slider.send_keys(Keys.ARROW_RIGHT)
+    slider.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * epoch)  # one step an arrow, as a person would
     assert browser.find_element("id", "gd-epoch-label").text == f"epoch {epoch}"
     paths = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
     losses = next(t for t in traces(browser, "gd-loss") if t["name"] == "now")
@@ -391,6 +383,7 @@ def test_no_gif_without_two_weight_paths():
 # --------------------------------------------------------------------------- a thousand runs
 
 
+@pytest.mark.slow  # (20 s: drawing the 1,000 runs' pictures and gif takes most of it)
 def test_a_thousand_run_comparison_opens_with_a_legend_entry_a_kind(browser, tmp_path):
     import importlib.util
 
