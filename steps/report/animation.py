@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.report.compare_figures import Style, _panels, panel_view
+from steps.report.compare_figures import Style, panel_view, panels_of
 from steps.report.compare_table import Table, missing
 
 FRAMES = 40  # frames of the paths moving; the last is held for HOLD more
@@ -26,7 +26,7 @@ SIZE, DPI = (6.4, 5.0), 80  # 512 x 400 pixels
 
 def trajectories_gif(table: Table, st: list[Style]) -> bytes | None:
     """The GIF's bytes, or None when no run has a 2-weight path."""
-    panels, _ = _panels(table)
+    panels, _ = panels_of(table)
     if not panels:
         return None
     view = panel_view(panels[0], table, st, GRID)

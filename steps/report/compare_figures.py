@@ -383,7 +383,7 @@ def _lr_lambda_heatmap(fig, ax, recs, lam, lrs, metric: str) -> None:
     fig.colorbar(image, ax=ax, label=f"{metric} (log colour scale)")
 
 
-def _curve(table: Table, i: int, g):
+def curve_of(table: Table, i: int, g):
     """(epochs, loss) of row i, ending with the final loss (the loss after the last epoch)."""
     x, y = np.asarray(g.epochs, dtype=float), np.asarray(g.loss, dtype=float)
     rec = table.frame.loc[i]
@@ -443,7 +443,7 @@ def loss_curves(table: Table, st: list[Style]):
     curves = []
     for i, g in enumerate(table.gathered):
         if g.loss is not None:
-            x, y = _curve(table, i, g)
+            x, y = curve_of(table, i, g)
             if len(x):
                 curves.append((i, x, y))
     n = len(curves)
@@ -716,7 +716,7 @@ class Panel:
     params: dict
 
 
-def _panels(table: Table) -> tuple[list[Panel], int]:
+def panels_of(table: Table) -> tuple[list[Panel], int]:
     groups: dict[tuple, list] = {}
     for i, g in enumerate(table.gathered):
         if g.path is None or g.path.ndim != 2 or g.path.shape[1] != 2 or not len(g.path):
@@ -741,7 +741,7 @@ def _panels(table: Table) -> tuple[list[Panel], int]:
 def trajectories(table: Table, st: list[Style]):
     from matplotlib.figure import Figure
 
-    panels, more = _panels(table)
+    panels, more = panels_of(table)
     if not panels:
         return None
     n = len(panels)

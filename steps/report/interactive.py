@@ -31,12 +31,12 @@ from core.config import TEST_FUNCTIONS
 from steps.report.compare_figures import (
     MAX_LABELLED,
     Style,
-    _curve,
-    _panels,
+    curve_of,
     kind_of,
     loss_names,
     order_note,
     panel_view,
+    panels_of,
     sensitivity_of,
     subtitle,
 )
@@ -112,10 +112,10 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
     curves = {}
     for i, g in enumerate(table.gathered):
         if g.loss is not None:
-            x, y = _curve(table, i, g)
+            x, y = curve_of(table, i, g)
             if len(x):
                 curves[i] = (x, y)
-    panels, more = _panels(table)
+    panels, more = panels_of(table)
     views = [panel_view(p, table, st, GRID) for p in panels]
     paths: dict[int, tuple] = {}
     for k, view in enumerate(views):
