@@ -91,7 +91,7 @@ def _render(view, moving, epochs, frames, st: list[Style], title: str) -> bytes:
             out = Path(tmp) / "trajectories.gif"
             with writer.saving(fig, out, DPI):
                 frame(float(frames[-1]))  # every run's colour on screen: the palette of all frames
-                writer.learn_palette()
+                writer.learn_palette([st[i].color for i, _, _ in moving])
                 for at in [*frames, *[frames[-1]] * HOLD]:
                     frame(float(at))
                     writer.grab_frame()
@@ -124,10 +124,17 @@ def _writer_class():
             size = canvas.get_width_height()
             return Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
 
-        def learn_palette(self):
+        def learn_palette(self, colors):
+            """The GIF's one palette: 240 colours of the frame now (every run at its end) and each
+            run's own colour, exactly (a median cut alone merged four runs' colours into two)."""
             from PIL import Image
 
-            self.palette = self._now().quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+            rgb = [round(255 * float(c)) for color in colors for c in color[:3]]
+            own = [*rgb, 0, 0, 0, 255, 255, 255]
+            background = self._now().quantize(colors=256 - len(own) // 3, method=Image.Quantize.MEDIANCUT)
+            palette = background.getpalette()[: 3 * (256 - len(own) // 3)] + own
+            self.palette = Image.new("P", (1, 1))
+            self.palette.putpalette(palette)
 
         def grab_frame(self, **savefig_kwargs):
             from PIL import Image
