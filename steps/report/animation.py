@@ -125,16 +125,22 @@ def _writer_class():
             return Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
 
         def learn_palette(self, colors):
-            """The GIF's one palette: 240 colours of the frame now (every run at its end) and each
-            run's own colour, exactly (a median cut alone merged four runs' colours into two)."""
+            """The GIF's one palette: the colours of the frame now (every run at its end; 256 less the
+            runs' and black and white) and each run's own colour, exactly (a median cut alone merged
+            four runs' colours into two)."""
+            from matplotlib.colors import to_rgb
             from PIL import Image
 
-            rgb = [round(255 * float(c)) for color in colors for c in color[:3]]
+            rgb = [round(255 * c) for color in colors for c in to_rgb(color)]
             own = [*rgb, 0, 0, 0, 255, 255, 255]
             background = self._now().quantize(colors=256 - len(own) // 3, method=Image.Quantize.MEDIANCUT)
             palette = background.getpalette()[: 3 * (256 - len(own) // 3)] + own
             self.palette = Image.new("P", (1, 1))
             self.palette.putpalette(palette)
+
+        def finish(self):
+            if self._frames:  # (nothing grabbed: the error that stopped it speaks, not an empty list's)
+                super().finish()
 
         def grab_frame(self, **savefig_kwargs):
             from PIL import Image

@@ -265,6 +265,17 @@ def _index(output_dir: Path, sections: list[Section]) -> Path:
 # --------------------------------------------------------------------------- files
 
 
+def _live(table: Table, st, study: bytes | None):
+    """compare.html's live plots, or None (they could not be made: a note, and the page keeps its pictures)."""
+    from steps.run.tracking import first_line
+
+    try:
+        return live_compare(table, st, study)
+    except Exception as exc:
+        click.echo(f"note: compare.html has no live plots ({first_line(exc)}); its pictures instead", err=True)
+        return None
+
+
 def animation(table: Table, st) -> bytes | None:
     """trajectories.gif, or None (no 2-weight paths; or it could not be drawn: a note, and the report goes on)."""
     from steps.run.tracking import first_line
@@ -297,7 +308,7 @@ def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict |
     md_path = output_dir / "compare.md"
     md_path.write_text(markdown(table, title, [f.name for f in files]), encoding="utf-8")
     html_path = output_dir / "compare.html"
-    live = live_compare(table, st, (images or {}).get("study.json"))
+    live = _live(table, st, (images or {}).get("study.json"))
     html = html_report(table, title, {f.name: f.read_bytes() for f in files}, [s.color for s in st], live)
     html_path.write_text(html, encoding="utf-8")
     return [csv_path, md_path, html_path, *files]

@@ -264,7 +264,8 @@
     }
     const layout = base({ title: { text: sens.metric + " against the learning rate" },
       xaxis: { type: "log", title: { text: "learning rate (log scale)" } },
-      yaxis: { type: "log", title: { text: sens.metric + " (log scale)" } }, height: 480 });
+      yaxis: { type: sens.log ? "log" : "linear", title: { text: sens.metric + (sens.log ? " (log scale)" : "") } },
+      height: 480 });
     return [div, traces, layout];
   }
 
@@ -301,6 +302,12 @@
     const loss = lossPlot();
     if (loss) made.push(loss);
     (data.panels || []).forEach(function (p, k) { made.push(pathPlot(p, k)); });
+    if (data.morePanels) {
+      const note = document.createElement("p");
+      note.className = "meta";
+      note.textContent = data.morePanels + " more data/model groups not drawn (compare --problem all gives each its own page).";
+      document.getElementById("gd-plots").appendChild(note);
+    }
     if (data.sensitivity) made.push(sensitivityPlot(data.sensitivity));
     if (data.study) studyPlots(data.study).forEach(function (p) { made.push(p); });
     return made;

@@ -57,9 +57,10 @@ def t(text) -> str:
 
 
 def hex_color(color) -> str:
-    if isinstance(color, str):
-        return {"C0": "#1f77b4"}.get(color, color)
-    return "#" + "".join(f"{round(255 * float(x)):02x}" for x in color[:3])
+    """Any matplotlib colour ("C0", "tab:red", an RGB tuple) as #rrggbb."""
+    from matplotlib.colors import to_hex
+
+    return to_hex(color)
 
 
 def nums(values, digits: int = DIGITS) -> list:
@@ -128,7 +129,7 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
     steps = sorted(
         {float(e) for x, _ in curves.values() for e in x} | {float(e) for _, pe, _ in paths.values() for e in pe}
     )
-    shown = _thin(steps, cap)
+    shown = np.array(sorted(_thin(steps, cap)))
     kinds = [kind_of(r) for r in table.frame.to_dict("records")]
     runs = []
     for i, g in enumerate(table.gathered):
@@ -189,10 +190,16 @@ def _thin(steps: list[float], cap: int) -> set[float]:
     return {steps[j] for j in pick}
 
 
-def _kept(epochs, shown: set[float]) -> np.ndarray:
-    """Which of a run's points are on the page: those at a shown epoch, and its last."""
-    keep = np.array([float(e) in shown for e in epochs], dtype=bool)
-    if len(keep):
+def _kept(epochs, shown: np.ndarray) -> np.ndarray:
+    """Which of a run's points are on the page: at each shown epoch (sorted), the run's last point at
+    or before it, and its last point. A run logged more sparsely than the others keeps what it has:
+    its marker at any shown epoch is the run's own last logged point (thinning by the shown epochs
+    alone left a run logged every 10th epoch a hole of 5,000 epochs)."""
+    epochs = np.asarray(epochs, dtype=float)
+    keep = np.zeros(len(epochs), dtype=bool)
+    if len(epochs):
+        at = np.searchsorted(epochs, shown, side="right") - 1
+        keep[at[at >= 0]] = True
         keep[-1] = True
     return keep
 
@@ -250,8 +257,10 @@ def _sensitivity(table: Table, st: list[Style]) -> dict | None:
             }
         )
     best = sens.best
+    values = [v for line in lines for v in line["y"] if v is not None]
     return {
         "heat": sens.heat,
+        "log": bool(values) and min(values) > 0,  # (as the picture: a metric of 0 has no place on a log axis)
         "metric": t(metric),
         "lines": lines,
         "top": nums([sens.top])[0],
@@ -263,8 +272,12 @@ def _sensitivity(table: Table, st: list[Style]) -> dict | None:
 def study_json(trials: list, importances: dict[str, float] | None) -> bytes:
     """study.json, a sweep's study as its report draws it: each complete trial's number and value,
     and the parameter importances (name -> share; {} when they cannot be computed)."""
-    done = sorted((tr.number, float(tr.value)) for tr in trials if tr.value is not None and math.isfinite(tr.value))
-    out = {"number": [n for n, _ in done], "value": [v for _, v in done], "importances": importances or {}}
+    import optuna
+
+    complete = optuna.trial.TrialState.COMPLETE  # (a pruned trial has a value too: its last report)
+    done = sorted((tr.number, float(tr.value)) for tr in trials if tr.state == complete and math.isfinite(tr.value))
+    importances = {k: float(v) for k, v in (importances or {}).items() if math.isfinite(v)}
+    out = {"number": [n for n, _ in done], "value": [v for _, v in done], "importances": importances}
     return json.dumps(out, indent=1).encode("utf-8")
 
 
@@ -274,7 +287,10 @@ def _study(raw: bytes | None) -> dict | None:
         spec = json.loads(raw) if raw else None
         number, value = [int(n) for n in spec["number"]], [float(v) for v in spec["value"]]
         importances = {t(k): float(v) for k, v in dict(spec.get("importances") or {}).items()}
-    except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError):
+        return None
+    importances = {k: v for k, v in importances.items() if math.isfinite(v)}
+    if len(number) != len(value):
         return None
     best, so_far = [], math.inf
     for v in value:
@@ -293,6 +309,7 @@ CSS = """
 .player button { font: inherit; padding: 3px 12px; border: 1px solid #b8c2cc; border-radius: 4px; background: #f3f5f8;
   cursor: pointer; }
 #gd-epoch-label { font-variant-numeric: tabular-nums; min-width: 8em; }
+.player[hidden] { display: none; }
 .gd-plot { width: 100%; min-height: 300px; }
 """
 PLAYER = (
@@ -301,9 +318,9 @@ PLAYER = (
     '<span id="gd-epoch-label"></span></div>'
 )
 HOW = (
-    "Hover a line or a point for its run, epoch and value. Click a legend entry to hide that run in every plot "
-    "(double-click: that run alone); drag to zoom, double-click to zoom back out. The slider and ▶ play move "
-    "every run's marker along its loss curve and its path, epoch by epoch."
+    "Hover a line or a point for its run, epoch and value. Click a legend entry to hide that run in the loss "
+    "and path plots (double-click: that run alone); drag to zoom, double-click to zoom back out. The slider "
+    "and ▶ play move every run's marker along its loss curve and its path, epoch by epoch."
 )
 
 
@@ -322,16 +339,17 @@ class Live:
 def live_compare(table: Table, st: list[Style], study: bytes | None = None) -> Live:
     """compare.html's interactive plots; ``study``: a sweep's study.json."""
     data = compare_data(table, st, _study(study))
-    covered = {"loss_curves.png", "trajectories.png"}
+    covered = set()
+    if any("e" in run for run in data["runs"]):
+        covered.add("loss_curves.png")
+    if data["panels"]:
+        covered.add("trajectories.png")
     if data["sensitivity"] is not None and not data["sensitivity"]["heat"]:
         covered.add("sensitivity.png")  # (the lr x lambda grid is in the picture only)
     if data["study"] is not None:
         covered |= {"optimization_history.png", "param_importances.png"}
-    stills = ", ".join(sorted(covered))
-    body = (
-        f'<h2>Interactive plots</h2><p class="meta">{html.escape(HOW)} The same as pictures: {stills}.</p>'
-        f'{PLAYER}<div id="gd-plots"></div>'
-    )
+    stills = f" The same as pictures: {', '.join(sorted(covered))}." if covered else ""
+    body = f'<h2>Interactive plots</h2><p class="meta">{html.escape(HOW)}{stills}</p>{PLAYER}<div id="gd-plots"></div>'
     return Live(head(), CSS, body, scripts(data), frozenset(covered))
 
 
@@ -407,7 +425,7 @@ def benchmark_data(plan, targets, scores, areas, tau_max: float) -> dict:
         figures.append(
             {
                 "id": f"gd-sensitivity-{k}",
-                "title": f"{name}: learning-rate sensitivity",
+                "title": f"{problem.name}: learning-rate sensitivity",  # (a heading's text: set as text)
                 "traces": traces,
                 "layout": {
                     "title": {"text": f"{name}: each tuning trial's {metric}"},
@@ -480,7 +498,7 @@ def benchmark_data(plan, targets, scores, areas, tau_max: float) -> dict:
         figures.append(
             {
                 "id": f"gd-curves-{k}",
-                "title": f"{name}: the winners over the seeds",
+                "title": f"{problem.name}: the winners over the seeds",
                 "traces": traces,
                 "layout": {
                     "title": {"text": f"{name}: median {ylabel} over the seeds, inter-quartile band"},
