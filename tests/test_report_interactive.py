@@ -520,3 +520,33 @@ def test_a_page_without_curves_or_paths_hides_the_player_and_keeps_its_pictures(
     assert seen.console == []
     assert not browser.find_element("id", "gd-player").is_displayed()
     assert "loss_curves.png" in [i.get_attribute("alt") for i in browser.find_elements("css selector", "figure img")]
+
+
+# --------------------------------------------------------------------------- in MLflow's own artifact view
+
+
+@pytest.mark.slow  # (a real mlflow server: ~15 s to start)
+def test_the_page_draws_its_plots_inside_mlflows_artifact_view(browser, server, tmp_path, monkeypatch):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", server.experiment_id)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(server.url)
+    for command in (sgd, adam):
+        invoke(command)
+    invoke(compare, ["--output-dir", tmp_path / "out"])
+    (run,) = server.client.search_runs([server.experiment_id], "tags.technique = 'compare'")
+    # MLflow 3.17 shows an HTML artifact in an <iframe sandbox="allow-scripts"> of a blob: URL
+    browser.get(f"{server.url}/#/experiments/{server.experiment_id}/runs/{run.info.run_id}/artifacts/compare.html")
+    frame = WebDriverWait(browser, 60).until(lambda d: d.find_elements("css selector", "iframe"))[0]
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    browser.switch_to.frame(frame)
+    try:
+        WebDriverWait(browser, 60).until(lambda d: d.execute_script("return !!(window.gdlab && window.gdlab.done)"))
+        assert plot_ids(browser) == ["gd-loss", "gd-paths-0"]
+        now = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
+        assert len(now["x"]) == 2  # both runs' markers, drawn by the page's own scripts inside MLflow's frame
+    finally:
+        browser.switch_to.default_content()

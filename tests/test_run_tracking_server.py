@@ -4,20 +4,13 @@ of `main` and a direct `python -m steps.compare` through it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -26,107 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILDREN = {"sgd", "adam", "l1", "l2"}
 EPOCHS = 100
 REPORT = {"compare.csv", "compare.md", "compare.html", "compare.json", "loss_curves.png", "trajectories.png"}
-START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server and its workers (its own process group), politely first."""
-    if proc.poll() is None:
-        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    else:  # the server is gone; make sure no worker it started is left behind
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def _mlflow_server(root: Path, backend: str):
-    """A tracking server on 127.0.0.1 with ``backend`` as its store and artifacts (served through the
-    server, as a cluster's pods need) under ``root``. Stopped whatever happens."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("w")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
-    cmd += ["--artifacts-destination", (root / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "1"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    # No job runner (GenAI jobs): its seven worker processes would take the CPU the runs need.
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    procs = []
-
-    def start() -> None:
-        procs.append(
-            subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
-            if procs[-1].poll() is not None:
-                pytest.fail(f"mlflow server exited with {procs[-1].returncode}:\n{_tail(root / 'server.log')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after {START_TIMEOUT_S} s:\n{_tail(root / 'server.log')}")
-            time.sleep(0.25)
-
-    def kill() -> None:  # the server dies and stays down (its workers too)
-        os.killpg(procs[-1].pid, signal.SIGKILL)
-        procs[-1].wait(timeout=30)
-
-    try:
-        start()
-        client = mlflow.MlflowClient(url)
-        experiment_id = client.create_experiment("gdlab-server")
-        yield SimpleNamespace(
-            url=url, client=client, experiment_id=experiment_id, artifacts=root / "artifacts", kill=kill, restart=start
-        )
-    finally:
-        for proc in procs:
-            _stop(proc)
-        log.close()
-
-
-@pytest.fixture
-def server(tmp_path, empty_store):
-    """A tracking server on a sqlite store (already migrated: it starts ~8 s sooner)."""
-    root = tmp_path / "server"
-    root.mkdir()
-    shutil.copy(empty_store, root / "mlflow.db")
-    with _mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}") as running:
-        yield running
-
-
-@pytest.fixture
-def pg_server(tmp_path, postgres, request):
-    """A tracking server whose backend store is a PostgreSQL database of its own, as a team runs it."""
-    root = tmp_path / "server"
-    root.mkdir()
-    name = "mlflow_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[-40:].lower()
-    with _mlflow_server(root, postgres.database(name)) as running:
-        yield running
 
 
 @pytest.fixture
