@@ -233,6 +233,30 @@ def test_the_slider_puts_every_runs_marker_on_its_logged_weights_of_that_epoch(b
         np.testing.assert_allclose([losses["x"][j], losses["y"][j]], [epoch, want[2]], rtol=1e-6, err_msg=technique)
 
 
+def test_the_address_keeps_the_epoch_and_the_hidden_runs_and_a_link_opens_on_them(browser, lesson_page):
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, lesson_page.page)
+    assert browser.execute_script("return location.hash") == ""  # (a plain link leaves it alone)
+    click_legend(browser, "gd-loss", "sgd")
+    slider = browser.find_element("id", "gd-epoch")
+    browser.execute_script("arguments[0].focus()", slider)
+    slider.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * 12)
+    link = browser.current_url
+    assert link.endswith(f"#epoch=12&hide={lesson_page.ids['sgd']}")
+    browser.get("about:blank")
+    browser.get(link)  # the link, opened afresh
+    browser.execute_async_script("const done = arguments[arguments.length - 1]; window.gdlab.ready.then(done);")
+    assert browser.find_element("id", "gd-epoch-label").text == "epoch 12"
+    shown = {t["name"]: t["visible"] for t in traces(browser, "gd-paths-0") if t["meta"] and "run" in t["meta"]}
+    assert shown.pop("sgd") == "legendonly"
+    assert set(shown.values()) == {True}
+    browser.get(link.split("#")[0] + "#epoch=5")  # another link into the open page: every run, epoch 5
+    browser.execute_async_script("const done = arguments[arguments.length - 1]; setTimeout(done, 300);")
+    assert browser.find_element("id", "gd-epoch-label").text == "epoch 5"
+    assert all(t["visible"] is True for t in traces(browser, "gd-paths-0") if t["meta"] and "run" in t["meta"])
+
+
 def test_play_moves_the_markers_through_the_epochs(browser, lesson_page):
     open_page(browser, lesson_page.page)
     browser.find_element("id", "gd-play").click()  # from the end: starts again at epoch 0

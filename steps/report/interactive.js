@@ -49,6 +49,33 @@
     return null;
   }
 
+  // ---- the state in the address: #epoch=37&hide=<run id>,<run id> (a link to the page shows the same)
+  function remember() {
+    if (data.kind !== "compare") return;
+    const parts = [];
+    if ((data.epochs || []).length) parts.push("epoch=" + data.epochs[current]);
+    if (hidden.size) parts.push("hide=" + Array.from(hidden).map(function (r) { return runs[r].id; }).join(","));
+    try {
+      history.replaceState(null, "", "#" + parts.join("&"));
+    } catch (e) { /* a sandboxed frame (MLflow's artifact view) may not have an address to change */ }
+  }
+
+  function recall() {
+    const state = {};
+    (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) {
+      const at = kv.indexOf("=");
+      if (at > 0) state[kv.slice(0, at)] = decodeURIComponent(kv.slice(at + 1));
+    });
+    if (state.hide) {
+      const ids = new Set(state.hide.split(","));
+      runs.forEach(function (run, r) { if (ids.has(run.id)) hidden.add(r); });
+    }
+    const epochs = data.epochs || [];
+    const k = Number(state.epoch);
+    if (state.epoch !== undefined && isFinite(k) && epochs.length) return atOrBefore(epochs, k);
+    return epochs.length - 1;
+  }
+
   function applyVisibility() {
     for (const div of plots) {
       const idx = [], vis = [];
@@ -61,6 +88,7 @@
       if (idx.length) Plotly.restyle(div, { visible: vis }, idx);
     }
     setEpoch(current);
+    remember();
   }
 
   function onClick(ev) {
@@ -330,9 +358,11 @@
     const slider = document.getElementById("gd-epoch");
     const play = document.getElementById("gd-play");
     slider.max = String(epochs.length - 1);
-    slider.addEventListener("input", function () { stop(); setEpoch(Number(slider.value)); });
+    slider.addEventListener("input", function () { stop(); setEpoch(Number(slider.value)); remember(); });
     let timer = null;
-    function stop() { if (timer) { clearInterval(timer); timer = null; play.textContent = "▶ play"; } }
+    function stop() {
+      if (timer) { clearInterval(timer); timer = null; play.textContent = "▶ play"; remember(); }
+    }
     play.addEventListener("click", function () {
       if (timer) { stop(); return; }
       if (current >= epochs.length - 1) setEpoch(0);
@@ -342,7 +372,14 @@
         setEpoch(current + 1);
       }, Math.max(30, 6000 / epochs.length));
     });
-    setEpoch(epochs.length - 1);
+    current = recall(); // (a plain link opens at the end, every run shown, and leaves the address alone)
+    if (hidden.size) applyVisibility(); else setEpoch(current);
+    window.addEventListener("hashchange", function () { // a link pasted into the open page
+      stop();
+      hidden.clear();
+      current = recall();
+      applyVisibility();
+    });
   }
 
   const made = data.kind === "benchmark" ? buildBenchmark() : buildCompare();

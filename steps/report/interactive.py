@@ -320,7 +320,8 @@ PLAYER = (
 HOW = (
     "Hover a line or a point for its run, epoch and value. Click a legend entry to hide that run in the loss "
     "and path plots (double-click: that run alone); drag to zoom, double-click to zoom back out. The slider "
-    "and ▶ play move every run's marker along its loss curve and its path, epoch by epoch."
+    "and ▶ play move every run's marker along its loss curve and its path, epoch by epoch. The address keeps "
+    "the epoch and the hidden runs: a link to it opens on the same view."
 )
 
 
