@@ -216,6 +216,12 @@ def test_the_slider_puts_every_runs_marker_on_its_logged_weights_of_that_epoch(b
     browser.execute_script("arguments[0].focus()", slider)
     slider.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * epoch)  # one step an arrow, as a person would
     assert browser.find_element("id", "gd-epoch-label").text == f"epoch {epoch}"
+    # the surface and every path are still drawn under the moved markers (Plotly.animate dropped a contour trace)
+    drawn = browser.execute_script(
+        "const p = document.getElementById('gd-paths-0'), n = s => p.querySelectorAll(s).length;"
+        "return [n('.contourlayer path, image'), n('.scatterlayer .trace')]"
+    )
+    assert drawn == [1, 6], drawn  # the surface's picture; 4 paths, the start, the markers
     paths = next(t for t in traces(browser, "gd-paths-0") if t["name"] == "now")
     losses = next(t for t in traces(browser, "gd-loss") if t["name"] == "now")
     assert len(paths["x"]) == len(losses["x"]) == 4
@@ -574,3 +580,20 @@ def test_the_page_draws_its_plots_inside_mlflows_artifact_view(browser, server, 
         assert len(now["x"]) == 2  # both runs' markers, drawn by the page's own scripts inside MLflow's frame
     finally:
         browser.switch_to.default_content()
+
+
+def test_a_sweep_of_24_runs_of_one_kind_gets_24_colours_on_the_page_and_in_the_table(tmp_path):
+    from steps.report.compare_figures import figures, styles
+    from steps.report.compare_report import write
+    from steps.report.interactive import compare_data
+
+    table = made_up([[0, 1, 2]] * 24)
+    assert len({s.color for s in styles(table)}) == 1  # (the pictures colour 21 runs or more by kind)
+    data = compare_data(table, styles(table))
+    colors = [run["color"] for run in data["runs"]]
+    assert len(set(colors)) == 24  # (they were one blue)
+    write(tmp_path, table, figures(table), "24 runs")
+    html = (tmp_path / "compare.html").read_text()
+    assert all(f'background:{c}"' in html for c in colors)  # the table's swatch: the run's colour on the page
+    lines = data["sensitivity"]["lines"]
+    assert len({line["color"] for line in lines}) == len(lines)

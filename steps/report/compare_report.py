@@ -25,7 +25,7 @@ from steps.report.compare_table import (
     settings_text,
     text_table,
 )
-from steps.report.interactive import live_compare
+from steps.report.interactive import live_compare, run_colors
 from steps.report.problems import Problem, group
 from steps.report.report_files import EXTRA_FILES, OUTPUT_FILES
 
@@ -309,6 +309,6 @@ def write(output_dir: Path, table: Table, figs: dict, title: str, images: dict |
     md_path.write_text(markdown(table, title, [f.name for f in files]), encoding="utf-8")
     html_path = output_dir / "compare.html"
     live = _live(table, st, (images or {}).get("study.json"))
-    html = html_report(table, title, {f.name: f.read_bytes() for f in files}, [s.color for s in st], live)
+    html = html_report(table, title, {f.name: f.read_bytes() for f in files}, run_colors(st, len(st)), live)
     html_path.write_text(html, encoding="utf-8")
     return [csv_path, md_path, html_path, *files]

@@ -589,8 +589,10 @@ ul.notes li { margin: 2px 0; }
 
 def html_report(table: Table, title: str, images: dict[str, bytes], colors: list, live=None) -> str:
     """The self-contained HTML report: the table (each run_id with the ``colors`` of its row's
-    curves, RGB in 0..1), the settings, the notes and the ``images`` embedded; with ``live``
+    curves, any matplotlib colour), the settings, the notes and the ``images`` embedded; with ``live``
     (:class:`steps.report.interactive.Live`) its interactive plots, in place of the pictures they show."""
+    from matplotlib.colors import to_hex
+
     header, rows, right = display_rows(table)
     df = table.frame
     e = html.escape
@@ -606,7 +608,7 @@ def html_report(table: Table, title: str, images: dict[str, bytes], colors: list
         for j, (c, r) in enumerate(zip(cells, right, strict=True)):
             text = e(c)
             if header[j] == "run_id":
-                rgb = "#" + "".join(f"{round(255 * x):02x}" for x in colors[k][:3])
+                rgb = to_hex(colors[k])
                 swatch = f'<span class="swatch" style="background:{rgb}"></span>'
                 text = f'{swatch}<code title="{e(rec["run_id"])}">{text}</code>'
             tds.append(f'<td class="num">{text}</td>' if r else f"<td>{text}</td>")

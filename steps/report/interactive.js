@@ -223,16 +223,17 @@
     const div = add("gd-paths-" + k, panel.heading);
     const traces = [];
     const s = panel.surface;
+    const images = [];
     if (s) {
-      const ticks = [];
-      for (let i = 0; i < 6; i++) ticks.push(s.start + (s.end - s.start) * i / 5);
-      traces.push({ type: "contour", x: s.x, y: s.y, z: s.z, hoverinfo: "skip", showscale: true, opacity: 0.6,
-        colorscale: "Blues", reversescale: false, name: "surface", showlegend: false,
-        contours: { start: s.start, end: s.end, size: s.size, coloring: "fill", showlines: true },
-        line: { color: "#5a7896", width: 0.6 },
-        colorbar: { title: { text: s.what + (s.log ? " (log scale)" : ""), side: "right" }, tickvals: ticks,
-          ticktext: ticks.map(function (v) { return String(Number((s.log ? Math.pow(10, v) : v).toPrecision(2))); }),
-          thickness: 14 } });
+      // The surface is a picture under the paths (plotly.js drops a contour trace when Plotly.animate moves
+      // the markers); an invisible heatmap of its range carries the colour bar.
+      images.push({ source: s.image, xref: "x", yref: "y", x: s.x0, y: s.y1, sizex: s.x1 - s.x0, sizey: s.y1 - s.y0,
+        sizing: "stretch", layer: "below" });
+      traces.push({ type: "heatmap", x: [s.x0, s.x1], y: [s.y0, s.y1], z: [[s.range[0], s.range[1]], [s.range[1], s.range[0]]],
+        opacity: 0, hoverinfo: "skip", showscale: true, showlegend: false, name: "surface", colorscale: s.colorscale,
+        zmin: s.range[0], zmax: s.range[1],
+        colorbar: { title: { text: s.what + (s.log ? " (log scale)" : ""), side: "right" }, tickvals: s.ticks,
+          ticktext: s.tickText, thickness: 14 } });
     }
     const epochsOf = function (r) { return runs[r].pe || runs[r].e; };
     function lossAt(r, e) { // the run's loss at epoch e, if the page has it
@@ -265,7 +266,7 @@
     if (panel.equal) { yaxis.scaleanchor = "x"; yaxis.scaleratio = 1; }
     const layout = base({ title: { text: panel.title + "<br><sup>" + panel.note + "</sup>" },
       xaxis: { range: [panel.lo[0], panel.hi[0]], title: { text: panel.xLabel }, gridcolor: "rgba(0,0,0,0.08)" },
-      yaxis: yaxis, height: 700, margin: { l: 70, r: 20, t: 70, b: 40 },
+      yaxis: yaxis, height: 700, margin: { l: 70, r: 20, t: 70, b: 40 }, images: images,
       legend: { title: { text: data.order }, orientation: "h", x: 0, y: -0.12, yanchor: "top" } });
     mover(div, traces.length - 1, members, function (r) { return runs[r].px; }, function (r) { return runs[r].py; },
       epochsOf, false);

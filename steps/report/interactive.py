@@ -43,7 +43,7 @@ from steps.report.compare_figures import (
 from steps.report.compare_table import Table, missing
 
 SCRIPT = Path(__file__).with_name("interactive.js")
-GRID = 100  # surface grid points a side (the still picture has 360)
+GRID = 200  # surface grid points a side (the still picture has 360)
 POINT_BUDGET = 100_000  # run-epochs a page carries at most: each run's curve and path thinned to fit
 MIN_POINTS = 20  # ... but never fewer than this a run
 MAX_LEGEND = 60  # more runs than this: a legend entry a kind, which hides or shows all its runs
@@ -131,6 +131,7 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
     )
     shown = np.array(sorted(_thin(steps, cap)))
     kinds = [kind_of(r) for r in table.frame.to_dict("records")]
+    colors = run_colors(st, n)
     runs = []
     for i, g in enumerate(table.gathered):
         rec = table.frame.loc[i]
@@ -138,7 +139,7 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
             "id": t(g.run_id),
             "label": t(st[i].label),
             "kind": t(kinds[i]),
-            "color": hex_color(st[i].color),
+            "color": colors[i],
             "failed": st[i].failed,
             "metric": nums([rec[table.sort_metric]])[0] if not missing(rec[table.sort_metric]) else None,
         }
@@ -173,6 +174,17 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
         "study": study,
     }
     return data
+
+
+def run_colors(st: list[Style], n: int) -> list[str]:
+    """Each run's colour on the page: the table's (a colour a run up to 20 runs; a kind's beyond, and
+    those are the legend's entries past MAX_LEGEND runs); from 21 runs to MAX_LEGEND, where the legend
+    names every run, viridis by rank instead, best darkest: 24 runs of one sweep were one blue."""
+    if n <= 20 or n > MAX_LEGEND:
+        return [hex_color(s.color) for s in st]
+    from matplotlib import colormaps
+
+    return [hex_color(colormaps["viridis"](0.9 * k / (n - 1))) for k in range(n)]
 
 
 def _range(done: list) -> list | None:
@@ -222,20 +234,61 @@ def _panel(panel, view) -> dict:
     s = view.surface
     if s is not None and s.levels is not None:
         lo, hi = float(s.levels[0]), float(s.levels[-1])
-        z = np.clip(s.Z, lo, None)
-        if s.log:
-            z, lo, hi = np.log10(z), math.log10(lo), math.log10(hi)
+        x0, x1, y0, y1 = (float(v) for v in (s.W0[0, 0], s.W0[0, -1], s.W1[0, 0], s.W1[-1, 0]))
+        ticks = np.geomspace(lo, hi, 6) if s.log else np.linspace(lo, hi, 6)
         out["surface"] = {
-            "x": nums(s.W0[0], 6),
-            "y": nums(s.W1[:, 0], 6),
-            "z": [nums(row, 5) for row in z],
-            "start": lo,
-            "end": hi,
-            "size": (hi - lo) / max(len(s.levels) - 1, 1),
+            "image": surface_png(s),
+            "x0": x0,
+            "x1": x1,
+            "y0": y0,
+            "y1": y1,
+            "colorscale": [[k / 10, hex_color(c)] for k, c in enumerate(SURFACE_COLORS)],
+            "ticks": [float(v) for v in (np.log10(ticks) if s.log else ticks)],
+            "tickText": [f"{v:.2g}" for v in ticks],
+            "range": [math.log10(lo), math.log10(hi)] if s.log else [lo, hi],
             "log": s.log,
             "what": t(s.what),
         }
     return out
+
+
+SURFACE_PIXELS = 640  # the surface picture's side
+
+
+def _surface_colors() -> list:
+    """Blues_r at alpha 0.5 over white, as the still picture draws the surface, at 11 points."""
+    from matplotlib import colormaps
+
+    return [tuple(0.5 * c + 0.5 for c in colormaps["Blues_r"](k / 10)[:3]) for k in range(11)]
+
+
+SURFACE_COLORS = _surface_colors()
+
+
+def surface_png(s) -> str:
+    """The loss surface's filled contours and their lines, as the still picture draws them, as a
+    data: URI of a PNG covering the grid exactly. The page lays it under the paths as a picture:
+    plotly.js drops a contour trace's layer when Plotly.animate moves the markers (Chromium 156)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+
+    lo, hi = float(s.levels[0]), float(s.levels[-1])
+    fig = Figure(figsize=(SURFACE_PIXELS / 100, SURFACE_PIXELS / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    Z = np.clip(s.Z, lo, None)
+    norm = LogNorm(lo, hi) if s.log else Normalize(lo, hi)
+    ax.contourf(s.W0, s.W1, Z, levels=s.levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
+    ax.contour(s.W0, s.W1, Z, levels=s.levels, colors="#5a7896", linewidths=0.6, alpha=0.6)
+    ax.set_xlim(s.W0[0, 0], s.W0[0, -1])
+    ax.set_ylim(s.W1[0, 0], s.W1[-1, 0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _sensitivity(table: Table, st: list[Style]) -> dict | None:
@@ -244,7 +297,9 @@ def _sensitivity(table: Table, st: list[Style]) -> dict | None:
         return None
     metric, recs = table.sort_metric, sens.recs
     lines = []
-    for label, color, ok, bad in sens.lines:
+    shared = len({hex_color(c) for _, c, _, _ in sens.lines}) < len(sens.lines)
+    for j, (label, color, ok, bad) in enumerate(sens.lines):
+        color = TAB10[j % 10] if shared else color  # (the lines of one kind's lambdas shared its colour)
         lines.append(
             {
                 "label": t(label),
