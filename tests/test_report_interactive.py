@@ -317,6 +317,7 @@ def search_page(tmp_path_factory, open_store):
         yield SimpleNamespace(page=root / "out" / "compare.html", study=study)
 
 
+@pytest.mark.slow  # (a 5-trial search first: 15 s; test_sweep checks its study.json in the fast suite)
 def test_a_searchs_history_importances_and_sensitivity_are_plots_too(browser, search_page):
     seen = open_page(browser, search_page.page)
     assert seen.console == []
