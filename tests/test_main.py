@@ -83,7 +83,7 @@ def test_mlflow_run_dot_runs_the_lesson_as_nested_children_then_compares_them(tr
     assert "<table" in html
     assert 'src="http' not in html  # one file (plotly.js inlined): test_report_interactive checks it asks for nothing
     assert html.count("<script") == 3
-    assert (out / "compare.html").stat().st_size < 6_000_000  # 5.15 MB on 2026-12-06, 4.8 of it plotly.js
+    assert (out / "compare.html").stat().st_size < 6_000_000  # 5.31 MB on 2026-12-06, 4.8 of it plotly.js
     artifacts = {a.path for a in tracking.client.list_artifacts(compare.info.run_id)}
     assert {"compare.csv", "compare.md", "compare.html", "loss_curves.png", "trajectories.gif"} <= artifacts
 

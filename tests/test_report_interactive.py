@@ -439,7 +439,7 @@ def test_a_thousand_run_comparison_opens_with_a_legend_entry_a_kind(browser, tmp
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     page = bench.write_page(1000, tmp_path / "out")
-    assert page.stat().st_size < 12_000_000, page.stat().st_size  # (8.9 MB on 2026-12-06: benchmarks/README.md)
+    assert page.stat().st_size < 12_000_000, page.stat().st_size  # (9.0 MB on 2026-12-06: benchmarks/README.md)
     seen = open_page(browser, page)
     assert seen.console == []
     print(f"the 1,000-run page opened in {seen.seconds:.1f} s")

@@ -783,9 +783,9 @@ class PanelView:
     note: str
 
 
-def panel_view(panel: Panel, table: Table, st: list[Style], grid: int = 360) -> PanelView:
-    """The loss surface of the panel's data and model (``grid`` points a side) under the runs'
-    paths, and the legend's note on it."""
+def panel_view(panel: Panel, table: Table, st: list[Style], grid: int = 360, reach: float = 0.35) -> PanelView:
+    """The loss surface of the panel's data and model (``grid`` points a side, reaching ``reach``
+    of the extent beyond it on every side) under the runs' paths, and the legend's note on it."""
     runs = panel.runs
     ref = min(runs, key=lambda r: _finite_or_inf(table.frame.loc[r[0], table.sort_metric]))
     bias = ref[1].bias if ref[1].bias is not None else 0.0
@@ -796,7 +796,7 @@ def panel_view(panel: Panel, table: Table, st: list[Style], grid: int = 360) -> 
         data = None
     regression = cfg is None or cfg.model != "logistic"  # least-squares weights mean nothing to a classifier
     lo, hi, equal = _extent(runs, st, data if regression else None, bias, objective)
-    surface = surface_of(runs, cfg, data, bias, lo, hi, objective, grid)
+    surface = surface_of(runs, cfg, data, bias, lo, hi, objective, grid, reach)
     note = "No loss surface: the run's data file is not readable here; paths only."
     if surface is not None:
         note = surface.note
@@ -885,7 +885,8 @@ class Surface:
 MODEL_LEVELS, MODEL_DECADES = 18, 3  # a model's contours: log-spaced over this many decades below the top
 
 
-def surface_of(runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None, n: int = 360):
+def surface_of(runs, cfg, data, bias: float, lo, hi, objective: Objective | None = None, n: int = 360,
+               reach: float = 0.35):  # fmt: skip
     """The loss surface (the objective, or the loss alone when the runs' penalties differ) under the
     extent lo..hi on an ``n`` x ``n`` grid, or None without data. A test function's surface is the
     function itself (its penalty added when the runs share one), on the levels its shape needs."""
@@ -897,12 +898,13 @@ def surface_of(runs, cfg, data, bias: float, lo, hi, objective: Objective | None
     loss = "f" if objective else components(cfg, 2)[0].loss_name  # f, MSE, or log loss
     what = _penalty_text(pen, loss) if pen is not None else loss
     # The surface covers more than the extent, so widening never shows an empty margin.
-    glo, ghi = lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo)
+    glo, ghi = lo - reach * (hi - lo), hi + reach * (hi - lo)
     g0, g1 = np.linspace(glo[0], ghi[0], n), np.linspace(glo[1], ghi[1], n)
     W0, W1, Z = loss_surface(cfg, data[0], data[1], g0, g1, bias, penalized=pen is not None)
-    if objective is None:
-        zmax = float(np.nanmax(Z))
-        zmin = max(float(np.nanmin(Z)), zmax * 10.0**-MODEL_DECADES, 1e-12)
+    if objective is None:  # levels from the still picture's reach, however far this grid reaches
+        near = Z[_inside(W0, W1, lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo))]
+        zmax = float(np.nanmax(near))
+        zmin = max(float(np.nanmin(near)), zmax * 10.0**-MODEL_DECADES, 1e-12)
         levels = np.geomspace(zmin, zmax, MODEL_LEVELS) if zmax > zmin * 1.0001 else None
         log = True
     else:

@@ -43,7 +43,10 @@ from steps.report.compare_figures import (
 from steps.report.compare_table import Table, missing
 
 SCRIPT = Path(__file__).with_name("interactive.js")
-GRID = 200  # surface grid points a side (the still picture has 360)
+GRID = 240  # surface grid points a side (the still picture has 360)
+# ... reaching this much of the paths' extent beyond it on every side (the picture's 0.35 left white bands
+# beside the paths once the page gave both axes one scale on a wide plot)
+REACH = 1.5
 POINT_BUDGET = 100_000  # run-epochs a page carries at most: each run's curve and path thinned to fit
 MIN_POINTS = 20  # ... but never fewer than this a run
 MAX_LEGEND = 60  # more runs than this: a legend entry a kind, which hides or shows all its runs
@@ -117,7 +120,7 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
             if len(x):
                 curves[i] = (x, y)
     panels, more = panels_of(table)
-    views = [panel_view(p, table, st, GRID) for p in panels]
+    views = [panel_view(p, table, st, GRID, REACH) for p in panels]
     paths: dict[int, tuple] = {}
     for k, view in enumerate(views):
         for i, g, path in view.runs:
@@ -252,7 +255,7 @@ def _panel(panel, view) -> dict:
     return out
 
 
-SURFACE_PIXELS = 640  # the surface picture's side
+SURFACE_PIXELS = 960  # the surface picture's side (it reaches past the paths: REACH)
 
 
 def _surface_colors() -> list:
