@@ -531,7 +531,7 @@ def test_colours_by_name_and_an_error_inside_the_gif_writer_speaks_for_itself(tm
     from steps.report.animation import blit_writer
     from steps.report.interactive import hex_color
 
-    assert hex_color("C1") == "#ff7f0e"
+    assert hex_color("tab:orange") == "#ff7f0e"  # (by name: "C1" follows the style in force, and Optuna switches it)
     assert hex_color((1.0, 0.0, 0.0)) == "#ff0000"
     writer = blit_writer([], fps=10)
     with pytest.raises(RuntimeError, match="boom"), writer.saving(Figure(), tmp_path / "x.gif", 80):

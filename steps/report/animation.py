@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.report.compare_figures import Style, panel_view, panels_of
-from steps.report.compare_table import Table, missing
+from steps.report.compare_figures import Style, fill_surface, panel_view, panels_of, path_epochs, thin
+from steps.report.compare_table import Table
 
 FRAMES = 40  # frames of the paths moving; the last is held for HOLD more
 HOLD = 10
@@ -31,33 +31,22 @@ def trajectories_gif(table: Table, st: list[Style]) -> bytes | None:
         return None
     view = panel_view(panels[0], table, st, GRID)
     moving = [(i, g, path) for i, g, path in view.runs][:MAX_MOVING]  # (the table's order: best first)
-    epochs = {}
-    for i, g, path in moving:
-        e = np.asarray(g.epochs, dtype=float) if g.epochs is not None else np.arange(len(path), dtype=float)
-        final = table.frame.loc[i, "epochs_run"]
-        end = float(final) if not missing(final) else (e[-1] + 1 if len(e) else 0.0)
-        epochs[i] = np.append(e, end)[: len(path)]
-    steps = np.unique(np.concatenate(list(epochs.values())))
-    frames = steps[np.unique(np.linspace(0, len(steps) - 1, min(FRAMES, len(steps))).round().astype(int))]
+    epochs = {i: path_epochs(table, i, g, path) for i, g, path in moving}
+    frames = thin(np.unique(np.concatenate(list(epochs.values()))), FRAMES)
     return _render(view, moving, epochs, frames, st, panels[0].title)
 
 
 def _render(view, moving, epochs, frames, st: list[Style], title: str) -> bytes:
     from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
 
     with rc_context({"text.parse_math": False, "font.size": 9}):
         fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)  # (blitting needs Agg's canvas; a bare Figure has none)
         ax = fig.add_subplot()
-        s = view.surface
-        if s is not None and s.levels is not None:
-            norm = (LogNorm if s.log else Normalize)(float(s.levels[0]), float(s.levels[-1]))
-            Z = np.clip(s.Z, float(s.levels[0]), None)
-            ax.contourf(s.W0, s.W1, Z, levels=s.levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
-            ax.contour(s.W0, s.W1, Z, levels=s.levels, colors="#5a7896", linewidths=0.5, alpha=0.5)
+        if view.surface is not None and view.surface.levels is not None:
+            fill_surface(ax, view.surface, line=0.5, line_alpha=0.5)
         for i, _, path in view.runs:
             ax.plot(path[:, 0], path[:, 1], color=st[i].color, lw=0.8, alpha=0.25)
         if view.objective is not None:

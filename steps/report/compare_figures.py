@@ -294,6 +294,7 @@ class Sensitivity:
     lrs: list
     lam: list
     heat: bool  # one kind, two lambdas or more: the lr x lambda grid as well
+    log: bool  # the metric on a log axis: every finished run's is above 0
 
 
 def sensitivity_of(table: Table, st: list[Style]) -> Sensitivity | None:
@@ -320,7 +321,8 @@ def sensitivity_of(table: Table, st: list[Style]) -> Sensitivity | None:
     if values:
         best = min(range(len(recs)), key=lambda k: float(recs[k][metric]) if not missing(recs[k][metric]) else math.inf)
     heat = len(set(kinds)) == 1 and len(set(lam)) >= 2
-    return Sensitivity(recs, lines, max(values) * 3 if values else 1.0, best, lrs, lam, heat)
+    log = bool(values) and min(values) > 0
+    return Sensitivity(recs, lines, max(values) * 3 if values else 1.0, best, lrs, lam, heat, log)
 
 
 def sensitivity(table: Table, st: list[Style]):
@@ -341,7 +343,6 @@ def sensitivity(table: Table, st: list[Style]):
         ax.plot([recs[k]["learning_rate"] for k in ok], [recs[k][metric] for k in ok], marker="o", color=color,
                 lw=1.8, label=label)  # fmt: skip
         ax.plot([recs[k]["learning_rate"] for k in bad], [top] * len(bad), ls="none", marker="x", ms=9, color=color)
-    values = [float(recs[k][metric]) for _, _, ok, _ in sens.lines for k in ok]
     if (best := sens.best) is not None:
         ax.plot(recs[best]["learning_rate"], recs[best][metric], marker="*", ms=16, color="gold", mec="black", zorder=5)
         if on_edge(lrs, float(recs[best]["learning_rate"])):
@@ -349,7 +350,7 @@ def sensitivity(table: Table, st: list[Style]):
             text = "best on the grid's edge:\nthe best may lie beyond it"
             ax.annotate(text, where, textcoords="offset points", xytext=(-10, 18), ha="center", fontsize=9)
     ax.set_xscale("log")
-    if values and min(values) > 0:
+    if sens.log:
         ax.set_yscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(f"{metric} (log scale)")
@@ -1027,7 +1028,6 @@ def _equal_scale(ax) -> None:
 def _draw_surface(fig, ax, surface: Surface, lo, hi):
     """Filled contours and their lines on the surface's levels, a colour bar and, for a model, the
     lowest point in [lo, hi]; None for a flat surface."""
-    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     W0, W1, Z, levels, log = surface.W0, surface.W1, surface.Z, surface.levels, surface.log
@@ -1035,10 +1035,7 @@ def _draw_surface(fig, ax, surface: Surface, lo, hi):
     if levels is None:
         return None
     zmin, zmax = float(levels[0]), float(levels[-1])
-    norm = LogNorm(zmin, zmax) if log else Normalize(zmin, zmax)
-    Zc = np.clip(Z, zmin, None)
-    cf = ax.contourf(W0, W1, Zc, levels=levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
-    ax.contour(W0, W1, Zc, levels=levels, colors="#5a7896", linewidths=0.6, alpha=0.6)
+    cf, Zc = fill_surface(ax, surface)
     cb = fig.colorbar(cf, ax=ax, shrink=0.8, pad=0.015, aspect=30)
     ticks = np.geomspace(zmin, zmax, 6) if log else np.linspace(zmin, zmax, 6)
     cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
@@ -1046,6 +1043,38 @@ def _draw_surface(fig, ax, surface: Surface, lo, hi):
     cb.ax.yaxis.set_minor_locator(FixedLocator([]))
     cb.set_label(f"{surface.what}  ({'log' if log else 'linear'} colour scale)")
     return (W0, W1, Zc, levels, star)
+
+
+def fill_surface(ax, surface: Surface, line: float = 0.6, line_alpha: float = 0.6):
+    """The surface's filled contours (Blues_r at alpha 0.5, values below the lowest level drawn at
+    it) and their lines (``line`` wide, ``line_alpha`` opaque) on its levels (not None); returns the
+    filled contours and the clipped values. trajectories.png, the page's surface picture and the GIF
+    draw it so."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    zmin, zmax = float(surface.levels[0]), float(surface.levels[-1])
+    norm = LogNorm(zmin, zmax) if surface.log else Normalize(zmin, zmax)
+    Zc = np.clip(surface.Z, zmin, None)
+    W0, W1, levels = surface.W0, surface.W1, surface.levels
+    cf = ax.contourf(W0, W1, Zc, levels=levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
+    ax.contour(W0, W1, Zc, levels=levels, colors="#5a7896", linewidths=line, alpha=line_alpha)
+    return cf, Zc
+
+
+def path_epochs(table: Table, i: int, g, path) -> np.ndarray:
+    """The epoch of each point of row ``i``'s ``path`` (:func:`panels_of`): its trajectory's logged
+    epochs, then its final weights after the last epoch (``epochs_run``)."""
+    epochs = np.asarray(g.epochs, dtype=float) if g.epochs is not None else np.arange(len(path), dtype=float)
+    final = table.frame.loc[i, "epochs_run"]
+    end = float(final) if not missing(final) else (epochs[-1] + 1 if len(epochs) else 0.0)
+    return np.append(epochs, end)[: len(path)]
+
+
+def thin(steps, cap: int) -> list:
+    """At most ``cap`` of the sorted ``steps``, evenly spread, with the first and the last."""
+    if len(steps) <= cap:
+        return list(steps)
+    return [steps[j] for j in np.unique(np.linspace(0, len(steps) - 1, cap).round().astype(int))]
 
 
 def _draw_lowest(ax, W0, W1, Z, lo, hi) -> bool:

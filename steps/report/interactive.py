@@ -32,13 +32,16 @@ from steps.report.compare_figures import (
     MAX_LABELLED,
     Style,
     curve_of,
+    fill_surface,
     kind_of,
     loss_names,
     order_note,
     panel_view,
     panels_of,
+    path_epochs,
     sensitivity_of,
     subtitle,
+    thin,
 )
 from steps.report.compare_table import Table, missing
 
@@ -91,9 +94,15 @@ def _sha(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
+@cache
+def own_js() -> str:
+    """interactive.js."""
+    return SCRIPT.read_text(encoding="utf-8")
+
+
 def head() -> str:
     """The page's Content-Security-Policy: only plotly.js and interactive.js run; nothing is fetched."""
-    scripts = f"{_sha(plotly_js())} {_sha(SCRIPT.read_text(encoding='utf-8'))}"
+    scripts = f"{_sha(plotly_js())} {_sha(own_js())}"
     policy = f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
     return f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
 
@@ -102,7 +111,7 @@ def scripts(data: dict) -> str:
     """The data block and the two scripts, for the end of the page's body."""
     return (
         f'<script type="application/json" id="gdlab-data">{blob(data)}</script>\n'
-        f"<script>{plotly_js()}</script>\n<script>{SCRIPT.read_text(encoding='utf-8')}</script>"
+        f"<script>{plotly_js()}</script>\n<script>{own_js()}</script>"
     )
 
 
@@ -124,15 +133,12 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
     paths: dict[int, tuple] = {}
     for k, view in enumerate(views):
         for i, g, path in view.runs:
-            epochs = np.asarray(g.epochs, dtype=float) if g.epochs is not None else np.arange(len(path), dtype=float)
-            final = table.frame.loc[i, "epochs_run"]
-            end = float(final) if not missing(final) else (epochs[-1] + 1 if len(epochs) else 0.0)
-            pe = np.append(epochs, end)[: len(path)]
-            paths[i] = (k, pe, path[: len(pe)])
+            pe = path_epochs(table, i, g, path)
+            paths[i] = (k, pe, path[: len(pe)])  # (a path longer than its epochs and the end: no epoch to show)
     steps = sorted(
         {float(e) for x, _ in curves.values() for e in x} | {float(e) for _, pe, _ in paths.values() for e in pe}
     )
-    shown = np.array(sorted(_thin(steps, cap)))
+    shown = np.array(thin(steps, cap))
     kinds = [kind_of(r) for r in table.frame.to_dict("records")]
     colors = run_colors(st, n)
     runs = []
@@ -169,7 +175,7 @@ def compare_data(table: Table, st: list[Style], study: dict | None = None) -> di
         "lossRange": _range(done),
         "legend": "run" if n <= MAX_LEGEND else "kind",
         "labelled": n <= MAX_LABELLED,
-        "epochs": nums(sorted(shown)),
+        "epochs": nums(shown),
         "runs": runs,
         "panels": [_panel(p, view) for p, view in zip(panels, views, strict=True)],
         "morePanels": more,
@@ -195,14 +201,6 @@ def _range(done: list) -> list | None:
     if not done:
         return None
     return [math.log10(min(float(y.min()) for y in done) / 1.5), math.log10(max(float(y.max()) for y in done) * 3)]
-
-
-def _thin(steps: list[float], cap: int) -> set[float]:
-    """At most about ``cap`` of the logged epochs, evenly spread, with the first and the last."""
-    if len(steps) <= cap:
-        return set(steps)
-    pick = np.unique(np.linspace(0, len(steps) - 1, cap).round().astype(int))
-    return {steps[j] for j in pick}
 
 
 def _kept(epochs, shown: np.ndarray) -> np.ndarray:
@@ -245,7 +243,7 @@ def _panel(panel, view) -> dict:
             "x1": x1,
             "y0": y0,
             "y1": y1,
-            "colorscale": [[k / 10, hex_color(c)] for k, c in enumerate(SURFACE_COLORS)],
+            "colorscale": surface_colorscale(),
             "ticks": [float(v) for v in (np.log10(ticks) if s.log else ticks)],
             "tickText": [f"{v:.2g}" for v in ticks],
             "range": [math.log10(lo), math.log10(hi)] if s.log else [lo, hi],
@@ -258,14 +256,13 @@ def _panel(panel, view) -> dict:
 SURFACE_PIXELS = 960  # the surface picture's side (it reaches past the paths: REACH)
 
 
-def _surface_colors() -> list:
-    """Blues_r at alpha 0.5 over white, as the still picture draws the surface, at 11 points."""
+@cache
+def surface_colorscale() -> list:
+    """Blues_r at alpha 0.5 over white, as the pictures draw the surface, at 11 points: the colour
+    bar's scale. (Made when first needed: matplotlib stays out of compare's import.)"""
     from matplotlib import colormaps
 
-    return [tuple(0.5 * c + 0.5 for c in colormaps["Blues_r"](k / 10)[:3]) for k in range(11)]
-
-
-SURFACE_COLORS = _surface_colors()
+    return [[k / 10, hex_color(tuple(0.5 * c + 0.5 for c in colormaps["Blues_r"](k / 10)[:3]))] for k in range(11)]
 
 
 def surface_png(s) -> str:
@@ -275,18 +272,13 @@ def surface_png(s) -> str:
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
 
-    lo, hi = float(s.levels[0]), float(s.levels[-1])
     fig = Figure(figsize=(SURFACE_PIXELS / 100, SURFACE_PIXELS / 100), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
-    Z = np.clip(s.Z, lo, None)
-    norm = LogNorm(lo, hi) if s.log else Normalize(lo, hi)
-    ax.contourf(s.W0, s.W1, Z, levels=s.levels, cmap="Blues_r", norm=norm, alpha=0.5, extend="max")
-    ax.contour(s.W0, s.W1, Z, levels=s.levels, colors="#5a7896", linewidths=0.6, alpha=0.6)
+    fill_surface(ax, s)
     ax.set_xlim(s.W0[0, 0], s.W0[0, -1])
     ax.set_ylim(s.W1[0, 0], s.W1[-1, 0])
     buf = io.BytesIO()
@@ -302,7 +294,7 @@ def _sensitivity(table: Table, st: list[Style]) -> dict | None:
     lines = []
     shared = len({hex_color(c) for _, c, _, _ in sens.lines}) < len(sens.lines)
     for j, (label, color, ok, bad) in enumerate(sens.lines):
-        color = TAB10[j % 10] if shared else color  # (the lines of one kind's lambdas shared its colour)
+        color = tab10()[j % 10] if shared else color  # (the lines of one kind's lambdas shared its colour)
         lines.append(
             {
                 "label": t(label),
@@ -315,10 +307,9 @@ def _sensitivity(table: Table, st: list[Style]) -> dict | None:
             }
         )
     best = sens.best
-    values = [v for line in lines for v in line["y"] if v is not None]
     return {
         "heat": sens.heat,
-        "log": bool(values) and min(values) > 0,  # (as the picture: a metric of 0 has no place on a log axis)
+        "log": sens.log,
         "metric": t(metric),
         "lines": lines,
         "top": nums([sens.top])[0],
@@ -414,7 +405,13 @@ def live_compare(table: Table, st: list[Style], study: bytes | None = None) -> L
 
 # --------------------------------------------------------------------------- the benchmark's report
 
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+@cache
+def tab10() -> tuple:
+    """matplotlib's tab10, as #rrggbb: the benchmark's pictures colour its contenders so."""
+    from matplotlib import colormaps
+
+    return tuple(hex_color(c) for c in colormaps["tab10"].colors)
 
 
 def benchmark_data(plan, targets, scores, areas, tau_max: float) -> dict:
@@ -422,7 +419,7 @@ def benchmark_data(plan, targets, scores, areas, tau_max: float) -> dict:
     learning-rate sensitivity and the winners' seed curves, then the performance profile."""
     from steps.report.benchmark_report import profile_steps, seed_curves, sensitivity_lines
 
-    color = {c.label: TAB10[i % 10] for i, c in enumerate(plan.contenders)}
+    color = {c.label: tab10()[i % 10] for i, c in enumerate(plan.contenders)}
     figures = []
     for k, problem in enumerate(plan.problems):
         name, metric = t(problem.name), t(plan.metric[problem.name])
