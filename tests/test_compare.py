@@ -1236,3 +1236,27 @@ def test_compare_states_the_rate_theory_predicts_beside_the_measured_one_on_a_qu
     assert "(heavy ball's 2×2 map)" in result.output
     assert "(max |1 − lr λ|)" in result.output
     assert (tmp_path / "report" / "rates.png").exists()  # Goh's phase diagram, the two runs marked
+
+
+def test_the_surfaces_data_is_read_once_and_again_when_its_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from core.config import TrainConfig
+    from steps.report.compare_figures import load_surface_data
+
+    csv_file = tmp_path / "two.csv"
+    csv_file.write_text("a,b,y\n1,2,3\n4,5,6\n7,8,9\n")
+    cfg = TrainConfig(dataset=str(csv_file), target="y", model="linear")
+    reads = []
+    import steps.report.compare_figures as figures_module
+
+    real = figures_module.load_data
+    monkeypatch.setattr(figures_module, "load_data", lambda c: reads.append(c) or real(c))
+    first = load_surface_data(cfg)
+    assert load_surface_data(cfg) is first  # (trajectories.png, the page and the GIF read it once)
+    assert len(reads) == 1
+    csv_file.write_text("a,b,y\n1,2,3\n4,5,6\n7,8,10\n")
+    os.utime(csv_file, ns=(1, 1))  # (a different modification time, whatever the clock's resolution)
+    assert load_surface_data(cfg)[1].tolist() != first[1].tolist()  # edited: read again
+    csv_file.unlink()
+    assert load_surface_data(cfg) is None  # gone: not a copy from before

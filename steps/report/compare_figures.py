@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from core.functions import Objective
 from core.training import components, load_data, loss_surface
 from core.verdict import on_edge
 from steps.report.compare_table import NUMERIC, SHORT, Table, fmt_value, missing
-from steps.report.problems import config_of
+from steps.report.problems import config_of, data_stamp
 
 MAX_LABELLED = 12  # more runs than this: curves are coloured by technique, the best few labelled
 MAX_LABEL_PARTS = 3  # differing hyperparameters named in a run's label
@@ -668,12 +669,17 @@ def _panel_title(p: dict) -> str:
 
 def load_surface_data(cfg):
     """The training data of a run's config (X, y), as it trained on it; None if it cannot be read.
+    Kept for the last few configs and files (:func:`~steps.report.problems.data_stamp`): a panel's
+    surface is drawn three times (trajectories.png, the page, the GIF), and each read the data again.
 
     Seed and synthetic data are rebuilt exactly; a CSV is read only when it is a local file
     (no network fetches here).
     """
-    if cfg is None:
-        return None
+    return None if cfg is None else _load_surface_data(cfg, data_stamp(cfg))
+
+
+@lru_cache(maxsize=MAX_PANELS)
+def _load_surface_data(cfg, stamp):
     local = cfg.dataset.removeprefix("file://")
     if cfg.dataset not in BUILT_IN_DATASETS and ("://" in local or not Path(local).is_file()):
         return None

@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -470,7 +471,17 @@ def _theory(g) -> str | None:
 
 
 def _quadratic(cfg):
-    """The Hessian's eigenvalues and the lowest loss f* of a quadratic problem, or (None, None)."""
+    """The Hessian's eigenvalues and the lowest loss f* of a quadratic problem, or (None, None).
+    Kept per config and file (:func:`~steps.report.problems.data_stamp`): the findings are told three
+    times a compare (terminal, Markdown, HTML) and rates.png asks too, and each read the run's data
+    and solved its least squares again."""
+    from steps.report.problems import data_stamp
+
+    return _quadratic_of(cfg, data_stamp(cfg))
+
+
+@lru_cache(maxsize=256)
+def _quadratic_of(cfg, stamp):
     import numpy as np
 
     from core.config import TEST_FUNCTIONS

@@ -8,6 +8,7 @@ compares — the optimizer, the rate, the penalty, the network's width — is no
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -69,3 +70,13 @@ def group(runs: list) -> list[Problem]:
         if seen[p.label] > 1:
             p.label = f"{p.label} #{seen[p.label]}"
     return list(problems.values())
+
+
+def data_stamp(cfg: TrainConfig) -> tuple | None:
+    """What a cache of a config's data is kept by besides the config: a local file's size and
+    modification time (the same config on a file edited since reads it again), else None."""
+    try:
+        st = os.stat(cfg.dataset.removeprefix("file://"))
+    except (OSError, ValueError):
+        return None
+    return (st.st_size, st.st_mtime_ns)
